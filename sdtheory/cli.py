@@ -1,0 +1,124 @@
+"""The `sdtheory` command: list sims and claims, run one sim, or reproduce every check.
+
+    sdtheory list                      # sims and registered claims
+    sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
+    sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import claims, simio
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    names = simio.sim_names()
+    print(f"sims ({simio.sims_dir()}):")
+    for name in names:
+        mod = simio.load_sim(name)
+        print(f"  {name:28s} {_first_line(mod.__doc__)}")
+    if not names:
+        print("  (none)")
+    print(f"\nclaims ({len(claims.REGISTRY)}):")
+    for c in sorted(claims.REGISTRY.values(), key=lambda c: c.id):
+        print(f"  {c.id:44s} [{c.source.kind}] {c.statement}")
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    mod = simio.load_sim(args.name)
+    mod.main(args.rest)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    names = simio.sim_names()
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            raise SystemExit(f"--only names unknown sims {unknown}; known: {names}")
+        names = [n for n in names if n in args.only]
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else simio.default_results_root() / "reproduce" / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    sections = []
+    crashed = []
+    t_all = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        run_dir = out / "sims" / name
+        print(f"[{i}/{len(names)}] {name} -> {run_dir}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            simio.load_sim(name).main(["--out", str(run_dir)])
+        except Exception:
+            crashed.append(name)
+            traceback.print_exc()
+            err = claims.CheckResult(
+                claim_id=f"{name}.run",
+                predicted="runs",
+                measured="crashed",
+                tolerance="exact",
+                verdict="failed",
+                source="sim",
+                statement=f"sims/{name}.py runs at its defaults",
+                details=traceback.format_exc(limit=3).strip().splitlines()[-1],
+            )
+            sections.append((name, [err], []))
+            continue
+        checks_path = run_dir / "checks.json"
+        results = claims.load_checks(checks_path) if checks_path.exists() else []
+        figures = sorted(run_dir.glob("*.png"))
+        sections.append((name, results, figures))
+        counts = claims.verdict_counts(results)
+        print(f"    {time.perf_counter() - t0:.1f}s: {counts}", flush=True)
+    elapsed = time.perf_counter() - t_all
+    preamble = (
+        f"Scale: fast CPU defaults. {len(names)} sims in {elapsed:.0f} s on "
+        f"{simio.environment()['platform']}. Generated {stamp}."
+    )
+    md, html = claims.write_report(sections, out, title="sdtheory reproduce", preamble=preamble)
+    all_results = [r for _, rs, _ in sections for r in rs]
+    print(f"report: {md}\n        {html}\n{claims.verdict_counts(all_results)}")
+    if crashed:
+        print(f"sims that crashed: {crashed}", file=sys.stderr)
+        return 1
+    if args.strict and any(r.verdict == "failed" for r in all_results):
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sdtheory", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("list", help="list sims and registered claims")
+    sp.set_defaults(fn=cmd_list)
+    sp = sub.add_parser("sim", help="run one sim; flags after NAME go to the sim")
+    sp.add_argument("name", help="sim name (see `sdtheory list`)")
+    sp.add_argument("rest", nargs=argparse.REMAINDER, help="flags for the sim")
+    sp.set_defaults(fn=cmd_sim)
+    sp = sub.add_parser("reproduce", help="run every sim at its fast defaults and write a report")
+    sp.add_argument("--out", default=None, help="report directory (default results/reproduce/<time>)")
+    sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
+    sp.add_argument("--strict", action="store_true", help="exit 1 if any claim failed")
+    sp.set_defaults(fn=cmd_reproduce)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

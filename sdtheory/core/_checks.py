@@ -1,0 +1,58 @@
+"""Argument checks shared by the numpy core. Every error names the argument and the bad value."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+NORMALISATION_ATOL = 1e-6
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """`x` as a float64 array; NaN is rejected, +-inf is allowed (log 0 = -inf)."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis (the outcome axis), got a scalar")
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN")
+    return arr
+
+
+def as_log_probs(x, name: str, validate: bool = False) -> np.ndarray:
+    """Log-probabilities on the last axis; with `validate`, each row must normalise."""
+    arr = as_float_array(x, name)
+    if (arr > 0).any():
+        raise ValueError(f"{name} must be log-probabilities (<= 0), got a maximum of {arr.max()}")
+    if validate:
+        total = logsumexp(arr, axis=-1)
+        bad = ~np.isclose(total, 0.0, atol=NORMALISATION_ATOL, rtol=0.0)
+        if bad.any():
+            worst = float(np.max(np.abs(np.where(np.isfinite(total), total, np.inf))))
+            raise ValueError(
+                f"{name} does not normalise: |logsumexp| reaches {worst:.3g} "
+                f"(tolerance {NORMALISATION_ATOL})"
+            )
+    return arr
+
+
+def broadcast_pair(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str):
+    try:
+        return np.broadcast_arrays(a, b)
+    except ValueError:
+        raise ValueError(
+            f"{name_a} with shape {a.shape} and {name_b} with shape {b.shape} do not broadcast"
+        ) from None
+
+
+def check_unit_interval(value, name: str) -> float:
+    v = float(value)
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return v
+
+
+def check_positive(value, name: str) -> float:
+    v = float(value)
+    if not (v > 0.0) or not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v

@@ -1,0 +1,1 @@
+"""Public test helpers: hypothesis strategies and dtype-keyed tolerances."""
