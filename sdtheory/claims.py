@@ -231,7 +231,9 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_results = [r for _, rs, _ in sections for r in rs]
-    counts = {v: sum(r.verdict == v for r in all_results) for v in ("held", "failed", "inconclusive")}
+    counts = {
+        v: sum(r.verdict == v for r in all_results) for v in ("held", "failed", "inconclusive")
+    }
     summary = (
         f"{len(all_results)} checks: {counts['held']} held, {counts['failed']} failed, "
         f"{counts['inconclusive']} inconclusive."
@@ -311,8 +313,10 @@ def _html(title, preamble, summary, sections) -> str:
             parts.append("</table>")
         for fig in figures:
             data = base64.b64encode(Path(fig).read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{esc(Path(fig).stem)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{esc(Path(fig).name)}</figcaption></figure>")
+            parts.append(
+                f"<figure><img alt='{esc(Path(fig).stem)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{esc(Path(fig).name)}</figcaption></figure>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -1,8 +1,8 @@
 """The `sdtheory` command: list sims and claims, run one sim, or reproduce every check.
 
-    sdtheory list                      # sims and registered claims
-    sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
-    sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
+sdtheory list                      # sims and registered claims
+sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
+sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("rest", nargs=argparse.REMAINDER, help="flags for the sim")
     sp.set_defaults(fn=cmd_sim)
     sp = sub.add_parser("reproduce", help="run every sim at its fast defaults and write a report")
-    sp.add_argument("--out", default=None, help="report directory (default results/reproduce/<time>)")
+    sp.add_argument(
+        "--out", default=None, help="report directory (default results/reproduce/<time>)"
+    )
     sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
     sp.add_argument("--strict", action="store_true", help="exit 1 if any claim failed")
     sp.set_defaults(fn=cmd_reproduce)

@@ -151,7 +151,10 @@ def save_table(path: Path, table: Mapping[str, Sequence] | Sequence[Mapping[str,
         n = {len(np.atleast_1d(table[c])) for c in cols}
         if len(n) > 1:
             raise ValueError(f"table columns have different lengths: {sorted(n)}")
-        rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*(np.atleast_1d(table[c]) for c in cols), strict=True)]
+        rows = [
+            dict(zip(cols, vals, strict=True))
+            for vals in zip(*(np.atleast_1d(table[c]) for c in cols), strict=True)
+        ]
     else:
         rows = list(table)
         cols = list(dict.fromkeys(k for r in rows for k in r))
@@ -178,7 +181,13 @@ def style():
     """One small style context for every figure of the package."""
     plt = matplotlib()
     with plt.rc_context(
-        {"figure.dpi": 110, "font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "savefig.bbox": "tight"}
+        {
+            "figure.dpi": 110,
+            "font.size": 9,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "savefig.bbox": "tight",
+        }
     ):
         yield plt
 

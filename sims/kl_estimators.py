@@ -78,17 +78,30 @@ def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
     var_ratio = float(np.mean([r["k3_se"] / r["k1_se"] for r in small]))
     # Mean of n standard z-scores has SE 1/sqrt(n); 4 SE is the tolerance.
     return [
-        claims.check_close(K1, 0.0, float(z1.mean()), atol=4 / np.sqrt(n),
-                           details=f"mean z-score of k1 over {n} pairs x {cfg.samples} samples",
-                           figure="estimators.png"),
-        claims.check_close(K3, 0.0, float(z3.mean()), atol=4 / np.sqrt(n),
-                           details=f"mean z-score of k3; min per-sample k3 "
-                           f"{min(r['k3_min'] for r in rows):.2e}; SE(k3)/SE(k1) at scale "
-                           f"{min(cfg.scales)} = {var_ratio:.3f}"),
-        claims.check_true(K2, rel_bias2(small) < rel_bias2(large),
-                          predicted="relative bias shrinks as p -> q",
-                          measured=f"{rel_bias2(small):.3g} (scale {min(cfg.scales)}) vs "
-                          f"{rel_bias2(large):.3g} (scale {max(cfg.scales)})"),
+        claims.check_close(
+            K1,
+            0.0,
+            float(z1.mean()),
+            atol=4 / np.sqrt(n),
+            details=f"mean z-score of k1 over {n} pairs x {cfg.samples} samples",
+            figure="estimators.png",
+        ),
+        claims.check_close(
+            K3,
+            0.0,
+            float(z3.mean()),
+            atol=4 / np.sqrt(n),
+            details=f"mean z-score of k3; min per-sample k3 "
+            f"{min(r['k3_min'] for r in rows):.2e}; SE(k3)/SE(k1) at scale "
+            f"{min(cfg.scales)} = {var_ratio:.3f}",
+        ),
+        claims.check_true(
+            K2,
+            rel_bias2(small) < rel_bias2(large),
+            predicted="relative bias shrinks as p -> q",
+            measured=f"{rel_bias2(small):.3g} (scale {min(cfg.scales)}) vs "
+            f"{rel_bias2(large):.3g} (scale {max(cfg.scales)})",
+        ),
     ]
 
 

@@ -45,7 +45,10 @@ def log_softmax(logits, temperature: float = 1.0) -> np.ndarray:
     if np.isneginf(m).any():
         raise ValueError("logits has a row that is entirely -inf")
     shifted = z - m
-    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    # log(sum exp) = log1p(sum over all but one maximal entry): exact for near-one-hot rows.
+    e = np.exp(shifted)
+    np.put_along_axis(e, np.argmax(shifted, axis=-1)[..., None], 0.0, axis=-1)
+    return shifted - np.log1p(np.sum(e, axis=-1, keepdims=True))
 
 
 def log1mexp(x) -> np.ndarray:
@@ -109,18 +112,27 @@ def gather(log_p, indices) -> np.ndarray:
     if not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"indices must be integers, got dtype {idx.dtype}")
     if idx.size and (idx.min() < 0 or idx.max() >= lp.shape[-1]):
-        raise ValueError(f"indices must lie in [0, {lp.shape[-1]}), got range [{idx.min()}, {idx.max()}]")
+        raise ValueError(
+            f"indices must lie in [0, {lp.shape[-1]}), got range [{idx.min()}, {idx.max()}]"
+        )
     return np.take_along_axis(lp, idx, axis=-1)
 
 
 def with_tail_bucket(log_p, indices, validate: bool = False) -> np.ndarray:
     r"""Restrict to `indices` and add one bucket holding the remaining mass.
 
-    Returns (..., k + 1) log-probabilities: the gathered entries followed by
-    $\log(1 - \sum_{i \in S} p_i)$, computed with `log1mexp` so that a tail of $10^{-300}$
-    stays finite. Merging outcomes into one bucket is a coarsening, so any f-divergence between
-    two distributions put on the same buckets is at most the full one (data processing).
-    Indices must be distinct.
+    Returns (..., k + 1) log-probabilities: the gathered entries followed by the log of the mass
+    outside `indices`. The tail is the `logsumexp` of the excluded entries, not
+    $\log(1 - \sum_{i \in S} p_i)$, so it keeps full relative precision even when it is
+    $10^{-300}$ or when the kept entries hold all but $10^{-11}$ of the mass. Merging outcomes into
+    one bucket is a coarsening, so any f-divergence between two distributions put on the same
+    buckets is at most the full one (data processing). Indices must be distinct.
+
+    Example:
+      >>> import numpy as np
+      >>> out = with_tail_bucket(np.log([0.5, 0.3, 0.2]), np.array([1]))
+      >>> bool(np.allclose(np.exp(out), [0.3, 0.7]))
+      True
     """
     lp = as_log_probs(log_p, "log_p", validate)
     idx = np.asarray(indices)
@@ -128,8 +140,14 @@ def with_tail_bucket(log_p, indices, validate: bool = False) -> np.ndarray:
     if idx.shape[-1] > 1 and (np.diff(srt, axis=-1) == 0).any():
         raise ValueError("indices must be distinct along the last axis")
     head = gather(lp, idx)
-    covered = np.minimum(logsumexp(head, axis=-1, keepdims=True), 0.0)
-    tail = log1mexp(covered)
+    rest = np.array(
+        np.broadcast_to(lp, np.broadcast_shapes(lp.shape[:-1], idx.shape[:-1]) + lp.shape[-1:])
+    )
+    np.put_along_axis(
+        rest, np.broadcast_to(idx, rest.shape[:-1] + idx.shape[-1:]), -np.inf, axis=-1
+    )
+    with np.errstate(divide="ignore"):
+        tail = logsumexp(rest, axis=-1, keepdims=True)
     return np.concatenate([head, tail], axis=-1)
 
 
