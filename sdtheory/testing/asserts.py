@@ -18,7 +18,10 @@ DEFAULT_TOLERANCE = {
 
 
 def tolerance(dtype) -> dict[str, float]:
-    name = getattr(dtype, "name", None) or str(dtype).replace("torch.", "")
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:  # torch dtypes, or names numpy does not know such as "bfloat16"
+        name = str(dtype).replace("torch.", "")
     if name not in DEFAULT_TOLERANCE:
         raise ValueError(f"dtype must be one of {sorted(DEFAULT_TOLERANCE)}, got {dtype!r}")
     return dict(DEFAULT_TOLERANCE[name])
