@@ -41,10 +41,15 @@ from typing import Literal
 
 import numpy as np
 from scipy import optimize
-from scipy.special import logsumexp
 
 from ..core import kl, log_mix, log_softmax, total_variation
-from ..core._checks import as_log_probs, broadcast_pair, check_positive, check_unit_interval
+from ..core._checks import (
+    NORMALISATION_ATOL,
+    as_log_probs,
+    broadcast_pair,
+    check_positive,
+    check_unit_interval,
+)
 
 Kind = Literal["arithmetic", "geometric"]
 KINDS: tuple[str, ...] = ("arithmetic", "geometric")
@@ -63,9 +68,30 @@ def _check_steps(n, name: str = "n") -> int:
     return int(n)
 
 
+def _lse(x, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """Log-sum-exp shifted by the max; a lean stand-in for scipy's (hot loops call it a lot)."""
+    x = np.asarray(x, dtype=np.float64)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _log_probs(x, name: str) -> np.ndarray:
+    """Log-probabilities on the last axis that must normalise (same contract as the core)."""
+    arr = as_log_probs(x, name)
+    total = _lse(arr, axis=-1)
+    if not np.all(np.abs(total) <= NORMALISATION_ATOL):
+        worst = float(np.max(np.abs(np.where(np.isfinite(total), total, np.inf))))
+        raise ValueError(f"{name} does not normalise: |logsumexp| reaches {worst:.3g} "
+                         f"(tolerance {NORMALISATION_ATOL})")
+    return arr
+
+
 def _normalised_pair(log_p, log_q):
-    lp = as_log_probs(log_p, "log_p", validate=True)
-    lq = as_log_probs(log_q, "log_q", validate=True)
+    lp = _log_probs(log_p, "log_p")
+    lq = _log_probs(log_q, "log_q")
     return broadcast_pair(lp, lq, "log_p", "log_q")
 
 
@@ -127,7 +153,7 @@ def geometric_anchor(log_p, log_q, lam: float) -> np.ndarray:
             "log_p and log_q have disjoint supports in some row: the geometric mean "
             f"p^lam q^(1-lam) vanishes everywhere (lam={lam})"
         )
-    return z - logsumexp(z, axis=-1, keepdims=True)
+    return z - _lse(z, axis=-1, keepdims=True)
 
 
 ANCHORS: dict[str, AnchorFn] = {"arithmetic": arithmetic_anchor, "geometric": geometric_anchor}
@@ -184,7 +210,7 @@ class AnchoredOperator:
     def __init__(self, anchor_log_probs, lam: float, kind: Kind = "arithmetic"):
         self.kind = _check_kind(kind)
         self.lam = check_unit_interval(lam, "lam")
-        self.anchor = as_log_probs(anchor_log_probs, "anchor_log_probs", validate=True)
+        self.anchor = _log_probs(anchor_log_probs, "anchor_log_probs")
         self._phi = ANCHORS[self.kind]
 
     def __repr__(self) -> str:
@@ -218,7 +244,7 @@ class AnchoredOperator:
           Array of shape `(n + 1,) + broadcast shape`: $q_0, \dots, q_n$ in log space.
         """
         n = _check_steps(n)
-        q = np.broadcast_arrays(as_log_probs(log_q0, "log_q0", validate=True), self.anchor)[0]
+        q = np.broadcast_arrays(_log_probs(log_q0, "log_q0"), self.anchor)[0]
         out = [q.copy()]
         for _ in range(n):
             q = self(q)
@@ -246,7 +272,7 @@ def soften(log_p, temperature: float) -> np.ndarray:
       True
     """
     t = check_positive(temperature, "temperature")
-    lp = as_log_probs(log_p, "log_p", validate=True)
+    lp = _log_probs(log_p, "log_p")
     return log_softmax(lp, temperature=t)
 
 
@@ -291,7 +317,7 @@ def aggregate(
       True
     """
     _check_kind(kind)
-    lps = as_log_probs(teacher_log_probs, "teacher_log_probs", validate=True)
+    lps = _log_probs(teacher_log_probs, "teacher_log_probs")
     if lps.ndim < 2:
         raise ValueError(
             f"teacher_log_probs must have shape (M, ..., k) with teachers first, got {lps.shape}"
@@ -303,11 +329,11 @@ def aggregate(
     lps, w = lps[keep], w[keep]
     wb = w.reshape((-1,) + (1,) * (lps.ndim - 1))
     if kind == "arithmetic":
-        return logsumexp(lps + np.log(wb), axis=0)
+        return _lse(lps + np.log(wb), axis=0)
     z = np.sum(wb * lps, axis=0)
     if np.isneginf(z).all(axis=-1).any():
         raise ValueError("the teachers with positive weight have no common support in some row")
-    return z - logsumexp(z, axis=-1, keepdims=True)
+    return z - _lse(z, axis=-1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- contraction
@@ -453,7 +479,7 @@ def _probe_pairs(trials: int, vocab: int, seed: int, full_support: bool = True):
         lp = log_softmax(z)
         if not full_support:
             lp[1, rng.choice(vocab, size=max(1, vocab // 3), replace=False)] = -np.inf
-            lp[1] = lp[1] - logsumexp(lp[1])
+            lp[1] = lp[1] - _lse(lp[1])
         out.append((lp[0], lp[1]))
     return out
 
@@ -468,7 +494,7 @@ def _apply(phi, lp, lq, lam) -> np.ndarray:
         raise _OperatorError(f"operator returned shape {out.shape}, expected {lp.shape}")
     if np.isnan(out).any() or np.isposinf(out).any():
         raise _OperatorError(f"operator returned NaN or +inf at lam={lam:g}")
-    total = float(logsumexp(out))
+    total = float(_lse(out))
     if not abs(total) <= 1e-6:
         raise _OperatorError(
             f"operator output does not normalise at lam={lam:g}: its probabilities sum to "
@@ -536,14 +562,14 @@ def check_positivity(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: i
                         "A2 positivity", False,
                         f"output has zeros at outcomes {zeros} for lam={lam:g} although p and q "
                         "have full support", math.inf)
-                err = abs(float(logsumexp(out)))
+                err = abs(float(_lse(out)))
                 if err > worst:
                     worst = err
                 if err > atol:
                     return AxiomResult(
                         "A2 positivity", False,
                         f"output does not normalise at lam={lam:g}: sum of probabilities is "
-                        f"{math.exp(float(logsumexp(out))):.12g}", err)
+                        f"{math.exp(float(_lse(out))):.12g}", err)
         return AxiomResult("A2 positivity", True,
                            f"normalised to {worst:.2e}, full support on full-support inputs", worst)
 
@@ -575,12 +601,12 @@ def check_support_recovery(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, s
     return _guard("A2+ support recovery", run)
 
 
-def _largest_jump(f, t_grid: np.ndarray, steps: int = 40) -> tuple[float, float]:
+def _largest_jump(f, t_grid: np.ndarray, steps: int = 36) -> tuple[float, float]:
     """Bisect towards the largest TV jump of the path t -> f(t); return (jump, t)."""
     vals = [f(t) for t in t_grid]
     tv = np.array([float(total_variation(vals[i], vals[i + 1])) for i in range(len(vals) - 1)])
     best_jump, best_t = 0.0, float(t_grid[0])
-    for i in np.argsort(-tv)[:3]:
+    for i in np.argsort(-tv)[:2]:
         a, b, fa, fb = float(t_grid[i]), float(t_grid[i + 1]), vals[i], vals[i + 1]
         for _ in range(steps):
             mid = 0.5 * (a + b)
@@ -595,15 +621,15 @@ def _largest_jump(f, t_grid: np.ndarray, steps: int = 40) -> tuple[float, float]
     return best_jump, best_t
 
 
-def check_continuity(phi: AnchorFn, *, trials: int = 4, vocab: int = 7, seed: int = 3,
+def check_continuity(phi: AnchorFn, *, trials: int = 3, vocab: int = 7, seed: int = 3,
                      jump_tol: float = 1e-6) -> AxiomResult:
     r"""(A3) continuity in $(p, q, \lambda)$, probed along paths.
 
     Along a path in $\lambda$ (with $p$, $q$ fixed) and along logit-space paths from one $q$ to
     another and from one $p$ to another, the largest total-variation change between neighbouring
-    grid points is bisected 40 times. A continuous operator's change vanishes; a jump of more
-    than `jump_tol` that survives bisection (interval width about $10^{-13}$) is reported. This is a
-    probe, not a proof: a discontinuity off the probed paths goes unseen.
+    grid points (the two largest) is bisected 36 times. A continuous operator's change vanishes;
+    a jump of more than `jump_tol` surviving bisection (width about $5\cdot 10^{-13}$) is reported.
+    This is a probe, not a proof: a discontinuity off the probed paths goes unseen.
     """
 
     def run():
@@ -823,7 +849,7 @@ class ExponentialFamily:
         return np.exp(lp) @ self.statistics
 
     def _check_target(self, log_m) -> np.ndarray:
-        lm = as_log_probs(log_m, "log_m", validate=True)
+        lm = _log_probs(log_m, "log_m")
         if lm.shape != self.base.shape:
             raise ValueError(f"log_m must have shape {self.base.shape}, got {lm.shape}")
         return lm
@@ -835,7 +861,7 @@ class ExponentialFamily:
         th = np.zeros(self.dim) if theta0 is None else np.array(theta0, dtype=np.float64)
 
         def dual(th):  # log Z(theta) - mu . theta: convex, gradient E_q[T] - mu
-            return float(logsumexp(self.base + self.statistics @ th)) - float(mu @ th)
+            return float(_lse(self.base + self.statistics @ th)) - float(mu @ th)
 
         scale = 1.0 + np.abs(mu).max()
         for _ in range(max_iter):
@@ -891,7 +917,7 @@ class LowRankSoftmax(ExponentialFamily):
 
         def f(th):  # KL(m || q_theta) up to the constant -H(m)
             z = self.base + u @ th
-            return float(logsumexp(z) - m @ z)
+            return float(_lse(z) - m @ z)
 
         def grad(th):
             return u.T @ (np.exp(self.log_probs(th)) - m)
@@ -979,7 +1005,7 @@ def finite_sample_generations(log_p0, lam: float, n_samples: int, generations: i
     """
     lam = check_unit_interval(lam, "lam")
     _check_kind(kind)
-    lp0 = as_log_probs(log_p0, "log_p0", validate=True)
+    lp0 = _log_probs(log_p0, "log_p0")
     if lp0.ndim != 1:
         raise ValueError(f"log_p0 must be one distribution (k,), got shape {lp0.shape}")
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
@@ -1037,7 +1063,7 @@ def finite_sample_heterozygosity(log_p0, n_samples: int, lam: float, generations
     which at $\lambda = 0$ is the Wright–Fisher law $H_0 (1-1/N)^n$.
     """
     lam = check_unit_interval(lam, "lam")
-    lp0 = as_log_probs(log_p0, "log_p0", validate=True)
+    lp0 = _log_probs(log_p0, "log_p0")
     h0 = 1.0 - float(np.sum(np.exp(2 * lp0)))
     a = _decay(lam, n_samples)
     n = np.asarray(generations, dtype=np.float64)
