@@ -841,7 +841,8 @@ class ExponentialFamily:
 
     def log_probs(self, theta) -> np.ndarray:
         """$\\log q_\\theta$."""
-        return log_softmax(self.base + self.statistics @ np.asarray(theta, dtype=np.float64))
+        z = self.base + self.statistics @ np.asarray(theta, dtype=np.float64)
+        return z - _lse(z)
 
     def moments(self, log_p) -> np.ndarray:
         r"""$\mathbb E_p[T]$."""
@@ -904,7 +905,8 @@ class LowRankSoftmax(ExponentialFamily):
     Fitted by KL minimisation.
 
     `fit` minimises $\mathrm{KL}(m\|q_\theta)$ over $\theta \in \mathbb R^r$ with scipy's
-    `trust-exact` (exact gradient $U^\top(q_\theta - m)$ and Hessian). The family is log-linear,
+    `trust-exact` (exact gradient $U^\top(q_\theta - m)$ and Hessian), or by Newton steps on
+    the KL from a warm start `theta0`. The family is log-linear,
     so the result must agree with moment matching (`ExponentialFamily.fit`); the tests check it.
 
     Args:
@@ -939,6 +941,18 @@ class LowRankSoftmax(ExponentialFamily):
             uc = u - q @ u
             return (uc * q[:, None]).T @ uc
 
+        scale = 1.0 + np.abs(m @ u).max()
+        if theta0 is not None:
+            # warm start (the recursion's previous fit): Newton steps on the KL, which converge
+            # quadratically from nearby; fall back to the trust region if they do not
+            th = np.asarray(theta0, dtype=np.float64).copy()
+            for _ in range(8):
+                g = grad(th)
+                if np.abs(g).max() <= tol * scale:
+                    return th
+                th = th - np.linalg.lstsq(hess(th), g, rcond=None)[0]
+            if np.abs(grad(th)).max() <= tol * scale:
+                return th
         th0 = np.zeros(self.dim) if theta0 is None else np.asarray(theta0, dtype=np.float64)
         res = optimize.minimize(f, th0, jac=grad, hess=hess, method="trust-exact",
                                 options={"gtol": tol, "maxiter": max_iter})
@@ -948,10 +962,10 @@ class LowRankSoftmax(ExponentialFamily):
         th = res.x
         for _ in range(5):
             g = grad(th)
-            if np.abs(g).max() <= tol * (1.0 + np.abs(m @ u).max()):
+            if np.abs(g).max() <= tol * scale:
                 break
             th = th - np.linalg.lstsq(hess(th), g, rcond=None)[0]
-        if np.abs(grad(th)).max() > 1e-9 * (1.0 + np.abs(m @ u).max()):
+        if np.abs(grad(th)).max() > 1e-9 * scale:
             raise RuntimeError(f"KL minimisation did not converge: {res.message}")
         return th
 
