@@ -29,7 +29,7 @@ Contents:
 * capacity-limited students (simulation only): `LowRankSoftmax` (fit by KL minimisation),
   `ExponentialFamily` (fit by moment matching), `projected_iterates`, `projected_fixed_point`;
 * finite-sample generations: `finite_sample_generations`, `finite_sample_chi2`,
-  `finite_sample_heterozygosity`.
+  `finite_sample_heterozygosity`, `finite_sample_sq_error`.
 """
 
 from __future__ import annotations
@@ -1104,3 +1104,22 @@ def finite_sample_heterozygosity(log_p0, n_samples: int, lam: float, generations
     n = np.asarray(generations, dtype=np.float64)
     frac = (-np.expm1(n * np.log(a)) if a > 0 else (n > 0) * 1.0) / (n_samples * (1 - a))
     return h0 - h0 * frac
+
+
+def finite_sample_sq_error(log_p0, n_samples: int, lam: float, generations) -> np.ndarray:
+    r"""Exact $\mathbb E\,\|q_n - p_0\|_2^2$ for arithmetic anchoring with $q_0 = p_0$ (derived).
+
+    $$\mathbb E\,\|q_n - p_0\|_2^2 = H_0\,\frac{1-a^n}{N(1-a)}
+      \xrightarrow{n\to\infty} \frac{H_0}{N\lambda(2-\lambda)+(1-\lambda)^2},$$
+    with $H_0 = 1-\sum_i p_{0,i}^2$ and $a = (1-\lambda)^2(1-1/N)$. Unlike $\chi^2$, whose
+    weights $1/p_{0,i}$ give heavy tails when $p_0$ has rare outcomes, this error is bounded
+    by 2, so Monte Carlo means of it have reliable standard errors.
+
+    Example:
+      >>> p0 = np.log([0.5, 0.5])
+      >>> bool(np.isclose(finite_sample_sq_error(p0, 10, 0.0, 1), 0.5 / 10))
+      True
+    """
+    lp0 = _log_probs(log_p0, "log_p0")
+    h0 = 1.0 - float(np.sum(np.exp(2 * lp0)))
+    return h0 - finite_sample_heterozygosity(lp0, n_samples, lam, generations)
