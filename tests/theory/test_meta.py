@@ -125,6 +125,7 @@ def test_semigroup(kind, pair, lam, mu):
 
 @pytest.mark.claim("meta.unique-fixed-point")
 @pytest.mark.paper("flouro2026", "D4")
+@pytest.mark.paper("flouro2026", "A1")
 @pytest.mark.parametrize("kind", meta.KINDS)
 @given(dirichlet_pairs(max_k=200), st.floats(0.2, 1.0))
 def test_anchor_is_the_globally_attractive_fixed_point(kind, pair, lam):
@@ -164,6 +165,8 @@ def test_lam_zero_is_identity_and_lam_one_resets():
         np.testing.assert_array_equal(meta.AnchoredOperator(lp0, 1.0, kind)(lq0), lp0)
 
 
+@pytest.mark.claim("meta.kl-asymptotic-rate")
+@pytest.mark.paper("flouro2026", "D5")
 def test_asymptotic_kl_rate_is_one_minus_lam_squared():
     # KL(p0||q_n) ~ chi2/2 ~ (1-lam)^{2n}: slope of log KL vs n is 2 log(1-lam) (derived)
     rng = np.random.default_rng(1)
@@ -260,6 +263,7 @@ def test_aggregate_matches_explicit_formulas():
 
 
 @pytest.mark.claim("meta.geometric-temperature-coherence")
+@pytest.mark.paper("flouro2026", "D10")
 @given(dirichlet_pairs(max_k=100), st.floats(0.1, 10.0), st.floats(0.0, 1.0))
 def test_geometric_aggregation_is_temperature_coherent(pair, temperature, w0):
     ps = np.stack(pair)
@@ -303,6 +307,7 @@ def test_aggregate_validation_and_zero_weights():
 
 
 @pytest.mark.claim("meta.axioms-provided-operators")
+@pytest.mark.paper("flouro2026", "A2")
 def test_provided_operators_satisfy_their_axioms():
     geo = meta.check_axioms(meta.geometric_anchor, raise_on_failure=True)
     assert geo.holds and len(geo.results) == 5

@@ -79,6 +79,7 @@ def test_arithmetic_projected_recursion_contracts_moments_exactly(lam):
 
 
 @pytest.mark.claim("meta.capacity-geometric-fixed-point")
+@pytest.mark.paper("flouro2026", "S1")
 def test_geometric_projected_recursion_has_a_different_fixed_point():
     rng = np.random.default_rng(8)
     k = 40

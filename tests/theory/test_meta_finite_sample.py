@@ -84,6 +84,8 @@ def test_monte_carlo_matches_closed_form():
 
 @pytest.mark.claim("meta.finite-sample-collapse")
 @pytest.mark.paper("flouro2026", "D8")
+@pytest.mark.paper("flouro2026", "D9")
+@pytest.mark.claim("meta.geometric-no-support-recovery")
 def test_support_is_absorbing_without_arithmetic_anchoring():
     rng = np.random.default_rng(12)
     k, n_samples, gens, reps = 30, 40, 60, 20
