@@ -192,7 +192,7 @@ def plot(res: dict, cfg: Config):
                            [f"T={x}" for x in cfg.temperatures])
         axes[1].set_yscale("log")
         axes[1].set_title("temperature coherence gap of aggregation (log-prob)")
-        axes[1].legend()
+        axes[1].legend(loc="center right")
         return fig
 
 

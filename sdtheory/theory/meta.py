@@ -1067,8 +1067,22 @@ def finite_sample_generations(log_p0, lam: float, n_samples: int, generations: i
     return counts
 
 
+def _check_count(v, name: str, minimum: int = 1) -> int:
+    if isinstance(v, bool) or int(v) != v or v < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
 def _decay(lam: float, n_samples: int) -> float:
+    n_samples = _check_count(n_samples, "n_samples")
     return (1.0 - lam) ** 2 * (1.0 - 1.0 / n_samples)
+
+
+def _generations(generations) -> np.ndarray:
+    n = np.asarray(generations, dtype=np.float64)
+    if (n < 0).any() or (n != np.round(n)).any():
+        raise ValueError(f"generations must be integers >= 0, got {generations!r}")
+    return n
 
 
 def finite_sample_chi2(k: int, n_samples: int, lam: float, generations) -> np.ndarray:
@@ -1085,8 +1099,9 @@ def finite_sample_chi2(k: int, n_samples: int, lam: float, generations) -> np.nd
       True
     """
     lam = check_unit_interval(lam, "lam")
+    k = _check_count(k, "k", 2)
     a = _decay(lam, n_samples)
-    n = np.asarray(generations, dtype=np.float64)
+    n = _generations(generations)
     return (k - 1) * (-np.expm1(n * np.log(a)) if a > 0 else (n > 0) * 1.0) / (n_samples * (1 - a))
 
 
@@ -1101,7 +1116,7 @@ def finite_sample_heterozygosity(log_p0, n_samples: int, lam: float, generations
     lp0 = _log_probs(log_p0, "log_p0")
     h0 = 1.0 - float(np.sum(np.exp(2 * lp0)))
     a = _decay(lam, n_samples)
-    n = np.asarray(generations, dtype=np.float64)
+    n = _generations(generations)
     frac = (-np.expm1(n * np.log(a)) if a > 0 else (n > 0) * 1.0) / (n_samples * (1 - a))
     return h0 - h0 * frac
 

@@ -122,3 +122,9 @@ def test_generations_validation_and_shapes():
         args = {"log_p0": lp0, "lam": 0.5, "n_samples": 10, "generations": 3, "rng": rng} | kw
         with pytest.raises(ValueError, match=match):
             meta.finite_sample_generations(**args)
+    with pytest.raises(ValueError, match="n_samples"):
+        meta.finite_sample_chi2(5, 0, 0.5, 3)
+    with pytest.raises(ValueError, match="k must be"):
+        meta.finite_sample_chi2(1, 10, 0.5, 3)
+    with pytest.raises(ValueError, match="generations"):
+        meta.finite_sample_heterozygosity(lp0, 10, 0.5, [1.5])
