@@ -49,7 +49,8 @@ class Config:
     vocab: int = dataclasses.field(default=60, metadata={"help": "outcomes k"})
     rank: int = dataclasses.field(default=3, metadata={"help": "rank r of the logit subspace"})
     lams: tuple[float, ...] = dataclasses.field(
-        default=(0.1, 0.3, 0.5), metadata={"help": "anchoring weights lam"})
+        default=(0.1, 0.3, 0.5), metadata={"help": "anchoring weights lam"}
+    )
     targets: int = dataclasses.field(default=2, metadata={"help": "random anchors p0"})
     generations: int = dataclasses.field(default=40, metadata={"help": "generations shown"})
     concentration: float = dataclasses.field(default=0.5, metadata={"help": "Dirichlet of p0"})
@@ -57,8 +58,10 @@ class Config:
 
 
 def _families(cfg: Config, rng):
-    return {"rank-r softmax": meta.LowRankSoftmax.random(cfg.vocab, cfg.rank, rng),
-            "discretised Gaussian": meta.ExponentialFamily.discretized_gaussian(cfg.vocab)}
+    return {
+        "rank-r softmax": meta.LowRankSoftmax.random(cfg.vocab, cfg.rank, rng),
+        "discretised Gaussian": meta.ExponentialFamily.discretized_gaussian(cfg.vocab),
+    }
 
 
 def run(cfg: Config) -> dict[str, list[dict]]:
@@ -79,23 +82,38 @@ def run(cfg: Config) -> dict[str, list[dict]]:
                     mu = np.array([fam.moments(q) for q in qs])
                     dev = np.abs(mu - mu0).max(axis=1)
                     for g, q in enumerate(qs):
-                        curves.append({
-                            "family": fname, "kind": kind, "lam": lam, "target": t,
-                            "generation": g, "kl_sim": float(kl(lp0, q)),
-                            "kl_direct_projection": kl_direct,
-                            "moment_dev_sim": float(dev[g]),
-                            "moment_dev_theory": float((1 - lam) ** g * dev[0])
-                            if kind == "arithmetic" else np.nan})
+                        curves.append(
+                            {
+                                "family": fname,
+                                "kind": kind,
+                                "lam": lam,
+                                "target": t,
+                                "generation": g,
+                                "kl_sim": float(kl(lp0, q)),
+                                "kl_direct_projection": kl_direct,
+                                "moment_dev_sim": float(dev[g]),
+                                "moment_dev_theory": float((1 - lam) ** g * dev[0])
+                                if kind == "arithmetic"
+                                else np.nan,
+                            }
+                        )
                     q_star, its = meta.projected_fixed_point(op, fam, lq0)
                     resid = float(total_variation(fam.project(op(q_star)), q_star))
-                    fixed.append({
-                        "family": fname, "kind": kind, "lam": lam, "target": t,
-                        "iterations": its, "fixed_point_residual": resid,
-                        "kl_fixed_point_sim": float(kl(lp0, q_star)),
-                        "kl_direct_projection": kl_direct,
-                        "tv_fixed_vs_direct_sim": float(total_variation(q_star, direct)),
-                        "tv_fixed_vs_direct_theory": 0.0 if kind == "arithmetic" else np.nan,
-                        "kl_anchor_vs_direct": kl_direct})
+                    fixed.append(
+                        {
+                            "family": fname,
+                            "kind": kind,
+                            "lam": lam,
+                            "target": t,
+                            "iterations": its,
+                            "fixed_point_residual": resid,
+                            "kl_fixed_point_sim": float(kl(lp0, q_star)),
+                            "kl_direct_projection": kl_direct,
+                            "tv_fixed_vs_direct_sim": float(total_variation(q_star, direct)),
+                            "tv_fixed_vs_direct_theory": 0.0 if kind == "arithmetic" else np.nan,
+                            "kl_anchor_vs_direct": kl_direct,
+                        }
+                    )
     return {"curves": curves, "fixed": fixed}
 
 
@@ -104,32 +122,42 @@ def check(res: dict[str, list[dict]], cfg: Config) -> list[claims.CheckResult]:
     ar = [r for r in fx if r["kind"] == "arithmetic"]
     ge = [r for r in fx if r["kind"] == "geometric"]
     tv_ar = max(r["tv_fixed_vs_direct_sim"] for r in ar)
-    cur = [r for r in res["curves"] if r["kind"] == "arithmetic"
-           and r["moment_dev_theory"] > 1e-4]  # fits stop at 1e-11 relative: resolved above
-    mom_err = max(abs(r["moment_dev_sim"] - r["moment_dev_theory"]) / r["moment_dev_theory"]
-                  for r in cur)
+    cur = [
+        r for r in res["curves"] if r["kind"] == "arithmetic" and r["moment_dev_theory"] > 1e-4
+    ]  # fits stop at 1e-11 relative: resolved above
+    mom_err = max(
+        abs(r["moment_dev_sim"] - r["moment_dev_theory"]) / r["moment_dev_theory"] for r in cur
+    )
     gaps = np.array([r["kl_fixed_point_sim"] - r["kl_direct_projection"] for r in ge])
     rel = np.array([r["kl_fixed_point_sim"] / r["kl_direct_projection"] - 1 for r in ge])
     tv_ge = np.array([r["tv_fixed_vs_direct_sim"] for r in ge])
     converged = all(r["fixed_point_residual"] <= 1e-9 for r in fx)
-    by_lam = {lam: float(np.mean([r["tv_fixed_vs_direct_sim"] for r in ge if r["lam"] == lam]))
-              for lam in cfg.lams}
+    by_lam = {
+        lam: float(np.mean([r["tv_fixed_vs_direct_sim"] for r in ge if r["lam"] == lam]))
+        for lam in cfg.lams
+    }
     return [
         claims.check_close(
-            ARITH, 0.0, max(tv_ar, mom_err), atol=1e-6,
+            ARITH,
+            0.0,
+            max(tv_ar, mom_err),
+            atol=1e-6,
             details=f"max TV(q*, Pi_Q(p0)) = {tv_ar:.2e}; max relative error of "
-                    f"|mu(q_n) - mu(p0)| against (1-lam)^n |mu(q_0) - mu(p0)|: {mom_err:.2e}; "
-                    f"{len(ar)} runs (2 families x {len(cfg.lams)} lam x {cfg.targets} anchors)",
-            figure="capacity.png"),
+            f"|mu(q_n) - mu(p0)| against (1-lam)^n |mu(q_0) - mu(p0)|: {mom_err:.2e}; "
+            f"{len(ar)} runs (2 families x {len(cfg.lams)} lam x {cfg.targets} anchors)",
+            figure="capacity.png",
+        ),
         claims.check_true(
-            GEO, converged and bool(np.all(gaps >= -1e-10)),
+            GEO,
+            converged and bool(np.all(gaps >= -1e-10)),
             predicted="converges; KL(p0||q*) >= KL(p0||Pi_Q(p0))",
             measured=f"converged: {converged}; relative KL excess of q* over Pi_Q(p0) in "
-                     f"[{rel.min():.3g}, {rel.max():.3g}]; TV(q*, Pi_Q(p0)) in "
-                     f"[{tv_ge.min():.3g}, {tv_ge.max():.3g}]",
+            f"[{rel.min():.3g}, {rel.max():.3g}]; TV(q*, Pi_Q(p0)) in "
+            f"[{tv_ge.min():.3g}, {tv_ge.max():.3g}]",
             details="mean TV(q*, Pi_Q(p0)) by lam: "
-                    + ", ".join(f"lam={k}: {v:.3g}" for k, v in by_lam.items()),
-            figure="capacity.png"),
+            + ", ".join(f"lam={k}: {v:.3g}" for k, v in by_lam.items()),
+            figure="capacity.png",
+        ),
     ]
 
 
@@ -139,12 +167,26 @@ def plot(res: dict[str, list[dict]], cfg: Config):
         for ax, fname in zip(axes, ("rank-r softmax", "discretised Gaussian"), strict=True):
             for i, lam in enumerate(cfg.lams):
                 for kind, ls in (("arithmetic", "-"), ("geometric", "--")):
-                    rows = [r for r in res["curves"] if r["family"] == fname
-                            and r["kind"] == kind and r["lam"] == lam and r["target"] == 0]
-                    ax.plot([r["generation"] for r in rows], [r["kl_sim"] for r in rows],
-                            color=f"C{i}", ls=ls, label=f"{kind[:5]} λ={lam}")
-            kd = next(r["kl_direct_projection"] for r in res["curves"]
-                      if r["family"] == fname and r["target"] == 0)
+                    rows = [
+                        r
+                        for r in res["curves"]
+                        if r["family"] == fname
+                        and r["kind"] == kind
+                        and r["lam"] == lam
+                        and r["target"] == 0
+                    ]
+                    ax.plot(
+                        [r["generation"] for r in rows],
+                        [r["kl_sim"] for r in rows],
+                        color=f"C{i}",
+                        ls=ls,
+                        label=f"{kind[:5]} λ={lam}",
+                    )
+            kd = next(
+                r["kl_direct_projection"]
+                for r in res["curves"]
+                if r["family"] == fname and r["target"] == 0
+            )
             ax.axhline(kd, color="k", lw=0.8, ls=":", label="KL(p₀‖Π(p₀))")
             ax.set_title(f"{fname}: KL(p₀‖qₙ), projected recursion")
             ax.set_xlabel("generation n")

@@ -80,10 +80,12 @@ class Config:
     vocab: int = dataclasses.field(default=200, metadata={"help": "outcomes |Y|"})
     pairs: int = dataclasses.field(default=4, metadata={"help": "random (p0, q0) pairs"})
     lams: tuple[float, ...] = dataclasses.field(
-        default=(0.05, 0.1, 0.3, 0.5), metadata={"help": "anchoring weights lam"})
+        default=(0.05, 0.1, 0.3, 0.5), metadata={"help": "anchoring weights lam"}
+    )
     generations: int = dataclasses.field(default=300, metadata={"help": "generations n"})
     concentration: float = dataclasses.field(
-        default=1.0, metadata={"help": "Dirichlet concentration of p0, q0 (small = peaky)"})
+        default=1.0, metadata={"help": "Dirichlet concentration of p0, q0 (small = peaky)"}
+    )
     seed: int = 0
 
 
@@ -114,11 +116,25 @@ def _rate(op: meta.AnchoredOperator, lq0, kl_curve) -> float:
 def run(cfg: Config) -> dict[str, dict[str, np.ndarray]]:
     """`curves`: one row per (kind, lam, pair, generation); `rates`: one row per run."""
     rng = np.random.default_rng(cfg.seed)
-    cols: dict[str, list] = {k: [] for k in (
-        "kind", "lam", "pair", "generation", "kl_sim", "kl_bound_theory", "tv_sim", "tv_theory",
-        "osc_sim", "osc_theory")}
-    rates: dict[str, list] = {k: [] for k in (
-        "kind", "lam", "pair", "rate_ratio_sim", "rate_ratio_theory", "closed_form_err")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "kind",
+            "lam",
+            "pair",
+            "generation",
+            "kl_sim",
+            "kl_bound_theory",
+            "tv_sim",
+            "tv_theory",
+            "osc_sim",
+            "osc_theory",
+        )
+    }
+    rates: dict[str, list] = {
+        k: []
+        for k in ("kind", "lam", "pair", "rate_ratio_sim", "rate_ratio_theory", "closed_form_err")
+    }
     for pair in range(cfg.pairs):
         lp0 = _log_dirichlet(rng, cfg.vocab, cfg.concentration)
         lq0 = _log_dirichlet(rng, cfg.vocab, cfg.concentration)
@@ -127,22 +143,38 @@ def run(cfg: Config) -> dict[str, dict[str, np.ndarray]]:
                 op = meta.AnchoredOperator(lp0, lam, kind)
                 prof = meta.contraction_profile(op, lq0, cfg.generations)
                 qs = op.iterate(lq0, cfg.generations)
-                err = max(float(total_variation(qs[n], op.closed_form(lq0, n)))
-                          for n in range(0, cfg.generations + 1, 10))
+                err = max(
+                    float(total_variation(qs[n], op.closed_form(lq0, n)))
+                    for n in range(0, cfg.generations + 1, 10)
+                )
                 g = prof["generation"]
                 bound = prof["kl_bound"] if kind == "arithmetic" else prof["osc_exact"]
-                for name, val in (("kind", [kind] * len(g)), ("lam", [lam] * len(g)),
-                                  ("pair", [pair] * len(g)), ("generation", g),
-                                  ("kl_sim", prof["kl"]), ("kl_bound_theory", bound),
-                                  ("tv_sim", prof["tv"]), ("tv_theory", prof["tv_exact"]),
-                                  ("osc_sim", prof["osc"]), ("osc_theory", prof["osc_exact"])):
+                for name, val in (
+                    ("kind", [kind] * len(g)),
+                    ("lam", [lam] * len(g)),
+                    ("pair", [pair] * len(g)),
+                    ("generation", g),
+                    ("kl_sim", prof["kl"]),
+                    ("kl_bound_theory", bound),
+                    ("tv_sim", prof["tv"]),
+                    ("tv_theory", prof["tv_exact"]),
+                    ("osc_sim", prof["osc"]),
+                    ("osc_theory", prof["osc_exact"]),
+                ):
                     cols[name].extend(list(val))
-                for name, val in (("kind", kind), ("lam", lam), ("pair", pair),
-                                  ("rate_ratio_sim", _rate(op, lq0, prof["kl"])),
-                                  ("rate_ratio_theory", 1.0), ("closed_form_err", err)):
+                for name, val in (
+                    ("kind", kind),
+                    ("lam", lam),
+                    ("pair", pair),
+                    ("rate_ratio_sim", _rate(op, lq0, prof["kl"])),
+                    ("rate_ratio_theory", 1.0),
+                    ("closed_form_err", err),
+                ):
                     rates[name].append(val)
-    return {"curves": {k: np.asarray(v) for k, v in cols.items()},
-            "rates": {k: np.asarray(v) for k, v in rates.items()}}
+    return {
+        "curves": {k: np.asarray(v) for k, v in cols.items()},
+        "rates": {k: np.asarray(v) for k, v in rates.items()},
+    }
 
 
 FLOOR = 1e-20  # below this KL is dominated by rounding of the log-probabilities (~1e-32)
@@ -176,41 +208,68 @@ def check(out: dict[str, dict[str, np.ndarray]], cfg: Config) -> list[claims.Che
     tv_last = res["tv_sim"][last & ar]
     tv_pred = (1 - lam[last & ar]) ** cfg.generations
     osc_last, osc_pred = res["osc_sim"][last & ge], res["osc_theory"][last & ge]
-    attract = bool(np.all(tv_last <= tv_pred + 1e-14)
-                   and np.all(osc_last <= osc_pred * (1 + 1e-6) + 1e-12))
+    attract = bool(
+        np.all(tv_last <= tv_pred + 1e-14) and np.all(osc_last <= osc_pred * (1 + 1e-6) + 1e-12)
+    )
     r = rates["rate_ratio_sim"]
     r = r[np.isfinite(r)]
     n_runs = 2 * len(cfg.lams) * cfg.pairs
     within = bound_ratio <= 1 + 1e-9
     return [
         claims.check_true(
-            ABSTRACT, decreasing and attract and within,
+            ABSTRACT,
+            decreasing and attract and within,
             predicted="KL non-increasing, geometric convergence to p0 from every start",
             measured=f"KL non-increasing in all {n_runs} runs: {decreasing}; "
-                     f"within (1-lam)^n bound: {within}; attracted: {attract}",
-            tolerance="1e-9 relative", figure="kl_per_generation.png",
+            f"within (1-lam)^n bound: {within}; attracted: {attract}",
+            tolerance="1e-9 relative",
+            figure="kl_per_generation.png",
             details=f"vocab {cfg.vocab}, Dirichlet({cfg.concentration}), lam {cfg.lams}, "
-                    f"{cfg.generations} generations. Bound: (1-lam)^n KL0 (arithmetic), "
-                    f"(1-lam)^n osc0 (geometric); compared while the bound is >= {FLOOR:g}."),
+            f"{cfg.generations} generations. Bound: (1-lam)^n KL0 (arithmetic), "
+            f"(1-lam)^n osc0 (geometric); compared while the bound is >= {FLOOR:g}.",
+        ),
         claims.check_bound(
-            KL_BOUND, 1.0, float(np.max(step_ratio)), slack=1e-9,
+            KL_BOUND,
+            1.0,
+            float(np.max(step_ratio)),
+            slack=1e-9,
             details="max over runs and generations of KL_{n+1} / ((1-lam) KL_n) while "
-                    f"KL_n >= {FLOOR:g}; <= 1 is the one-step contraction. Max of KL_n / bound: "
-                    f"{bound_ratio:.4g}",
-            figure="kl_per_generation.png"),
-        claims.check_close(EXACT, 0.0, exact_err, atol=1e-12,
-                           details="max |TV_n - (1-lam)^n TV_0| and max TV(iterate, closed form)"),
-        claims.check_close(OSC, 0.0, osc_err, atol=1e-8,
-                           details="max relative |osc_n - (1-lam)^n osc_0| over runs while "
-                                   "osc > 1e-4 (rounding of log-probabilities is ~1e-14)"),
-        claims.check_true(FIXED, attract, predicted="q_G -> p0 from every start",
-                          measured=f"max TV(q_G, p0) = {float(tv_last.max()):.3g} (arithmetic), "
-                                   f"max osc = {float(osc_last.max()):.3g} (geometric)"),
-        claims.check_close(RATE, 1.0, float(np.mean(r)) if len(r) else float("nan"), atol=0.02,
-                           details=f"fitted slope of log KL / (2 log(1-lam)) over the {len(r)} of "
-                                   f"{n_runs} runs that reach the second-order regime: range "
-                                   f"[{r.min() if len(r) else np.nan:.4f}, "
-                                   f"{r.max() if len(r) else np.nan:.4f}]"),
+            f"KL_n >= {FLOOR:g}; <= 1 is the one-step contraction. Max of KL_n / bound: "
+            f"{bound_ratio:.4g}",
+            figure="kl_per_generation.png",
+        ),
+        claims.check_close(
+            EXACT,
+            0.0,
+            exact_err,
+            atol=1e-12,
+            details="max |TV_n - (1-lam)^n TV_0| and max TV(iterate, closed form)",
+        ),
+        claims.check_close(
+            OSC,
+            0.0,
+            osc_err,
+            atol=1e-8,
+            details="max relative |osc_n - (1-lam)^n osc_0| over runs while "
+            "osc > 1e-4 (rounding of log-probabilities is ~1e-14)",
+        ),
+        claims.check_true(
+            FIXED,
+            attract,
+            predicted="q_G -> p0 from every start",
+            measured=f"max TV(q_G, p0) = {float(tv_last.max()):.3g} (arithmetic), "
+            f"max osc = {float(osc_last.max()):.3g} (geometric)",
+        ),
+        claims.check_close(
+            RATE,
+            1.0,
+            float(np.mean(r)) if len(r) else float("nan"),
+            atol=0.02,
+            details=f"fitted slope of log KL / (2 log(1-lam)) over the {len(r)} of "
+            f"{n_runs} runs that reach the second-order regime: range "
+            f"[{r.min() if len(r) else np.nan:.4f}, "
+            f"{r.max() if len(r) else np.nan:.4f}]",
+        ),
     ]
 
 

@@ -55,11 +55,14 @@ NO_RECOVERY = claims.claim(
 class Config:
     vocab: int = dataclasses.field(default=50, metadata={"help": "outcomes k"})
     n_samples: tuple[int, ...] = dataclasses.field(
-        default=(100, 400), metadata={"help": "samples N per generation"})
+        default=(100, 400), metadata={"help": "samples N per generation"}
+    )
     lams: tuple[float, ...] = dataclasses.field(
-        default=(0.0, 0.05, 0.2), metadata={"help": "arithmetic anchoring weights"})
+        default=(0.0, 0.05, 0.2), metadata={"help": "arithmetic anchoring weights"}
+    )
     geometric_lam: float = dataclasses.field(
-        default=0.2, metadata={"help": "lam of the geometric-anchoring arm"})
+        default=0.2, metadata={"help": "lam of the geometric-anchoring arm"}
+    )
     generations: int = dataclasses.field(default=100, metadata={"help": "generations"})
     replicates: int = dataclasses.field(default=200, metadata={"help": "independent chains"})
     concentration: float = dataclasses.field(default=1.0, metadata={"help": "Dirichlet of p0"})
@@ -77,10 +80,10 @@ def run(cfg: Config) -> dict[str, np.ndarray]:
     p0 = np.exp(lp0)
     rows = []
     arm_rngs = rng.spawn(len(_arms(cfg)) * len(cfg.n_samples))
-    for i, ((kind, lam), n_s) in enumerate(
-            (a, n) for a in _arms(cfg) for n in cfg.n_samples):
-        counts = meta.finite_sample_generations(lp0, lam, n_s, cfg.generations, arm_rngs[i],
-                                                kind=kind, replicates=cfg.replicates)
+    for i, ((kind, lam), n_s) in enumerate((a, n) for a in _arms(cfg) for n in cfg.n_samples):
+        counts = meta.finite_sample_generations(
+            lp0, lam, n_s, cfg.generations, arm_rngs[i], kind=kind, replicates=cfg.replicates
+        )
         q = counts / n_s
         with np.errstate(divide="ignore"):
             lq = np.log(q)
@@ -103,26 +106,35 @@ def run(cfg: Config) -> dict[str, np.ndarray]:
         se = lambda x: x.std(0, ddof=1) / np.sqrt(cfg.replicates)
         support = alive.sum(-1).astype(float)
         for g in gens:
-            rows.append({
-                "kind": kind, "lam": lam, "n_samples": n_s, "generation": int(g),
-                "support_sim": support[:, g].mean(), "support_se": se(support)[g],
-                "chi2_sim": chi2[:, g].mean(), "chi2_se": se(chi2)[g],
-                "chi2_theory": chi2_th[g] if kind == "arithmetic" else np.nan,
-                "het_sim": het[:, g].mean(), "het_se": se(het)[g],
-                "het_theory": het_th[g] if kind == "arithmetic" else np.nan,
-                "kl_teacher_sim": float(np.mean(kl_teacher[:, g])),
-                "kl_teacher_finite_frac": float(np.mean(np.isfinite(kl_teacher[:, g]))),
-                "kl_student_rev_sim": float(np.mean(kl_rev[:, g])),
-                "returns": returns,
-                "sq_err_sim": sq[:, g].mean(), "sq_err_se": se(sq)[g],
-                "sq_err_theory": sq_th[g] if kind == "arithmetic" else np.nan,
-                # per-chain averages over the second half: independent across chains
-                "late_sq_err_sim": float(sq[:, half:].mean()),
-                "late_sq_err_se": float(se(sq[:, half:].mean(1))),
-                "late_sq_err_theory": float(sq_th[half:].mean()),
-                "late_chi2_sim": float(chi2[:, half:].mean()),
-                "late_chi2_theory": float(chi2_th[half:].mean()),
-            })
+            rows.append(
+                {
+                    "kind": kind,
+                    "lam": lam,
+                    "n_samples": n_s,
+                    "generation": int(g),
+                    "support_sim": support[:, g].mean(),
+                    "support_se": se(support)[g],
+                    "chi2_sim": chi2[:, g].mean(),
+                    "chi2_se": se(chi2)[g],
+                    "chi2_theory": chi2_th[g] if kind == "arithmetic" else np.nan,
+                    "het_sim": het[:, g].mean(),
+                    "het_se": se(het)[g],
+                    "het_theory": het_th[g] if kind == "arithmetic" else np.nan,
+                    "kl_teacher_sim": float(np.mean(kl_teacher[:, g])),
+                    "kl_teacher_finite_frac": float(np.mean(np.isfinite(kl_teacher[:, g]))),
+                    "kl_student_rev_sim": float(np.mean(kl_rev[:, g])),
+                    "returns": returns,
+                    "sq_err_sim": sq[:, g].mean(),
+                    "sq_err_se": se(sq)[g],
+                    "sq_err_theory": sq_th[g] if kind == "arithmetic" else np.nan,
+                    # per-chain averages over the second half: independent across chains
+                    "late_sq_err_sim": float(sq[:, half:].mean()),
+                    "late_sq_err_se": float(se(sq[:, half:].mean(1))),
+                    "late_sq_err_theory": float(sq_th[half:].mean()),
+                    "late_chi2_sim": float(chi2[:, half:].mean()),
+                    "late_chi2_theory": float(chi2_th[half:].mean()),
+                }
+            )
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
@@ -141,18 +153,28 @@ def check(res: dict[str, np.ndarray], cfg: Config) -> list[claims.CheckResult]:
         for n in cfg.n_samples:
             sel = at("arithmetic", 0.0, n)
             sup = res["support_sim"][sel]
-            z = (res["het_sim"][sel] - res["het_theory"][sel]) / np.maximum(res["het_se"][sel],
-                                                                            1e-300)
+            z = (res["het_sim"][sel] - res["het_theory"][sel]) / np.maximum(
+                res["het_se"][sel], 1e-300
+            )
             ret = int(res["returns"][sel][0])
             ok &= ret == 0 and bool(np.all(np.diff(sup) <= 0)) and sup[-1] < cfg.vocab
             ok &= bool(np.max(np.abs(z[1:])) <= 5)
-            details.append(f"N={n}: mean support {sup[0]:.0f} -> {sup[1]:.1f} (gen 1) -> "
-                           f"{sup[-1]:.1f} (gen {cfg.generations}), returns {ret}, "
-                           f"max |z| heterozygosity vs H0(1-1/N)^n {np.max(np.abs(z[1:])):.2f}")
-        out.append(claims.check_true(
-            COLLAPSE, ok, predicted="0 returns, support shrinks, heterozygosity law within 5 SE",
-            measured="; ".join(details), tolerance="5 SE",
-            details=f"k={cfg.vocab}, {cfg.replicates} chains", figure="drift.png"))
+            details.append(
+                f"N={n}: mean support {sup[0]:.0f} -> {sup[1]:.1f} (gen 1) -> "
+                f"{sup[-1]:.1f} (gen {cfg.generations}), returns {ret}, "
+                f"max |z| heterozygosity vs H0(1-1/N)^n {np.max(np.abs(z[1:])):.2f}"
+            )
+        out.append(
+            claims.check_true(
+                COLLAPSE,
+                ok,
+                predicted="0 returns, support shrinks, heterozygosity law within 5 SE",
+                measured="; ".join(details),
+                tolerance="5 SE",
+                details=f"k={cfg.vocab}, {cfg.replicates} chains",
+                figure="drift.png",
+            )
+        )
     # stationary error at lam > 0
     for l in cfg.lams:
         if l == 0.0:
@@ -166,15 +188,21 @@ def check(res: dict[str, np.ndarray], cfg: Config) -> list[claims.CheckResult]:
             c_th = float(res["late_chi2_theory"][sel][0])
             stat = float(meta.finite_sample_chi2(cfg.vocab, n, l, 10**9))
             sup = res["support_sim"][at("arithmetic", l, n)]
-            out.append(claims.check_close(
-                STATIONARY, th, m, atol=5 * se,
-                details=f"lam={l}, N={n}: mean ||q_n - p0||^2 over generations "
-                        f"{cfg.generations // 2}..{cfg.generations}, {cfg.replicates} chains, "
-                        f"tolerance 5 SE (SE {se:.3g}); chi2 sim {c_sim:.4g} vs theory "
-                        f"{c_th:.4g} (heavy-tailed, not tested); stationary chi2 level "
-                        f"{stat:.4g}, N x level = {n * stat:.3g}; mean support late "
-                        f"{sup[cfg.generations // 2:].mean():.1f} of {cfg.vocab}",
-                figure="drift.png"))
+            out.append(
+                claims.check_close(
+                    STATIONARY,
+                    th,
+                    m,
+                    atol=5 * se,
+                    details=f"lam={l}, N={n}: mean ||q_n - p0||^2 over generations "
+                    f"{cfg.generations // 2}..{cfg.generations}, {cfg.replicates} chains, "
+                    f"tolerance 5 SE (SE {se:.3g}); chi2 sim {c_sim:.4g} vs theory "
+                    f"{c_th:.4g} (heavy-tailed, not tested); stationary chi2 level "
+                    f"{stat:.4g}, N x level = {n * stat:.3g}; mean support late "
+                    f"{sup[cfg.generations // 2 :].mean():.1f} of {cfg.vocab}",
+                    figure="drift.png",
+                )
+            )
     # geometric anchoring loses support
     gl = cfg.geometric_lam
     details, ok = [], True
@@ -189,10 +217,16 @@ def check(res: dict[str, np.ndarray], cfg: Config) -> list[claims.CheckResult]:
             ok &= sup_g < sup_a
             msg += f"; arithmetic lam={gl} support {sup_a:.1f}"
         details.append(msg)
-    out.append(claims.check_true(
-        NO_RECOVERY, ok, predicted="0 returns and support below the arithmetic arm",
-        measured="; ".join(details), details=f"after {cfg.generations} generations",
-        figure="drift.png"))
+    out.append(
+        claims.check_true(
+            NO_RECOVERY,
+            ok,
+            predicted="0 returns and support below the arithmetic arm",
+            measured="; ".join(details),
+            details=f"after {cfg.generations} generations",
+            figure="drift.png",
+        )
+    )
     return out
 
 

@@ -84,8 +84,10 @@ def _log_probs(x, name: str) -> np.ndarray:
     total = _lse(arr, axis=-1)
     if not np.all(np.abs(total) <= NORMALISATION_ATOL):
         worst = float(np.max(np.abs(np.where(np.isfinite(total), total, np.inf))))
-        raise ValueError(f"{name} does not normalise: |logsumexp| reaches {worst:.3g} "
-                         f"(tolerance {NORMALISATION_ATOL})")
+        raise ValueError(
+            f"{name} does not normalise: |logsumexp| reaches {worst:.3g} "
+            f"(tolerance {NORMALISATION_ATOL})"
+        )
     return arr
 
 
@@ -214,8 +216,7 @@ class AnchoredOperator:
         self._phi = ANCHORS[self.kind]
 
     def __repr__(self) -> str:
-        return (f"AnchoredOperator(kind={self.kind!r}, lam={self.lam}, "
-                f"shape={self.anchor.shape})")
+        return f"AnchoredOperator(kind={self.kind!r}, lam={self.lam}, shape={self.anchor.shape})"
 
     @property
     def contraction_factor(self) -> float:
@@ -400,8 +401,15 @@ def contraction_profile(op: AnchoredOperator, log_q0, n: int) -> dict[str, np.nd
     k = kl(op.anchor, qs)
     t = total_variation(op.anchor, qs)
     o = oscillation(qs, op.anchor)
-    return {"generation": gens, "kl": k, "kl_bound": f * k[0], "tv": t, "tv_exact": f * t[0],
-            "osc": o, "osc_exact": f * o[0]}
+    return {
+        "generation": gens,
+        "kl": k,
+        "kl_bound": f * k[0],
+        "tv": t,
+        "tv_exact": f * t[0],
+        "osc": o,
+        "osc_exact": f * o[0],
+    }
 
 
 # ----------------------------------------------------------------------------- axioms
@@ -498,7 +506,8 @@ def _apply(phi, lp, lq, lam) -> np.ndarray:
     if not abs(total) <= 1e-6:
         raise _OperatorError(
             f"operator output does not normalise at lam={lam:g}: its probabilities sum to "
-            f"{math.exp(total):.12g}")
+            f"{math.exp(total):.12g}"
+        )
     return out
 
 
@@ -517,8 +526,9 @@ def _logdiff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a[fa] - b[fa]), initial=0.0))
 
 
-def check_anchoring(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 0,
-                    atol: float = 1e-9) -> AxiomResult:
+def check_anchoring(
+    phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 0, atol: float = 1e-9
+) -> AxiomResult:
     r"""(A1) anchoring / identity: $\Phi_\lambda(p,p)=p$, $\Phi_0(p,q)=q$, $\Phi_1(p,q)=p$.
 
     Compared in log space (max absolute difference of log-probabilities) with tolerance `atol`.
@@ -527,24 +537,32 @@ def check_anchoring(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: in
     def run():
         worst, where = 0.0, ""
         for lp, lq in _probe_pairs(trials, vocab, seed):
-            cases = [(f"Phi_{lam:g}(p, p) = p", _apply(phi, lp, lp, lam), lp)
-                     for lam in (0.0, 0.3, 0.7, 1.0)]
-            cases += [("Phi_0(p, q) = q", _apply(phi, lp, lq, 0.0), lq),
-                      ("Phi_1(p, q) = p", _apply(phi, lp, lq, 1.0), lp)]
+            cases = [
+                (f"Phi_{lam:g}(p, p) = p", _apply(phi, lp, lp, lam), lp)
+                for lam in (0.0, 0.3, 0.7, 1.0)
+            ]
+            cases += [
+                ("Phi_0(p, q) = q", _apply(phi, lp, lq, 0.0), lq),
+                ("Phi_1(p, q) = p", _apply(phi, lp, lq, 1.0), lp),
+            ]
             for name, got, want in cases:
                 d = _logdiff(got, want)
                 if d > worst:
                     worst, where = d, name
         ok = worst <= atol
-        msg = (f"identities hold to {worst:.2e} (tol {atol:g})" if ok else
-               f"{where} is off by {worst:.3g} in log-probability (tol {atol:g})")
+        msg = (
+            f"identities hold to {worst:.2e} (tol {atol:g})"
+            if ok
+            else f"{where} is off by {worst:.3g} in log-probability (tol {atol:g})"
+        )
         return AxiomResult("A1 anchoring", ok, msg, worst)
 
     return _guard("A1 anchoring", run)
 
 
-def check_positivity(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 1,
-                     atol: float = 1e-9) -> AxiomResult:
+def check_positivity(
+    phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 1, atol: float = 1e-9
+) -> AxiomResult:
     r"""(A2) probability preservation and positivity.
 
     For every $\lambda \in [0, 1]$ the output normalises ($|\log\sum_i m_i| \le$ `atol`), and it
@@ -559,25 +577,36 @@ def check_positivity(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: i
                 if np.isneginf(out).any():
                     zeros = np.flatnonzero(np.isneginf(out)).tolist()
                     return AxiomResult(
-                        "A2 positivity", False,
+                        "A2 positivity",
+                        False,
                         f"output has zeros at outcomes {zeros} for lam={lam:g} although p and q "
-                        "have full support", math.inf)
+                        "have full support",
+                        math.inf,
+                    )
                 err = abs(float(_lse(out)))
                 if err > worst:
                     worst = err
                 if err > atol:
                     return AxiomResult(
-                        "A2 positivity", False,
+                        "A2 positivity",
+                        False,
                         f"output does not normalise at lam={lam:g}: sum of probabilities is "
-                        f"{math.exp(float(_lse(out))):.12g}", err)
-        return AxiomResult("A2 positivity", True,
-                           f"normalised to {worst:.2e}, full support on full-support inputs", worst)
+                        f"{math.exp(float(_lse(out))):.12g}",
+                        err,
+                    )
+        return AxiomResult(
+            "A2 positivity",
+            True,
+            f"normalised to {worst:.2e}, full support on full-support inputs",
+            worst,
+        )
 
     return _guard("A2 positivity", run)
 
 
-def check_support_recovery(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 2
-                           ) -> AxiomResult:
+def check_support_recovery(
+    phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 2
+) -> AxiomResult:
     r"""(A2+, optional) strong positivity: $\Phi_\lambda(p, q)$ has full support for $\lambda > 0$
     whenever the anchor $p$ does, even if $q$ lost support.
 
@@ -592,11 +621,15 @@ def check_support_recovery(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, s
                 if np.isneginf(out).any():
                     zeros = np.flatnonzero(np.isneginf(out)).tolist()
                     return AxiomResult(
-                        "A2+ support recovery", False,
+                        "A2+ support recovery",
+                        False,
                         f"outcomes {zeros} stay at probability 0 for lam={lam:g} although the "
-                        "anchor gives them positive mass", math.inf)
-        return AxiomResult("A2+ support recovery", True,
-                           "full support whenever the anchor has it and lam > 0")
+                        "anchor gives them positive mass",
+                        math.inf,
+                    )
+        return AxiomResult(
+            "A2+ support recovery", True, "full support whenever the anchor has it and lam > 0"
+        )
 
     return _guard("A2+ support recovery", run)
 
@@ -621,8 +654,9 @@ def _largest_jump(f, t_grid: np.ndarray, steps: int = 36) -> tuple[float, float]
     return best_jump, best_t
 
 
-def check_continuity(phi: AnchorFn, *, trials: int = 3, vocab: int = 7, seed: int = 3,
-                     jump_tol: float = 1e-6) -> AxiomResult:
+def check_continuity(
+    phi: AnchorFn, *, trials: int = 3, vocab: int = 7, seed: int = 3, jump_tol: float = 1e-6
+) -> AxiomResult:
     r"""(A3) continuity in $(p, q, \lambda)$, probed along paths.
 
     Along a path in $\lambda$ (with $p$, $q$ fixed) and along logit-space paths from one $q$ to
@@ -641,24 +675,36 @@ def check_continuity(phi: AnchorFn, *, trials: int = 3, vocab: int = 7, seed: in
             paths = {
                 "lam": lambda t, lp=lp, lq=lq: _apply(phi, lp, lq, t),
                 "q": lambda t, lp=lp, a=za, b=zb: _apply(
-                    phi, lp, log_softmax((1 - t) * a + t * b), 0.5),
+                    phi, lp, log_softmax((1 - t) * a + t * b), 0.5
+                ),
                 "p": lambda t, lq=lq, a=za, b=zb: _apply(
-                    phi, log_softmax((1 - t) * a + t * b), lq, 0.5),
+                    phi, log_softmax((1 - t) * a + t * b), lq, 0.5
+                ),
             }
             for name, f in paths.items():
                 jump, t = _largest_jump(f, grid)
                 if jump > worst:
                     worst, where = jump, f"along the {name}-path near t={t:.6g}"
         ok = worst <= jump_tol
-        msg = (f"no jump above {jump_tol:g} (largest residual {worst:.2e})" if ok else
-               f"jump of {worst:.3g} in total variation {where} (tol {jump_tol:g})")
+        msg = (
+            f"no jump above {jump_tol:g} (largest residual {worst:.2e})"
+            if ok
+            else f"jump of {worst:.3g} in total variation {where} (tol {jump_tol:g})"
+        )
         return AxiomResult("A3 continuity", ok, msg, worst)
 
     return _guard("A3 continuity", run)
 
 
-def check_monotone_anchoring(phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 4,
-                             rtol: float = 1e-9, atol: float = 1e-12) -> AxiomResult:
+def check_monotone_anchoring(
+    phi: AnchorFn,
+    *,
+    trials: int = 12,
+    vocab: int = 7,
+    seed: int = 4,
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
+) -> AxiomResult:
     r"""(A4) monotone anchoring: $\mathrm{KL}(p\|\Phi_\lambda(p, q))$ decreases weakly in $\lambda$.
 
     Checked on a grid of 41 values of $\lambda$ (tolerance `rtol`·value + `atol`). Both provided
@@ -676,8 +722,10 @@ def check_monotone_anchoring(phi: AnchorFn, *, trials: int = 12, vocab: int = 7,
             i = int(np.argmax(rise))
             if rise[i] > worst:
                 worst = float(rise[i])
-                where = (f"KL(p||Phi_lam) rises from {d[i]:.6g} at lam={lams[i]:g} to "
-                         f"{d[i + 1]:.6g} at lam={lams[i + 1]:g}")
+                where = (
+                    f"KL(p||Phi_lam) rises from {d[i]:.6g} at lam={lams[i]:g} to "
+                    f"{d[i + 1]:.6g} at lam={lams[i + 1]:g}"
+                )
         ok = worst <= 0.0
         msg = "KL(p || Phi_lam(p, q)) is non-increasing in lam" if ok else where
         return AxiomResult("A4 monotone anchoring", ok, msg, worst)
@@ -685,8 +733,9 @@ def check_monotone_anchoring(phi: AnchorFn, *, trials: int = 12, vocab: int = 7,
     return _guard("A4 monotone anchoring", run)
 
 
-def check_temperature_coherence(phi: AnchorFn, *, trials: int = 12, vocab: int = 7,
-                                seed: int = 5, atol: float = 1e-9) -> AxiomResult:
+def check_temperature_coherence(
+    phi: AnchorFn, *, trials: int = 12, vocab: int = 7, seed: int = 5, atol: float = 1e-9
+) -> AxiomResult:
     r"""(A5) temperature coherence: $\Phi_\lambda(p^{1/T}, q^{1/T})\propto\Phi_\lambda(p,q)^{1/T}$.
 
     Checked for $T \in \{0.5, 2, 5\}$ and $\lambda \in \{0.25, 0.5, 0.75\}$ in log space. Geometric
@@ -706,9 +755,12 @@ def check_temperature_coherence(phi: AnchorFn, *, trials: int = 12, vocab: int =
                     if d > worst:
                         worst, where = d, f"T={t:g}, lam={lam:g}"
         ok = worst <= atol
-        msg = (f"commutes with softening to {worst:.2e}" if ok else
-               f"softening then anchoring differs from anchoring then softening by {worst:.3g} "
-               f"in log-probability at {where} (tol {atol:g})")
+        msg = (
+            f"commutes with softening to {worst:.2e}"
+            if ok
+            else f"softening then anchoring differs from anchoring then softening by {worst:.3g} "
+            f"in log-probability at {where} (tol {atol:g})"
+        )
         return AxiomResult("A5 temperature coherence", ok, msg, worst)
 
     return _guard("A5 temperature coherence", run)
@@ -724,8 +776,14 @@ AXIOMS: dict[str, Callable[..., AxiomResult]] = {
 }
 
 
-def check_axioms(phi: AnchorFn, axioms: Sequence[str] = ("A1", "A2", "A3", "A4", "A5"), *,
-                 raise_on_failure: bool = False, vocab: int = 7, seed: int = 0) -> AxiomReport:
+def check_axioms(
+    phi: AnchorFn,
+    axioms: Sequence[str] = ("A1", "A2", "A3", "A4", "A5"),
+    *,
+    raise_on_failure: bool = False,
+    vocab: int = 7,
+    seed: int = 0,
+) -> AxiomReport:
     r"""Run the candidate meta-teacher axioms on an operator $\Phi(\log p, \log q, \lambda)$.
 
     The axioms are our reconstruction in the style of the authors' predecessor papers
@@ -753,15 +811,20 @@ def check_axioms(phi: AnchorFn, axioms: Sequence[str] = ("A1", "A2", "A3", "A4",
     if unknown:
         raise ValueError(f"axioms must be keys of {list(AXIOMS)}, got {unknown}")
     default_seeds = {"A1": 0, "A2": 1, "A3": 3, "A4": 4, "A5": 5, "A2+": 2}
-    report = AxiomReport(tuple(AXIOMS[a](phi, vocab=vocab, seed=seed + default_seeds[a])
-                               for a in axioms))
+    report = AxiomReport(
+        tuple(AXIOMS[a](phi, vocab=vocab, seed=seed + default_seeds[a]) for a in axioms)
+    )
     if raise_on_failure:
         report.raise_if_failed()
     return report
 
 
-def check_aggregation_axioms(agg: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
-                             raise_on_failure: bool = False, seed: int = 0) -> AxiomReport:
+def check_aggregation_axioms(
+    agg: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    raise_on_failure: bool = False,
+    seed: int = 0,
+) -> AxiomReport:
     r"""Aggregation axioms for $\mathcal A(\{p_j\}, \pi)$, called as `agg(teacher_log_probs, w)`.
 
     Restricted to two teachers with weights $(\lambda, 1-\lambda)$, an aggregation operator is an
@@ -784,8 +847,9 @@ def check_aggregation_axioms(agg: Callable[[np.ndarray, np.ndarray], np.ndarray]
             except Exception as e:
                 raise _OperatorError(f"operator raised {type(e).__name__}: {e}") from e
             worst = max(worst, _logdiff(out, lp))
-        return AxiomResult("preservation (3 teachers)", worst <= 1e-9,
-                           f"A(p, p, p) = p to {worst:.2e}", worst)
+        return AxiomResult(
+            "preservation (3 teachers)", worst <= 1e-9, f"A(p, p, p) = p to {worst:.2e}", worst
+        )
 
     report = AxiomReport(report.results + (_guard("preservation (3 teachers)", three),))
     if raise_on_failure:
@@ -892,7 +956,8 @@ class ExponentialFamily:
             th, resid = th + s * step, new
         raise RuntimeError(
             f"moment matching did not converge (residual {np.abs(resid).max():.2e}); the "
-            "target's moments may lie on the boundary of the family's moment set")
+            "target's moments may lie on the boundary of the family's moment set"
+        )
 
     def project(self, log_m, theta0=None) -> np.ndarray:
         r"""$\Pi_{\mathcal Q}(m) = \arg\min_{q \in \mathcal Q}\mathrm{KL}(m\|q)$ in log space."""
@@ -954,8 +1019,14 @@ class LowRankSoftmax(ExponentialFamily):
             if np.abs(grad(th)).max() <= tol * scale:
                 return th
         th0 = np.zeros(self.dim) if theta0 is None else np.asarray(theta0, dtype=np.float64)
-        res = optimize.minimize(f, th0, jac=grad, hess=hess, method="trust-exact",
-                                options={"gtol": tol, "maxiter": max_iter})
+        res = optimize.minimize(
+            f,
+            th0,
+            jac=grad,
+            hess=hess,
+            method="trust-exact",
+            options={"gtol": tol, "maxiter": max_iter},
+        )
         # The objective's rounding floor (eps * KL) stops the trust region once the gradient is
         # ~1e-8; finish with plain Newton steps on the stationarity condition, which do not need
         # the objective to resolve changes below eps.
@@ -970,8 +1041,9 @@ class LowRankSoftmax(ExponentialFamily):
         return th
 
 
-def projected_iterates(op: AnchoredOperator, family: ExponentialFamily, log_q0, n: int
-                       ) -> np.ndarray:
+def projected_iterates(
+    op: AnchoredOperator, family: ExponentialFamily, log_q0, n: int
+) -> np.ndarray:
     r"""Capacity-limited recursion $q_{k+1} = \Pi_{\mathcal Q}(\Phi_\lambda(p_0, q_k))$.
 
     The start is projected too: $q_0 = \Pi_{\mathcal Q}(q_0)$. Returns $(n+1, k)$ log-probs.
@@ -986,8 +1058,13 @@ def projected_iterates(op: AnchoredOperator, family: ExponentialFamily, log_q0, 
     return np.stack(out)
 
 
-def projected_fixed_point(op: AnchoredOperator, family: ExponentialFamily, log_q0=None,
-                          tol: float = 1e-11, max_iter: int = 20000) -> tuple[np.ndarray, int]:
+def projected_fixed_point(
+    op: AnchoredOperator,
+    family: ExponentialFamily,
+    log_q0=None,
+    tol: float = 1e-11,
+    max_iter: int = 20000,
+) -> tuple[np.ndarray, int]:
     r"""Iterate `projected_iterates` until $\mathrm{TV}(q_{k+1}, q_k) \le$ `tol`.
 
     Returns:
@@ -1013,9 +1090,15 @@ def projected_fixed_point(op: AnchoredOperator, family: ExponentialFamily, log_q
 # ----------------------------------------------------------------------------- finite samples
 
 
-def finite_sample_generations(log_p0, lam: float, n_samples: int, generations: int,
-                              rng: np.random.Generator, kind: Kind = "arithmetic",
-                              replicates: int = 1) -> np.ndarray:
+def finite_sample_generations(
+    log_p0,
+    lam: float,
+    n_samples: int,
+    generations: int,
+    rng: np.random.Generator,
+    kind: Kind = "arithmetic",
+    replicates: int = 1,
+) -> np.ndarray:
     r"""Generations of categorical students fitted by maximum likelihood to $N$ samples.
 
     $q_0 = p_0$; for $n \ge 0$, draw $N$ samples from the meta-teacher

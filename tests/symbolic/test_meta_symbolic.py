@@ -55,10 +55,12 @@ def test_two_point_kl_contraction():
     lam = RNG.uniform(0, 1, 200)
     g = gap(a, b, lam)
     lp, lq = np.log(np.stack([a, 1 - a], -1)), np.log(np.stack([b, 1 - b], -1))
-    numeric = np.array([
-        (1 - x) * kl(lp[i], lq[i]) - kl(lp[i], meta.arithmetic_anchor(lp[i], lq[i], x))
-        for i, x in enumerate(lam)
-    ])
+    numeric = np.array(
+        [
+            (1 - x) * kl(lp[i], lq[i]) - kl(lp[i], meta.arithmetic_anchor(lp[i], lq[i], x))
+            for i, x in enumerate(lam)
+        ]
+    )
     np.testing.assert_allclose(g, numeric, rtol=1e-9, atol=1e-13)
     assert np.all(g >= -1e-13)
 
@@ -77,5 +79,6 @@ def test_finite_sample_variance_matches_chi2_formula():
         gens = np.arange(1, 15)
         # chi2 = sum_i Var(q_i)/p_i with sigma_0i^2/p_i = (1 - p_i): total k - 1
         sym = np.array([f(k - 1.0, float(lam), float(n_samples), float(g)) for g in gens])
-        np.testing.assert_allclose(sym, meta.finite_sample_chi2(k, n_samples, lam, gens),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            sym, meta.finite_sample_chi2(k, n_samples, lam, gens), rtol=1e-12
+        )

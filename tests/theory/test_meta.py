@@ -62,8 +62,9 @@ def test_arithmetic_iterate_is_exact_geometric_decay(pair, lam, n):
     np.testing.assert_allclose(np.exp(op.closed_form(lq0, n)), want, rtol=0, atol=1e-14)
     # TV contracts by exactly (1 - lam) per generation
     tv = total_variation(lp0, qs)
-    np.testing.assert_allclose(tv, (1 - lam) ** np.arange(n + 1) * tv[0], rtol=0,
-                               atol=1e-14 * (n + 1))
+    np.testing.assert_allclose(
+        tv, (1 - lam) ** np.arange(n + 1) * tv[0], rtol=0, atol=1e-14 * (n + 1)
+    )
 
 
 @pytest.mark.claim("meta.arithmetic-kl-contraction")
@@ -92,8 +93,9 @@ def test_geometric_log_ratio_identity(pair, lam, n):
     assert np.ptp(resid) <= 1e-13 * scale * (n + 1)
     np.testing.assert_allclose(op.closed_form(lq0, n), qs[n], rtol=0, atol=1e-12 * scale)
     osc = meta.oscillation(qs, lp0)
-    np.testing.assert_allclose(osc, (1 - lam) ** np.arange(n + 1) * osc[0], rtol=1e-10,
-                               atol=1e-13 * scale * (n + 1))
+    np.testing.assert_allclose(
+        osc, (1 - lam) ** np.arange(n + 1) * osc[0], rtol=1e-10, atol=1e-13 * scale * (n + 1)
+    )
 
 
 @pytest.mark.claim("meta.geometric-osc-contraction")
@@ -149,8 +151,11 @@ def test_anchor_is_the_globally_attractive_fixed_point(kind, pair, lam):
 def test_unique_fixed_point_brute_force(kind):
     # Every fixed point of q -> Phi_lam(p0, q) on a grid of the 2-simplex is p0 (lam > 0).
     p0 = np.array([0.6, 0.3, 0.1])
-    grid = [np.array([a, b, 1 - a - b]) for a, b in itertools.product(np.linspace(0.01, 0.98, 30),
-                                                                      repeat=2) if a + b < 0.99]
+    grid = [
+        np.array([a, b, 1 - a - b])
+        for a, b in itertools.product(np.linspace(0.01, 0.98, 30), repeat=2)
+        if a + b < 0.99
+    ]
     op = meta.AnchoredOperator(np.log(p0), 0.3, kind=kind)
     moves = np.array([float(total_variation(op(np.log(q)), np.log(q))) for q in grid])
     dist = np.array([float(total_variation(np.log(p0), np.log(q))) for q in grid])
@@ -261,10 +266,14 @@ def test_aggregate_matches_explicit_formulas():
     g = np.prod(np.exp(ps) ** w[:, None], axis=0)
     np.testing.assert_allclose(geo, g / g.sum(), rtol=1e-12)
     # two teachers with weights (lam, 1-lam) are the anchoring operators
-    np.testing.assert_allclose(meta.aggregate(ps[:2], [0.3, 0.7]),
-                               meta.arithmetic_anchor(ps[0], ps[1], 0.3), atol=1e-14)
-    np.testing.assert_allclose(meta.aggregate(ps[:2], [0.3, 0.7], "geometric"),
-                               meta.geometric_anchor(ps[0], ps[1], 0.3), atol=1e-14)
+    np.testing.assert_allclose(
+        meta.aggregate(ps[:2], [0.3, 0.7]), meta.arithmetic_anchor(ps[0], ps[1], 0.3), atol=1e-14
+    )
+    np.testing.assert_allclose(
+        meta.aggregate(ps[:2], [0.3, 0.7], "geometric"),
+        meta.geometric_anchor(ps[0], ps[1], 0.3),
+        atol=1e-14,
+    )
 
 
 @pytest.mark.claim("meta.geometric-temperature-coherence")
@@ -328,7 +337,8 @@ def test_provided_operators_satisfy_their_axioms():
 
 def test_aggregation_axioms():
     assert meta.check_aggregation_axioms(
-        lambda ps, w: meta.aggregate(ps, w, kind="geometric")).holds
+        lambda ps, w: meta.aggregate(ps, w, kind="geometric")
+    ).holds
     rep = meta.check_aggregation_axioms(lambda ps, w: meta.aggregate(ps, w))
     assert [r.axiom for r in rep.failures] == ["A5 temperature coherence"]
 

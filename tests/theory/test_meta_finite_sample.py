@@ -22,8 +22,7 @@ def _exact_moments(p0, n_samples, lam, generations):
     """E chi2(q_n, p0) and E[1 - sum q_n^2] by enumerating the count chain (arithmetic)."""
     states = _states(len(p0), n_samples)
     q = states / n_samples
-    trans = np.array([multinomial.pmf(states, n_samples, lam * p0 + (1 - lam) * qs)
-                      for qs in q])
+    trans = np.array([multinomial.pmf(states, n_samples, lam * p0 + (1 - lam) * qs) for qs in q])
     dist = multinomial.pmf(states, n_samples, p0)  # generation 1 (q_0 = p0 exactly)
     chi2 = ((q - p0) ** 2 / p0).sum(axis=1)
     het = 1 - (q**2).sum(axis=1)
@@ -43,13 +42,19 @@ def test_chi2_and_heterozygosity_closed_forms_match_exact_enumeration(k, n_sampl
     p0 = np.array([0.5, 0.3, 0.2])[:k] if k == 3 else np.array([0.7, 0.3])
     c, h = _exact_moments(p0, n_samples, lam, 12)
     gens = np.arange(13)
-    np.testing.assert_allclose(meta.finite_sample_chi2(k, n_samples, lam, gens), c,
-                               rtol=1e-11, atol=1e-14)
-    np.testing.assert_allclose(meta.finite_sample_heterozygosity(np.log(p0), n_samples, lam, gens),
-                               h, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(
+        meta.finite_sample_chi2(k, n_samples, lam, gens), c, rtol=1e-11, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        meta.finite_sample_heterozygosity(np.log(p0), n_samples, lam, gens),
+        h,
+        rtol=1e-11,
+        atol=1e-14,
+    )
     sq = 1 - (p0**2).sum() - h  # E||q - p0||^2 = H0 - E[1 - sum q^2] since E q = p0
-    np.testing.assert_allclose(meta.finite_sample_sq_error(np.log(p0), n_samples, lam, gens),
-                               sq, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        meta.finite_sample_sq_error(np.log(p0), n_samples, lam, gens), sq, rtol=1e-10, atol=1e-14
+    )
 
 
 def test_stationary_level_formula():
@@ -95,8 +100,9 @@ def test_support_is_absorbing_without_arithmetic_anchoring():
     # probability >= 1 - (1 - lam p0_i)^N: a lower bound on the expected support (derived)
     floor = float(np.sum(1 - (1 - 0.3 * p0) ** n_samples))
     for kind, lam in (("arithmetic", 0.0), ("geometric", 0.3)):
-        c = meta.finite_sample_generations(lp0, lam, n_samples, gens, rng, kind=kind,
-                                           replicates=reps)
+        c = meta.finite_sample_generations(
+            lp0, lam, n_samples, gens, rng, kind=kind, replicates=reps
+        )
         alive = c > 0
         # once an outcome hits count 0 it never returns
         assert not (~alive[:, :-1] & alive[:, 1:]).any()
@@ -107,7 +113,7 @@ def test_support_is_absorbing_without_arithmetic_anchoring():
     c = meta.finite_sample_generations(lp0, 0.3, n_samples, gens, rng, replicates=reps)
     alive = c > 0
     assert (~alive[:, :-1] & alive[:, 1:]).any()
-    late = alive[:, gens // 2:].sum(-1).mean(axis=1)  # per-chain time average, n = 20 chains
+    late = alive[:, gens // 2 :].sum(-1).mean(axis=1)  # per-chain time average, n = 20 chains
     assert late.mean() >= floor - 4 * late.std(ddof=1) / np.sqrt(reps)
 
 
@@ -117,8 +123,12 @@ def test_generations_validation_and_shapes():
     c = meta.finite_sample_generations(lp0, 0.5, 10, 3, rng, replicates=2)
     assert c.shape == (2, 4, 4)
     np.testing.assert_allclose(c.sum(-1), 10.0)
-    for kw, match in (({"n_samples": 0}, "n_samples"), ({"replicates": 0}, "replicates"),
-                      ({"lam": 2.0}, "lam"), ({"kind": "x"}, "kind")):
+    for kw, match in (
+        ({"n_samples": 0}, "n_samples"),
+        ({"replicates": 0}, "replicates"),
+        ({"lam": 2.0}, "lam"),
+        ({"kind": "x"}, "kind"),
+    ):
         args = {"log_p0": lp0, "lam": 0.5, "n_samples": 10, "generations": 3, "rng": rng} | kw
         with pytest.raises(ValueError, match=match):
             meta.finite_sample_generations(**args)

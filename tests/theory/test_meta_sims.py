@@ -9,13 +9,42 @@ import pytest
 from sdtheory import simio
 
 CASES = {
-    "meta_contraction": ["--vocab", "40", "--pairs", "2", "--lams", "0.3", "0.5",
-                         "--generations", "80"],
-    "meta_finite_sample": ["--vocab", "20", "--n-samples", "50", "--generations", "40",
-                           "--replicates", "100", "--lams", "0.0", "0.2"],
+    "meta_contraction": [
+        "--vocab",
+        "40",
+        "--pairs",
+        "2",
+        "--lams",
+        "0.3",
+        "0.5",
+        "--generations",
+        "80",
+    ],
+    "meta_finite_sample": [
+        "--vocab",
+        "20",
+        "--n-samples",
+        "50",
+        "--generations",
+        "40",
+        "--replicates",
+        "100",
+        "--lams",
+        "0.0",
+        "0.2",
+    ],
     "meta_multi_teacher": ["--vocab", "30", "--generations", "40"],
-    "meta_capacity": ["--vocab", "25", "--lams", "0.3", "0.5", "--targets", "1",
-                      "--generations", "10"],
+    "meta_capacity": [
+        "--vocab",
+        "25",
+        "--lams",
+        "0.3",
+        "0.5",
+        "--targets",
+        "1",
+        "--generations",
+        "10",
+    ],
 }
 
 
