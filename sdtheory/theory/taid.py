@@ -135,7 +135,7 @@ def interpolated_kl_gradient(student_logits, teacher_logits, t: float) -> np.nda
 
 
 def linear_t(step: int, total_steps: int, t_start: float = 0.4, t_end: float = 1.0) -> float:
-    r"""The linear schedule $t_{\rm start} + (t_{\rm end}-t_{\rm start})\,\mathrm{step}/\mathrm{total}$.
+    r"""The linear schedule $t_{\rm start}+(t_{\rm end}-t_{\rm start})\,s/S$ at step $s$ of $S$.
 
     This is the floor of the adaptive schedule and the whole of the non-adaptive one. The
     arithmetic follows the official code term for term (`progress = step / total` first).
