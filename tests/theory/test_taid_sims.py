@@ -50,3 +50,20 @@ def test_toys_sim_tiny(tmp_path):
     assert checks["taid.toy-schedule"]["verdict"] == "held"  # holds at any size (code property)
     traj = list(csv.DictReader((out / "t_trajectory.csv").open()))
     assert len(traj) == 2 * 2 * 41  # 2 families x 2 TAID methods x (40 steps + final t)
+
+
+@pytest.mark.claim("taid.schedule-parity")
+@pytest.mark.claim("taid.schedule-linear-regime")
+def test_schedule_sim_small(tmp_path):
+    pytest.importorskip("torch")
+    from sims import taid_schedule
+
+    out = taid_schedule.main(["--out", str(tmp_path), "--parity-steps", "200",
+                              "--steps-grid", "50", "2000", "--vocab", "33"])
+    checks = _checks(out)
+    assert len(checks) == 4
+    assert all(c["verdict"] == "held" for c in checks.values()), checks
+    sweep = [r for r in csv.DictReader((out / "results.csv").open()) if r["part"] == "sweep"]
+    # outside the linear regime the adaptive term must actually lift t (the claim is not vacuous)
+    assert any(float(r["max_t_minus_floor_sim"]) > 0.1 for r in sweep
+               if r["linear_regime_theory"] == "False")
