@@ -207,7 +207,7 @@ def plot(res: dict, cfg: Config):
     p = res["problem"]
     figs = {}
     with simio.style() as plt:
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.2),
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.2), layout="constrained",
                                  sharey=True, squeeze=False)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, lim = res["curves"][al]
@@ -223,7 +223,7 @@ def plot(res: dict, cfg: Config):
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["curves"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0), layout="constrained",
                                  sharey=True, squeeze=False)
         k = np.arange(1, res["eigenvalues"].shape[0] + 1)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
@@ -237,7 +237,7 @@ def plot(res: dict, cfg: Config):
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["shrinkage"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0), layout="constrained",
                                  squeeze=False)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, binf = res["shrinkage"][al]
