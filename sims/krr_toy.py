@@ -35,7 +35,8 @@ CLOSED = claims.claim(
     "krr.closed-form-equals-refits",
     "Predictions after any number of steps (constant or per-step alpha, training or new points) "
     "equal explicit iterative ridge refits; computed from one eigendecomposition.",
-    ("derived", "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from " + NB),
+    ("derived",
+     "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from " + NB),
     "sdtheory.theory.krr.KernelSelfDistillation.predict",
     paper="borup2021",
 )
@@ -76,7 +77,9 @@ DAMPEN = claims.claim(
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    gamma: float = dataclasses.field(default=80.0, metadata={"help": "RBF kernel exp(-gamma (x-x')^2)"})
+    gamma: float = dataclasses.field(
+        default=80.0, metadata={"help": "RBF kernel exp(-gamma (x-x')^2)"}
+    )
     lam: float = dataclasses.field(default=0.2, metadata={"help": "ridge penalty lambda"})
     alphas: tuple[float, ...] = dataclasses.field(
         default=(0.0, 0.25, 0.35), metadata={"help": "ground-truth weights alpha"}
@@ -148,7 +151,8 @@ def table_markdown(rows: list[dict], alphas) -> str:
     for s in steps:
         vals = [next(r["mse_theory"] for r in rows if r["step"] == s and r["alpha"] == a)
                 for a in alphas]
-        lines.append(f"| {'∞' if s == 'inf' else s} | " + " | ".join(f"{v:.5f}" for v in vals) + " |")
+        cells = " | ".join(f"{v:.5f}" for v in vals)
+        lines.append(f"| {'∞' if s == 'inf' else s} | {cells} |")
     return "\n".join(lines)
 
 
@@ -207,7 +211,8 @@ def plot(res: dict, cfg: Config):
     p = res["problem"]
     figs = {}
     with simio.style() as plt:
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.2), layout="constrained",
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.2),
+                                 layout="constrained",
                                  sharey=True, squeeze=False)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, lim = res["curves"][al]
@@ -223,8 +228,8 @@ def plot(res: dict, cfg: Config):
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["curves"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0), layout="constrained",
-                                 sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
+                                 layout="constrained", sharey=True, squeeze=False)
         k = np.arange(1, res["eigenvalues"].shape[0] + 1)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, binf = res["shrinkage"][al]
@@ -237,8 +242,8 @@ def plot(res: dict, cfg: Config):
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["shrinkage"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0), layout="constrained",
-                                 squeeze=False)
+        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
+                                 layout="constrained", squeeze=False)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, binf = res["shrinkage"][al]
             for s in range(cfg.steps):

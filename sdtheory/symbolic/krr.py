@@ -63,7 +63,7 @@ def _zero(expr, what: str) -> bool:
 
 
 def derive_recursion(t: int, a_=a, alpha_=alpha) -> sp.Expr:
-    r"""$b^{(t)}$ by unrolling the recursion $b^{(1)}=a$, $b^{(\tau)}=a(\alpha+(1-\alpha)b^{(\tau-1)})$."""
+    r"""$b^{(t)}$ by unrolling $b^{(1)}=a$, $b^{(\tau)}=a(\alpha+(1-\alpha)b^{(\tau-1)})$."""
     b = a_
     for _ in range(t - 1):
         b = a_ * (alpha_ + (1 - alpha_) * b)
@@ -79,7 +79,7 @@ def derive_closed_sum(t: int | sp.Symbol, a_=a, alpha_=alpha) -> sp.Expr:
 
 
 def derive_closed_geometric(t=tau, a_=a, alpha_=alpha) -> sp.Expr:
-    r"""The sum in geometric form: $\alpha a\,(1-q^{t-1})/(1-q)+(1-\alpha)^{t-1}a^t$, $q=(1-\alpha)a$.
+    r"""Geometric form: $\alpha a\,(1-q^{t-1})/(1-q)+(1-\alpha)^{t-1}a^t$, $q=(1-\alpha)a$.
 
     This is the form `KernelSelfDistillation` evaluates (with $1-q$ computed as
     $(\lambda+\alpha d)/(d+\lambda)$).
@@ -103,7 +103,7 @@ def prove_closed_sum(max_tau: int = 8) -> bool:
     $G(\tau+1)-a(\alpha+(1-\alpha)G(\tau))=0$ for symbolic $\tau$.
     """
     for t in range(1, max_tau + 1):
-        _zero(derive_closed_sum(t).doit() - derive_recursion(t), f"closed sum vs recursion, tau={t}")
+        _zero(derive_closed_sum(t).doit() - derive_recursion(t), f"closed sum, tau={t}")
         _zero(derive_closed_geometric(t) - derive_recursion(t), f"geometric vs recursion, tau={t}")
     g = derive_closed_geometric
     _zero(g(1) - a, "induction base")
@@ -136,7 +136,7 @@ def prove_rate() -> bool:
 
 
 def prove_optimal_alpha(dim: int = 3) -> bool:
-    r"""$\arg\min_\alpha\|t-p-\alpha r\|^2=\langle r,t-p\rangle/\|r\|^2$ (vectors of length `dim`)."""
+    r"""$\arg\min_\alpha\|t-p-\alpha r\|^2=\langle r,t-p\rangle/\|r\|^2$ (length-`dim` vectors)."""
     t = sp.Matrix(sp.symbols(f"t0:{dim}", real=True))
     p = sp.Matrix(sp.symbols(f"p0:{dim}", real=True))
     r = sp.Matrix(sp.symbols(f"r0:{dim}", real=True))

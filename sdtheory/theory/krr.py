@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import brentq
@@ -501,7 +500,8 @@ def mobahi_rounds(
     eps_v = float(eps)
     if not (eps_v > 0.0 and math.isfinite(eps_v)):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer)) or max_rounds < 1:
+    if (isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer))
+            or max_rounds < 1):
         raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
     d_raw, v, _ = spectral_decomposition(kernel, eig_tol)
     n = d_raw.shape[0]

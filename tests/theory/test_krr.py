@@ -1,4 +1,4 @@
-"""Tests for `sdtheory.theory.krr`: closed forms vs brute-force refits, limits, rates, Mobahi rounds.
+"""Tests for `sdtheory.theory.krr`: closed forms vs brute-force refits, limits, rates, Mobahi.
 
 Brute force is `iterative_refits` (a fresh `np.linalg.solve` per step, the notebook's recursion
 verbatim) and `np.linalg.solve` ridge. Tolerances are float64 closed-form-vs-solve tolerances:
@@ -108,9 +108,10 @@ def test_multi_output_targets():
     for c in range(3):
         one = KernelSelfDistillation(kernel, y[:, c], 0.5)
         np.testing.assert_allclose(sd.predict(4, 0.3)[:, c], one.predict(4, 0.3), atol=1e-13)
-        np.testing.assert_allclose(sd.predict(4, 0.3, ke)[:, c], one.predict(4, 0.3, ke), atol=1e-13)
-        np.testing.assert_allclose(sd.predict_path(4, 0.3, ke)[:, :, c], one.predict_path(4, 0.3, ke),
+        np.testing.assert_allclose(sd.predict(4, 0.3, ke)[:, c], one.predict(4, 0.3, ke),
                                    atol=1e-13)
+        np.testing.assert_allclose(sd.predict_path(4, 0.3, ke)[:, :, c],
+                                   one.predict_path(4, 0.3, ke), atol=1e-13)
 
 
 # ----------------------------------------------------------------- special cases and limits
@@ -208,7 +209,8 @@ def test_optimal_alpha_is_a_stationary_minimum(prob, steps, seed, new_points):
     assert al.shape == (steps - 1,)
 
     def loss(seq):
-        return float(np.sum((iterative_refits(kernel, y, lam, len(seq) + 1, seq, ke)[-1] - target) ** 2))
+        pred = iterative_refits(kernel, y, lam, len(seq) + 1, seq, ke)[-1]
+        return float(np.sum((pred - target) ** 2))
 
     for i in range(steps - 1):
         base = loss(al[: i + 1])
