@@ -31,11 +31,13 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 
 __all__ = [
     "KernelSelfDistillation",
     "MobahiRounds",
+    "distillation_grid",
     "iterative_refits",
     "mobahi_rounds",
     "ridge_predict",
@@ -52,18 +54,25 @@ def _check_lam(lam) -> float:
     return v
 
 
-def spectral_decomposition(kernel, eig_tol: float | None = None):
+def spectral_decomposition(kernel, eig_tol: float | None = None, *, clip_small: bool = False):
     r"""Eigendecomposition of a symmetric PSD Gram matrix with explicit clipping.
 
-    Eigenvalues are returned in **descending** order. Floating point makes the eigenvalues of a
-    PSD matrix that is (nearly) singular come out as tiny numbers of either sign. Every eigenvalue
-    with $|d_k|\le$ `eig_tol` is set to exactly 0; an eigenvalue below `-eig_tol` means the matrix
-    is not PSD and raises. The default tolerance is $n\,\epsilon_{64}\max_k|d_k|$, the size of the
-    rounding error of `numpy.linalg.eigh`.
+    Eigenvalues are returned in **descending** order. `numpy.linalg.eigh` computes each
+    eigenvalue to an absolute error of about $n\,\epsilon_{64}\max_k|d_k|$ (the default
+    `eig_tol`), so a PSD matrix that is (nearly) singular yields tiny eigenvalues of either sign.
+    The rule is explicit:
+
+    - $d_k<-$`eig_tol`: the matrix is not PSD; `ValueError`.
+    - $-$`eig_tol`$\le d_k<0$: set to exactly 0 (rounding noise of a zero eigenvalue).
+    - $0\le d_k\le$`eig_tol`: kept as computed, unless `clip_small` (then set to 0 as well).
+      Kept is right for ridge-type filters $d/(d+\lambda)$, which are continuous at 0 (clipping
+      them would move the predictions by up to `eig_tol`$/\lambda$); `mobahi_rounds` clips them,
+      because its constraint must know the kernel's numerical null space.
 
     Args:
       kernel: the n x n Gram matrix (symmetric up to a relative 1e-8; it is symmetrised).
       eig_tol: the clipping threshold; `None` for the default above.
+      clip_small: also set eigenvalues in $[0,$ `eig_tol`$]$ to 0.
 
     Returns:
       `(eigenvalues, eigenvectors, n_clipped)`: eigenvalues descending and non-negative,
@@ -74,8 +83,8 @@ def spectral_decomposition(kernel, eig_tol: float | None = None):
         `-eig_tol`; `eig_tol` negative.
 
     Example:
-      >>> d, v, n0 = spectral_decomposition(np.array([[1.0, 1.0], [1.0, 1.0]]))
-      >>> bool(np.allclose(d, [2.0, 0.0])) and n0 == 1
+      >>> d, v, n0 = spectral_decomposition(np.array([[1.0, 1.0], [1.0, 1.0]]), clip_small=True)
+      >>> bool(np.allclose(d, [2.0, 0.0])) and d[1] == 0.0 and n0 == 1
       True
     """
     k = np.asarray(kernel, dtype=np.float64)
@@ -98,7 +107,7 @@ def spectral_decomposition(kernel, eig_tol: float | None = None):
             f"kernel must be positive semi-definite, got eigenvalue {d[-1]:.3g} < -eig_tol "
             f"= {-eig_tol:.3g}"
         )
-    small = np.abs(d) <= eig_tol
+    small = (d < 0) | ((d <= eig_tol) & clip_small)
     d[small] = 0.0
     return d, v, int(small.sum())
 
@@ -116,10 +125,10 @@ class KernelSelfDistillation:
     $\alpha\in[0,1]$.
 
     Attributes:
-      eigenvalues: kernel eigenvalues $d_k$, descending, tiny ones clipped to 0 (see
-        `spectral_decomposition`).
+      eigenvalues: kernel eigenvalues $d_k$, descending; negative rounding noise clipped to 0
+        (see `spectral_decomposition`).
       eigenvectors: matching eigenvectors (columns).
-      n_clipped: how many eigenvalues were set to 0.
+      n_clipped: how many (negative, within rounding) eigenvalues were set to 0.
       lam: the ridge penalty $\lambda$.
 
     Example:
@@ -483,7 +492,8 @@ def mobahi_rounds(
       y: targets, shape (n,).
       eps: the mean-squared-error budget $\epsilon>0$.
       max_rounds: rounds to run at most (>= 1).
-      eig_tol: eigenvalue clipping threshold (see `spectral_decomposition`).
+      eig_tol: eigenvalue clipping threshold (see `spectral_decomposition`; here eigenvalues
+        up to `eig_tol` count as the kernel's null space).
 
     Returns:
       A `MobahiRounds`.
@@ -503,7 +513,7 @@ def mobahi_rounds(
     if (isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer))
             or max_rounds < 1):
         raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
-    d_raw, v, _ = spectral_decomposition(kernel, eig_tol)
+    d_raw, v, _ = spectral_decomposition(kernel, eig_tol, clip_small=True)
     n = d_raw.shape[0]
     y = np.asarray(y, dtype=np.float64)
     if y.shape != (n,) or not np.isfinite(y).all():
@@ -553,6 +563,62 @@ def mobahi_rounds(
         effective_dim=eff,
         ratio_top_bottom=ratio,
     )
+
+
+def distillation_grid(kernel, y, lam: float, alphas, steps: int) -> np.ndarray:
+    r"""Training predictions for a grid of constant alphas x steps 1..`steps`, one Cholesky.
+
+    Constant-$\alpha$ predictions are polynomials in $P=\mathbf K(\mathbf K+\lambda I)^{-1}$:
+    $\hat y^{(\tau)}=(1-\alpha)^{\tau-1}P^\tau y+\alpha\sum_{i=1}^{\tau-1}(1-\alpha)^{i-1}P^iy$
+    (the closed sum of `KernelSelfDistillation` with $A\to P$). The Krylov vectors
+    $u_i=P^iy$ come from one Cholesky factorisation, $Pv=v-\lambda(\mathbf K+\lambda I)^{-1}v$,
+    and $P$ has spectrum in $[0,1)$, so the powers are stable. Cost: one ridge factorisation plus
+    `steps` pairs of triangular solves and a `(len(alphas) * steps) x steps` by `steps x n`
+    product; no eigendecomposition. Use `KernelSelfDistillation` for new points, per-step alpha,
+    the limit or the shrinkage diagonals.
+
+    Args:
+      kernel: n x n PSD Gram matrix; y: (n,) targets; lam > 0.
+      alphas: the constant ground-truth weights (any finite reals).
+      steps: the last step (int >= 1).
+
+    Returns:
+      Array of shape `(len(alphas), steps, n)`: `out[i, t - 1]` is $\hat y^{(t)}$ at alpha
+      `alphas[i]`.
+
+    Example:
+      >>> rng = np.random.default_rng(0)
+      >>> x = rng.standard_normal((30, 4)); K = x @ x.T; y = rng.standard_normal(30)
+      >>> g = distillation_grid(K, y, 0.5, [0.0, 0.3], 6)
+      >>> bool(np.allclose(g[1], KernelSelfDistillation(K, y, 0.5).predict_path(6, 0.3)))
+      True
+    """
+    lam = _check_lam(lam)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    k = np.asarray(kernel, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or y.shape != (k.shape[0],):
+        raise ValueError(f"kernel must be n x n and y of shape (n,), got {k.shape} and {y.shape}")
+    al = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if al.ndim != 1 or not np.isfinite(al).all():
+        raise ValueError(f"alphas must be a 1-D sequence of finite numbers, got {alphas!r}")
+    reg = k.copy()
+    reg.flat[:: k.shape[0] + 1] += lam
+    fac = cho_factor(reg, lower=True, check_finite=False)
+    u = np.empty((steps, k.shape[0]))
+    prev = y
+    for i in range(steps):
+        prev = prev - lam * cho_solve(fac, prev, check_finite=False)
+        u[i] = prev
+    # coefficients C[a, tau-1, i-1] of u_i in the closed sum
+    tau = np.arange(1, steps + 1)[:, None]
+    i = np.arange(1, steps + 1)[None, :]
+    one_m = (1.0 - al)[:, None, None]
+    with np.errstate(invalid="ignore"):
+        inner = al[:, None, None] * one_m ** (i - 1)
+    coef = np.where(i < tau, inner, 0.0) + np.where(i == tau, one_m ** (tau - 1), 0.0)
+    return coef @ u
 
 
 def ridge_predict(kernel, y, lam: float, kernel_eval=None) -> np.ndarray:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sdtheory.testing.strategies import psd_kernels
 from sdtheory.theory.krr import (
     KernelSelfDistillation,
+    distillation_grid,
     iterative_refits,
     mobahi_rounds,
     ridge_predict,
@@ -85,6 +86,16 @@ def test_closed_form_at_new_points(prob, alpha, steps, seed):
     _close(sd.predict_path(steps, alpha, ke), ref, scale)
     # the training Gram matrix as kernel_eval reproduces the training predictions
     _close(sd.predict(steps, alpha, kernel), sd.predict(steps, alpha), float(np.max(np.abs(y))))
+
+
+@pytest.mark.claim("krr.closed-form-equals-refits")
+@given(problems(), st.lists(alphas, min_size=1, max_size=4), st.integers(1, 50))
+def test_cholesky_grid_equals_refits(prob, alpha_list, steps):
+    kernel, y, lam = prob
+    grid = distillation_grid(kernel, y, lam, alpha_list, steps)
+    assert grid.shape == (len(alpha_list), steps, kernel.shape[0])
+    for i, al in enumerate(alpha_list):
+        _close(grid[i], iterative_refits(kernel, y, lam, steps, al), float(np.max(np.abs(y))))
 
 
 def test_constant_alpha_closed_sum_equals_diagonal_recursion():
@@ -248,14 +259,29 @@ def test_rank_deficient_kernel_clips_and_still_matches_refits():
     assert (d_raw < 0).any()  # the situation the clipping exists for
     y = rng.standard_normal(40)
     sd = KernelSelfDistillation(kernel, y, 0.1)
-    assert sd.n_clipped == 35
-    assert np.all(sd.eigenvalues >= 0) and np.all(sd.eigenvalues[5:] == 0)
+    assert sd.n_clipped == int((d_raw < 0).sum())  # negatives set to 0, tiny positives kept
+    assert np.all(sd.eigenvalues >= 0) and np.all(sd.eigenvalues[5:] < 1e-10)
     assert np.all(np.diff(sd.eigenvalues) <= 0)
     ref = iterative_refits(kernel, y, 0.1, 10, 0.3)
     np.testing.assert_allclose(sd.predict_path(10, 0.3), ref, atol=1e-11)
     ke = rng.standard_normal((3, 5)) @ x.T
     np.testing.assert_allclose(sd.predict(10, 0.3, ke),
                                iterative_refits(kernel, y, 0.1, 10, 0.3, ke)[-1], atol=1e-10)
+    d, _, n0 = spectral_decomposition(kernel, clip_small=True)
+    assert n0 == 35 and np.all(d[5:] == 0.0)
+
+
+def test_clipping_does_not_move_predictions_beyond_rounding():
+    # RBF Gram matrix: most eigenvalues lie below n * eps * d_max; keeping the tiny positive
+    # ones keeps the closed form at solve accuracy even for a small lam
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (200, 2))
+    kernel = np.exp(-2.0 * ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    y = rng.standard_normal(200)
+    sd = KernelSelfDistillation(kernel, y, 1e-2)
+    ref = iterative_refits(kernel, y, 1e-2, 5, 0.3)
+    # solve accuracy: cond(K + lam I) * eps ~ 200 / 1e-2 * 2.2e-16 ~ 4e-12 relative
+    np.testing.assert_allclose(sd.predict_path(5, 0.3), ref, atol=2e-11 * np.abs(y).max())
 
 
 def test_spectral_decomposition_rejects_indefinite_and_asymmetric():
@@ -268,8 +294,12 @@ def test_spectral_decomposition_rejects_indefinite_and_asymmetric():
     with pytest.raises(ValueError, match="finite"):
         spectral_decomposition(np.array([[np.nan]]))
     # an explicit tolerance clips more
-    d, _, n0 = spectral_decomposition(np.diag([1.0, 1e-6]), eig_tol=1e-5)
+    d, _, n0 = spectral_decomposition(np.diag([1.0, 1e-6]), eig_tol=1e-5, clip_small=True)
     assert n0 == 1 and d[1] == 0.0
+    d, _, n0 = spectral_decomposition(np.diag([1.0, 1e-6]), eig_tol=1e-5)
+    assert n0 == 0 and d[1] == 1e-6
+    with pytest.raises(ValueError, match="eig_tol"):
+        spectral_decomposition(np.eye(2), eig_tol=-1.0)
 
 
 @pytest.mark.parametrize(
