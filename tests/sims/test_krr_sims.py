@@ -20,6 +20,8 @@ def _run(name, tmp_path, *flags):
 
 
 @pytest.mark.paper("borup2021", "B5")
+@pytest.mark.paper("borup2021", "B6")
+@pytest.mark.claim("krr.ground-truth-dampens")
 def test_krr_toy(tmp_path):
     out, checks = _run("krr_toy", tmp_path)
     assert (out / "table.md").read_text().count("|") > 20

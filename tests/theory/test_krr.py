@@ -204,10 +204,38 @@ def test_measured_slope_matches_rate(alpha):
     assert abs(math.exp(slope) / sd.convergence_rate(alpha) - 1) < 1e-5
 
 
+# ----------------------------------------------------------------- sparsification
+
+
+@pytest.mark.claim("krr.sparsification-alpha0")
+@pytest.mark.claim("krr.sparsification-bounded")
+@pytest.mark.paper("borup2021", "B4")
+@given(problems(max_n=30), st.floats(0.05, 0.95))
+def test_consecutive_ratios_unbounded_at_alpha0_bounded_otherwise(prob, alpha):
+    kernel, y, lam = prob
+    sd = KernelSelfDistillation(kernel, y, lam)
+    d = sd.eigenvalues
+    keep = np.flatnonzero(d > 1e-8 * d[0])
+    if keep.shape[0] < 2 or np.any(np.diff(d[keep]) >= -1e-6 * d[0]):
+        return  # needs distinct, clearly positive eigenvalues
+    a = d[keep] / (d[keep] + lam)
+    r0 = [sd.shrinkage(t, 0.0)[keep] for t in (1, 5, 20)]
+    ratios0 = [b[:-1] / b[1:] for b in r0]
+    np.testing.assert_allclose(ratios0[2], (a[:-1] / a[1:]) ** 20, rtol=1e-10)
+    assert np.all(ratios0[0] < ratios0[1]) and np.all(ratios0[1] < ratios0[2])
+    b_inf = sd.shrinkage(math.inf, alpha)[keep]
+    b_far = sd.shrinkage(3000, alpha)[keep]
+    np.testing.assert_allclose(b_far[:-1] / b_far[1:], b_inf[:-1] / b_inf[1:], rtol=1e-9)
+    # the limit ratios are bounded by the eigenvalue ratios d_k / d_(k+1) for every alpha
+    dk = d[keep]
+    assert np.all(b_inf[:-1] / b_inf[1:] <= dk[:-1] / dk[1:] * (1 + 1e-12))
+
+
 # ----------------------------------------------------------------- optimal alpha (derived)
 
 
 @pytest.mark.claim("krr.optimal-alpha-derived")
+@pytest.mark.paper("borup2021", "B7")
 @given(problems(max_n=25), st.integers(2, 6), st.integers(0, 2**32 - 1), st.booleans())
 def test_optimal_alpha_is_a_stationary_minimum(prob, steps, seed, new_points):
     kernel, y, lam = prob
@@ -337,6 +365,7 @@ def _random_problem(seed, n=30, cond=50.0):
 
 
 @pytest.mark.claim("mobahi.constraint-active")
+@pytest.mark.paper("mobahi2020", "M1")
 @pytest.mark.parametrize("seed", range(5))
 def test_mobahi_rounds_solve_the_constrained_problem(seed):
     kernel, y = _random_problem(seed)
@@ -355,6 +384,7 @@ def test_mobahi_rounds_solve_the_constrained_problem(seed):
 
 
 @pytest.mark.claim("mobahi.c-increasing")
+@pytest.mark.paper("mobahi2020", "M4")
 @pytest.mark.parametrize("seed", range(5))
 def test_mobahi_c_increases_and_norm_decreases(seed):
     kernel, y = _random_problem(seed)
