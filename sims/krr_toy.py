@@ -29,14 +29,14 @@ TOY_Y = np.array([
     -0.29756145531871736, -0.24189291901377769, -0.7964485769175675, -0.9616480167034174,
     -0.49672509509916934, -0.3469066003991437, 0.5589512650600734,
 ])
-NB = "code: Kennethborup/self_distillation@cb20d6c toy_example.ipynb"
+NB = "Kennethborup/self_distillation@cb20d6c toy_example.ipynb"
 
 CLOSED = claims.claim(
     "krr.closed-form-equals-refits",
     "Predictions after any number of steps (constant or per-step alpha, training or new points) "
     "equal explicit iterative ridge refits; computed from one eigendecomposition.",
     ("derived",
-     "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from " + NB),
+     "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from the code, " + NB),
     "sdtheory.theory.krr.KernelSelfDistillation.predict",
     paper="borup2021",
 )
@@ -51,7 +51,7 @@ SPARSE0 = claims.claim(
     "krr.sparsification-alpha0",
     "For alpha = 0 every consecutive shrinkage ratio b_k/b_{k+1} (eigenvalues descending) grows "
     "without bound with the step: (a_k/a_{k+1})^tau.",
-    ("derived", "docs/theory/krr.md; notebook plots Rk_no_GT (" + NB + ")"),
+    ("derived", "docs/theory/krr.md; notebook plots Rk_no_GT (code: " + NB + ")"),
     "sdtheory.theory.krr.KernelSelfDistillation.shrinkage",
     paper="borup2021",
 )
@@ -59,7 +59,7 @@ SPARSE_A = claims.claim(
     "krr.sparsification-bounded",
     "For alpha > 0 the consecutive shrinkage ratios converge to the finite ratios of "
     "alpha d/(alpha d + lambda) (sparsification is bounded; not necessarily monotone).",
-    ("derived", "docs/theory/krr.md; README 'extended to all alpha in [0,1]' (" + NB + ")"),
+    ("derived", "docs/theory/krr.md; README 'extended to all alpha in [0,1]' (code: " + NB + ")"),
     "sdtheory.theory.krr.KernelSelfDistillation.shrinkage",
     paper="borup2021",
 )

@@ -39,8 +39,8 @@ C_INC = claims.claim(
     "The regularisation c_t grows strictly from round to round and ||y_t|| shrinks "
     "(self-distillation amplifies regularisation). Hypothesis from recall of the paper; checked "
     "numerically here.",
-    ("secondary", RECALL + "; abstract: 'self-distillation iterations modify regularization by "
-                  "progressively limiting the number of basis functions'"),
+    ("paper", "RECALL, a hypothesis not confirmed in the PDF: " + RECALL + "; the title and "
+              "abstract state that self-distillation amplifies regularization"),
     "sdtheory.theory.krr.mobahi_rounds",
     paper="mobahi2020",
 )
