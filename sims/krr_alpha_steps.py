@@ -6,8 +6,8 @@ per-step optimal alpha (affine-in-alpha formula) against a grid search on the sa
 the measured geometric convergence slope against (1 - alpha) d_max/(d_max + lambda) on a random
 kernel.
 
-Claims: krr.convergence-rate, krr.optimal-alpha-derived, krr.heatmap-limit. Quick default ~3 s on
-CPU. Finer figure:  python sims/krr_alpha_steps.py --n-alpha 201 --steps 50
+Claims: krr.convergence-rate, krr.optimal-alpha-derived, krr.heatmap-limit. Quick default ~8 s on
+2 busy CPU cores. Finer figure:  python sims/krr_alpha_steps.py --n-alpha 201 --steps 50
 """
 
 from __future__ import annotations

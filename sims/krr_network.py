@@ -8,7 +8,7 @@ initialisation. Also: the same with only the readout trained (random features; e
 optimisation error) and the JAX linear-solve refits against the numpy closed form.
 
 Claims: krr.network-deviation-shrinks, krr.random-features-exact, krr.jax-refits.
-Quick default ~25 s on 2 CPU cores. Larger run:
+Quick default 15-45 s on 2 busy CPU cores (mostly XLA compilation). Larger run:
   python sims/krr_network.py --widths 16 64 256 1024 4096 --seeds 5 --steps 6
 """
 

@@ -7,7 +7,7 @@ r0 = ||y||/sqrt(n eps), with the derived bounds (r0 - 1)/kappa <= r0 - 1 <= t* <
 and for Borup & Andersen with alpha in {0, 0.1, 0.35, 1}.
 
 Claims: mobahi.constraint-active, mobahi.c-increasing, mobahi.collapse-bounds,
-mobahi.sparsification. Quick default ~3 s on CPU.
+mobahi.sparsification. Quick default ~10 s on 2 busy CPU cores.
 Larger run:  python sims/mobahi_rounds.py --instances 400 --n 60
 """
 
