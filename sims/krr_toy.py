@@ -7,8 +7,8 @@ Every number is computed twice: closed form (`KernelSelfDistillation`) and brute
 linear solves.
 
 Claims: krr.closed-form-equals-refits, krr.limit-amplified-ridge, krr.sparsification-alpha0,
-krr.sparsification-bounded, krr.ground-truth-dampens. Quick default ~4 s on 2 busy CPU cores (this is
-also the full-size run).
+krr.sparsification-bounded, krr.ground-truth-dampens. Quick default ~4 s on 2 busy CPU cores
+(this is also the full-size run).
 Run:  python sims/krr_toy.py
 """
 
