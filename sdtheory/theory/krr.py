@@ -1,0 +1,660 @@
+r"""Self-distillation in kernel ridge regression: closed forms from one eigendecomposition.
+
+Two settings share this module.
+
+**Weighted ground truth** (Borup & Andersen 2021, `papers/borup2021`). Step 1 is the ridge fit
+to $y$; step $\tau\ge2$ refits ridge (penalty $\lambda$) to the blended target
+$\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)}$, so $\alpha$ weights the ground truth and
+$\alpha=0$ is pure self-distillation. With $\mathbf K=VDV^\top$ and $a_k=d_k/(d_k+\lambda)$ the
+training predictions are $\hat y^{(\tau)}=V\,\mathrm{diag}(b^{(\tau)})\,V^\top y$ with
+
+$$b^{(1)}=a,\qquad b^{(\tau)}=a\,(\alpha_\tau+(1-\alpha_\tau)\,b^{(\tau-1)}),$$
+
+and for constant $\alpha$ the closed sum
+$b^{(\tau)}=(1-\alpha)^{\tau-1}a^\tau+\alpha\sum_{i=1}^{\tau-1}(1-\alpha)^{i-1}a^i$.
+The recursion is the one of the official notebook (`Kennethborup/self_distillation`,
+`toy_example.ipynb`, commit `cb20d6c`); the closed sum, the limit
+$b^{(\infty)}=d/(d+\lambda/\alpha)$ (ridge with $\lambda/\alpha$) and the geometric rate
+$(1-\alpha)\,a_{\max}$ are derived in `docs/theory/krr.md` and proved with sympy in
+`sdtheory.symbolic.krr`.
+
+**Pure self-distillation with an ε-constraint** (Mobahi, Farajtabar & Bartlett 2020,
+`papers/mobahi2020`): `mobahi_rounds`.
+
+Claims served: `krr.closed-form-equals-refits`, `krr.limit-amplified-ridge`,
+`krr.convergence-rate`, `krr.sparsification-*`, `krr.optimal-alpha-derived`, `mobahi.*`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import brentq
+
+__all__ = [
+    "KernelSelfDistillation",
+    "MobahiRounds",
+    "distillation_grid",
+    "iterative_refits",
+    "mobahi_rounds",
+    "ridge_predict",
+    "spectral_decomposition",
+]
+
+_SYMMETRY_RTOL = 1e-8
+
+
+def _check_lam(lam) -> float:
+    v = float(lam)
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
+    return v
+
+
+def spectral_decomposition(kernel, eig_tol: float | None = None, *, clip_small: bool = False):
+    r"""Eigendecomposition of a symmetric PSD Gram matrix with explicit clipping.
+
+    Eigenvalues are returned in **descending** order. `numpy.linalg.eigh` computes each
+    eigenvalue to an absolute error of about $n\,\epsilon_{64}\max_k|d_k|$ (the default
+    `eig_tol`), so a PSD matrix that is (nearly) singular yields tiny eigenvalues of either sign.
+    The rule is explicit:
+
+    - $d_k<-$`eig_tol`: the matrix is not PSD; `ValueError`.
+    - $-$`eig_tol`$\le d_k<0$: set to exactly 0 (rounding noise of a zero eigenvalue).
+    - $0\le d_k\le$`eig_tol`: kept as computed, unless `clip_small` (then set to 0 as well).
+      Kept is right for ridge-type filters $d/(d+\lambda)$, which are continuous at 0 (clipping
+      them would move the predictions by up to `eig_tol`$/\lambda$); `mobahi_rounds` clips them,
+      because its constraint must know the kernel's numerical null space.
+
+    Args:
+      kernel: the n x n Gram matrix (symmetric up to a relative 1e-8; it is symmetrised).
+      eig_tol: the clipping threshold; `None` for the default above.
+      clip_small: also set eigenvalues in $[0,$ `eig_tol`$]$ to 0.
+
+    Returns:
+      `(eigenvalues, eigenvectors, n_clipped)`: eigenvalues descending and non-negative,
+      eigenvectors as columns, and how many eigenvalues were set to 0.
+
+    Raises:
+      ValueError: `kernel` not square, not finite, not symmetric, or with an eigenvalue below
+        `-eig_tol`; `eig_tol` negative.
+
+    Example:
+      >>> d, v, n0 = spectral_decomposition(np.array([[1.0, 1.0], [1.0, 1.0]]), clip_small=True)
+      >>> bool(np.allclose(d, [2.0, 0.0])) and d[1] == 0.0 and n0 == 1
+      True
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
+        raise ValueError(f"kernel must be a non-empty square matrix, got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("kernel must be finite, got NaN or inf entries")
+    scale = float(np.max(np.abs(k))) or 1.0
+    asym = float(np.max(np.abs(k - k.T)))
+    if asym > _SYMMETRY_RTOL * scale:
+        raise ValueError(f"kernel must be symmetric, got max |K - K^T| = {asym:.3g}")
+    d, v = np.linalg.eigh(0.5 * (k + k.T))
+    d, v = d[::-1].copy(), v[:, ::-1].copy()
+    if eig_tol is None:
+        eig_tol = k.shape[0] * np.finfo(np.float64).eps * max(float(np.max(np.abs(d))), 1e-300)
+    elif not (float(eig_tol) >= 0.0):
+        raise ValueError(f"eig_tol must be >= 0, got {eig_tol!r}")
+    if d[-1] < -eig_tol:
+        raise ValueError(
+            f"kernel must be positive semi-definite, got eigenvalue {d[-1]:.3g} < -eig_tol "
+            f"= {-eig_tol:.3g}"
+        )
+    small = (d < 0) | ((d <= eig_tol) & clip_small)
+    d[small] = 0.0
+    return d, v, int(small.sum())
+
+
+class KernelSelfDistillation:
+    r"""Self-distillation with weighted ground truth, solved once in the kernel's eigenbasis.
+
+    Step 1 is the ridge fit $\hat f^{(1)}(x)=\mathbf k_x^\top(\mathbf K+\lambda I)^{-1}y$; step
+    $\tau\ge2$ refits ridge to $\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)}$ (Borup & Andersen
+    2021, Sec. 3; recursion as in their notebook). One `eigh` in the constructor; every
+    prediction, shrinkage diagonal and limit afterwards costs $O(n^2)$ or less.
+
+    `alpha` may be any finite real for finite steps: values in $[0,1]$ are the paper's weights,
+    others are the affine continuation that `optimal_alpha` can return. The limit needs
+    $\alpha\in[0,1]$.
+
+    Attributes:
+      eigenvalues: kernel eigenvalues $d_k$, descending; negative rounding noise clipped to 0
+        (see `spectral_decomposition`).
+      eigenvectors: matching eigenvectors (columns).
+      n_clipped: how many (negative, within rounding) eigenvalues were set to 0.
+      lam: the ridge penalty $\lambda$.
+
+    Example:
+      >>> rng = np.random.default_rng(0)
+      >>> x = rng.standard_normal((20, 3)); K = x @ x.T + np.eye(20); y = rng.standard_normal(20)
+      >>> sd = KernelSelfDistillation(K, y, lam=0.5)
+      >>> ridge = K @ np.linalg.solve(K + 0.5 * np.eye(20), y)
+      >>> bool(np.allclose(sd.predict(1, 0.3), ridge))
+      True
+      >>> lim = K @ np.linalg.solve(K + (0.5 / 0.3) * np.eye(20), y)  # ridge with lam/alpha
+      >>> bool(np.allclose(sd.predict(math.inf, 0.3), lim))
+      True
+    """
+
+    def __init__(self, kernel, y, lam: float, *, eig_tol: float | None = None):
+        self.lam = _check_lam(lam)
+        d, v, n0 = spectral_decomposition(kernel, eig_tol)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (1, 2) or y.shape[0] != d.shape[0]:
+            raise ValueError(
+                f"y must have shape (n,) or (n, k) with n = {d.shape[0]}, got shape {y.shape}"
+            )
+        if not np.isfinite(y).all():
+            raise ValueError("y must be finite, got NaN or inf entries")
+        self.eigenvalues = d
+        self.eigenvectors = v
+        self.n_clipped = n0
+        self.y = y
+        self._z = v.T @ y  # y in the eigenbasis
+        self._a = d / (d + self.lam)
+        self._one_minus_a = self.lam / (d + self.lam)  # exact, no cancellation near a = 1
+
+    @property
+    def n(self) -> int:
+        return self.eigenvalues.shape[0]
+
+    # ------------------------------------------------------------------ shrinkage diagonals
+
+    def _alphas(self, step, alpha) -> tuple[float | None, np.ndarray | None]:
+        """(constant alpha, None) or (None, array of alpha_2..alpha_step)."""
+        if np.ndim(alpha) == 0:
+            a = float(alpha)
+            if not math.isfinite(a):
+                raise ValueError(f"alpha must be finite, got {alpha!r}")
+            if step == math.inf and not (0.0 <= a <= 1.0):
+                raise ValueError(f"alpha must lie in [0, 1] for step=inf, got {alpha!r}")
+            return a, None
+        if step == math.inf:
+            raise ValueError("alpha must be a scalar for step=inf (the limit of a constant alpha)")
+        arr = np.asarray(alpha, dtype=np.float64)
+        if arr.ndim != 1 or arr.shape[0] != step - 1:
+            raise ValueError(
+                f"alpha must be a scalar or a sequence of alpha_2..alpha_step of length "
+                f"{step - 1}, got shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"alpha must be finite, got {alpha!r}")
+        return None, arr
+
+    @staticmethod
+    def _check_step(step):
+        if step == math.inf:
+            return math.inf
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+            raise ValueError(f"step must be an int >= 1 or math.inf, got {step!r}")
+        return int(step)
+
+    def _b_constant(self, tau: np.ndarray, alpha: float) -> np.ndarray:
+        r"""$b^{(\tau)}$ for constant alpha; `tau` an int array (>= 0), result `tau.shape + (n,)`.
+
+        Closed sum $\alpha a\,(1-q^{\tau-1})/(1-q)+(1-\alpha)^{\tau-1}a^\tau$ with $q=(1-\alpha)a$,
+        and $1-q=(\lambda+\alpha d)/(d+\lambda)$ computed without cancellation. $\tau=0$ gives 1
+        (the step-0 "prediction" is $y$ itself).
+        """
+        tau = np.asarray(tau, dtype=np.float64)[..., None]
+        a, d, lam = self._a, self.eigenvalues, self.lam
+        one_minus_q = (lam + alpha * d) / (d + lam)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            log_q = np.log1p(-one_minus_q)  # -inf where q = 0
+            geo = -np.expm1((tau - 1.0) * log_q) / one_minus_q  # sum_{i<tau-1} q^i
+            geo = np.where(tau >= 2.0, geo, 0.0)  # empty sum for tau = 1
+            lead = np.power(1.0 - alpha, np.maximum(tau - 1.0, 0.0)) * np.power(a, tau)
+            b = alpha * a * geo + lead
+        return np.where(tau == 0.0, 1.0, b)
+
+    def _b_sequence(self, alphas: np.ndarray) -> np.ndarray:
+        """All $b^{(1)}..b^{(step)}$ for per-step alphas; shape (step, n)."""
+        out = np.empty((alphas.shape[0] + 1, self.n))
+        out[0] = self._a
+        for i, al in enumerate(alphas, start=1):
+            out[i] = self._a * (al + (1.0 - al) * out[i - 1])
+        return out
+
+    def _b_limit(self, alpha: float) -> np.ndarray:
+        d = self.eigenvalues
+        return alpha * d / (alpha * d + self.lam)
+
+    def shrinkage(self, step, alpha) -> np.ndarray:
+        r"""The diagonal of $B^{(\text{step})}$ in the eigenbasis (order of `eigenvalues`).
+
+        $\hat y^{(\tau)}=V\,\mathrm{diag}(b^{(\tau)})V^\top y$. For `step=math.inf`,
+        $b^{(\infty)}_k=\alpha d_k/(\alpha d_k+\lambda)$ (derived; the notebook's `B_lim`).
+
+        Args:
+          step: int >= 1 or `math.inf`.
+          alpha: scalar, or the sequence $\alpha_2..\alpha_{\text{step}}$.
+
+        Example:
+          >>> sd = KernelSelfDistillation(np.diag([3.0, 1.0]), np.ones(2), lam=1.0)
+          >>> bool(np.allclose(sd.shrinkage(2, 0.0), [0.75**2, 0.5**2]))
+          True
+        """
+        step = self._check_step(step)
+        const, seq = self._alphas(step, alpha)
+        if step == math.inf:
+            return self._b_limit(const)
+        if seq is not None:
+            return self._b_sequence(seq)[-1]
+        return self._b_constant(np.asarray(step), const)
+
+    def shrinkage_path(self, steps: int, alpha) -> np.ndarray:
+        """Rows $b^{(1)}..b^{(\\text{steps})}$, shape `(steps, n)`; `alpha` scalar or sequence."""
+        steps = self._check_step(steps)
+        if steps == math.inf:
+            raise ValueError("steps must be a finite int >= 1 for shrinkage_path, got inf")
+        const, seq = self._alphas(steps, alpha)
+        if seq is not None:
+            return self._b_sequence(seq)
+        return self._b_constant(np.arange(1, steps + 1), const)
+
+    # ------------------------------------------------------------------ predictions
+
+    def _dual_factor(self, step, alpha) -> np.ndarray:
+        r"""$g$ with $f^{(\tau)}(x)=\mathbf k_x^\top V\mathrm{diag}(g)V^\top y$ and $b=d\,g$.
+
+        $g^{(\tau)}=(\alpha_\tau+(1-\alpha_\tau)b^{(\tau-1)})/(d+\lambda)$, finite even where
+        $d_k=0$ (unlike $b/d$).
+        """
+        step = self._check_step(step)
+        const, seq = self._alphas(step, alpha)
+        d, lam = self.eigenvalues, self.lam
+        if step == math.inf:
+            return const / (const * d + lam)
+        if step == 1:
+            return 1.0 / (d + lam)
+        if seq is not None:
+            prev, al = self._b_sequence(seq[:-1])[-1], seq[-1]
+        else:
+            prev, al = self._b_constant(np.asarray(step - 1), const), const
+        return (al + (1.0 - al) * prev) / (d + lam)
+
+    def predict(self, step, alpha, kernel_eval=None) -> np.ndarray:
+        r"""Predictions after `step` steps, at the training points or at new points.
+
+        Training points: $V\mathrm{diag}(b^{(\tau)})V^\top y$. New points with
+        `kernel_eval` $=\mathbf K_{x,X}$ (m x n):
+        $\mathbf K_{x,X}(\mathbf K+\lambda I)^{-1}(\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)})$,
+        evaluated in the eigenbasis. `step=math.inf` gives ridge with $\lambda/\alpha$
+        (the zero function for $\alpha=0$).
+
+        Args:
+          step: int >= 1 or `math.inf`.
+          alpha: scalar in [0, 1] (any finite real for finite steps), or the sequence
+            $\alpha_2..\alpha_{\text{step}}$ (length step - 1).
+          kernel_eval: optional m x n kernel between new points and the training points.
+
+        Returns:
+          Shape `(n,) + y.shape[1:]`, or `(m,) + y.shape[1:]` with `kernel_eval`.
+        """
+        if kernel_eval is None:
+            b = self.shrinkage(step, alpha)
+            return self.eigenvectors @ _scale(b, self._z)
+        ke = self._check_kernel_eval(kernel_eval)
+        g = self._dual_factor(step, alpha)
+        return ke @ (self.eigenvectors @ _scale(g, self._z))
+
+    def predict_path(self, steps: int, alpha, kernel_eval=None) -> np.ndarray:
+        """Predictions after steps 1..`steps`, shape `(steps, n or m) + y.shape[1:]`.
+
+        One matrix product for all steps (the shrinkage rows are cheap closed forms).
+        """
+        b = self.shrinkage_path(steps, alpha)  # (steps, n)
+        if kernel_eval is None:
+            coef = b
+            basis = self.eigenvectors
+        else:
+            ke = self._check_kernel_eval(kernel_eval)
+            prev = np.vstack([np.ones(self.n), b[:-1]])
+            const, seq = self._alphas(steps, alpha)
+            al = np.full(steps, const) if seq is None else np.concatenate([[1.0], seq])
+            coef = (al[:, None] + (1.0 - al[:, None]) * prev) / (self.eigenvalues + self.lam)
+            basis = ke @ self.eigenvectors
+        if self.y.ndim == 1:
+            return (coef * self._z) @ basis.T
+        return np.einsum("sk,kc,mk->smc", coef, self._z, basis)
+
+    def _check_kernel_eval(self, kernel_eval) -> np.ndarray:
+        ke = np.asarray(kernel_eval, dtype=np.float64)
+        if ke.ndim != 2 or ke.shape[1] != self.n:
+            raise ValueError(f"kernel_eval must have shape (m, {self.n}), got shape {ke.shape}")
+        if not np.isfinite(ke).all():
+            raise ValueError("kernel_eval must be finite, got NaN or inf entries")
+        return ke
+
+    # ------------------------------------------------------------------ limit, rate, alpha*
+
+    def convergence_rate(self, alpha: float) -> float:
+        r"""Geometric rate $\rho=|1-\alpha|\,a_{\max}$, $a_{\max}=d_{\max}/(d_{\max}+\lambda)$.
+
+        $B^{(\tau)}-B^{(\infty)}=((1-\alpha)A)^{\tau-1}(A-B^{(\infty)})$ (derived, see
+        `sdtheory.symbolic.krr.prove_rate`), so $\|B^{(\tau)}-B^{(\infty)}\|_2$ decays like
+        $\rho^{\tau}$.
+
+        Example:
+          >>> sd = KernelSelfDistillation(np.diag([3.0, 1.0]), np.ones(2), lam=1.0)
+          >>> bool(np.isclose(sd.convergence_rate(0.5), 0.5 * 0.75))
+          True
+        """
+        al = float(alpha)
+        if not (0.0 <= al <= 1.0):
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+        return abs(1.0 - al) * float(self._a.max())
+
+    def optimal_alpha(
+        self, target, steps: int, kernel_eval=None, *, constrain: bool = False
+    ) -> np.ndarray:
+        r"""Greedy per-step $\alpha_\tau$ minimising the squared error to `target` [derived].
+
+        **Derived, not the paper's criterion.** Borup & Andersen (v2 abstract) state a closed form
+        for the optimal weight per step; its criterion and formula were not retrievable here. This
+        method uses the fact that step-$\tau$ predictions are affine in $\alpha_\tau$:
+        $\hat f^{(\tau)}=p+\alpha_\tau r$ with $p=P\hat y^{(\tau-1)}$,
+        $r=P(y-\hat y^{(\tau-1)})$ and $P=\mathbf K_{x,X}(\mathbf K+\lambda I)^{-1}$, so
+        $\alpha^\star_\tau=\langle r,t-p\rangle/\|r\|^2$, taken greedily for
+        $\tau=2..$`steps` along the path of the earlier optimal weights.
+
+        Args:
+          target: values $t$ to match: at the training points (length n), or at the rows of
+            `kernel_eval` (length m); same trailing shape as `y`.
+          steps: the last step; returns $\alpha_2..\alpha_{\text{steps}}$.
+          kernel_eval: optional m x n kernel for evaluation points (e.g. validation points).
+          constrain: minimise over $[0, 1]$ instead of the real line (for a 1-D convex quadratic
+            this is the clip of the unconstrained minimiser, which is then exact, not a
+            heuristic).
+
+        Returns:
+          The array of $\alpha_2..\alpha_{\text{steps}}$ (length steps - 1). Where $r=0$ (to
+          1e-12 relative to $\|P y\|+\|P\hat y^{(\tau-1)}\|$, i.e. rounding) the error does
+          not depend on $\alpha_\tau$ and 1.0 is returned.
+        """
+        steps = self._check_step(steps)
+        if steps == math.inf:
+            raise ValueError("steps must be a finite int >= 1, got inf")
+        t = np.asarray(target, dtype=np.float64)
+        m = self.n if kernel_eval is None else self._check_kernel_eval(kernel_eval).shape[0]
+        if t.shape != (m,) + self.y.shape[1:]:
+            raise ValueError(f"target must have shape {(m,) + self.y.shape[1:]}, got {t.shape}")
+        basis = self.eigenvectors if kernel_eval is None else kernel_eval @ self.eigenvectors
+        # evaluation map in the eigenbasis: train -> d/(d+lam), new points -> 1/(d+lam)
+        filt = self._a if kernel_eval is None else 1.0 / (self.eigenvalues + self.lam)
+        b_prev = self._a.copy()  # b^(1)
+        out = np.empty(steps - 1)
+        for i in range(steps - 1):
+            p = basis @ _scale(filt * b_prev, self._z)
+            r = basis @ _scale(filt * (1.0 - b_prev), self._z)
+            rr = float(np.sum(r * r))
+            # r below the rounding level of P y and P y_prev: the loss is flat in alpha
+            floor = 1e-12 * (float(np.linalg.norm(p)) + float(np.linalg.norm(r + p)))
+            al = 1.0 if rr <= floor * floor else float(np.sum(r * (t - p))) / rr
+            if constrain:
+                al = min(1.0, max(0.0, al))
+            out[i] = al
+            b_prev = self._a * (al + (1.0 - al) * b_prev)
+        return out
+
+
+def _scale(coef: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return coef * z if z.ndim == 1 else coef[:, None] * z
+
+
+# ============================================================================ Mobahi et al.
+
+
+@dataclasses.dataclass(frozen=True)
+class MobahiRounds:
+    r"""Result of `mobahi_rounds`.
+
+    Attributes:
+      c: $c_t$ for the non-collapsed rounds $t=0..t^\star-1$ (Mobahi's normalisation; the ridge
+        penalty on the raw Gram matrix is $\lambda_t=n\,c_t$).
+      predictions: rows $y_0=y, y_1, \dots$ (training-set predictions of each round), up to and
+        including the first all-zero row at collapse.
+      norms: $\|y_t\|$ per row of `predictions`.
+      collapse_round: $t^\star$, the first round whose target satisfies $\|y_t\|^2\le n\epsilon$
+        (its fit is $f\equiv0$); `None` if no collapse within `max_rounds`.
+      r0: $r_0=\|y\|/\sqrt{n\epsilon}$.
+      kappa: $\kappa=d_{\max}/d_{\min}$ over the positive eigenvalues of $G=\mathbf K/n$.
+      eigenvalues: eigenvalues of $G=\mathbf K/n$, descending.
+      shrinkage: rows $b^{(t)}=\prod_{i<t}d/(c_i+d)$ for $t=0..$ (same rows as `predictions`).
+      effective_dim: $(\sum_k b_k)^2/\sum_k b_k^2$ per row: the participation ratio of the
+        shrinkage product, which falls as the basis sparsifies (nan on the zero row).
+      ratio_top_bottom: $b_1^{(t)}/b_n^{(t)}$ (largest over smallest positive eigenvalue) per row.
+    """
+
+    c: np.ndarray
+    predictions: np.ndarray
+    norms: np.ndarray
+    collapse_round: int | None
+    r0: float
+    kappa: float
+    eigenvalues: np.ndarray
+    shrinkage: np.ndarray
+    effective_dim: np.ndarray
+    ratio_top_bottom: np.ndarray
+
+
+def _solve_c(z: np.ndarray, d: np.ndarray, target: float) -> float:
+    r"""Root $c>0$ of $\|c z/(c+d)\|=\sqrt{n\epsilon}$ (=`target`), bracketed by the bounds.
+
+    $\|z\|\,c/(c+d_{\max})\le\|cz/(c+d)\|\le\|z\|\,c/(c+d_{\min})$ gives
+    $d_{\min}/(r-1)\le c\le d_{\max}/(r-1)$ with $r=\|z\|/$target; Brent's method on that
+    bracket (in $\log c$ when $d_{\min}>0$) is guaranteed to converge.
+    """
+    r = float(np.linalg.norm(z)) / target
+    pos = d[d > 0]
+    dmax = float(pos.max())
+    dmin = float(pos.min()) if pos.shape[0] == d.shape[0] else 0.0
+
+    def resid(c):
+        return float(np.linalg.norm(c * z / (c + d))) - target
+
+    hi = dmax / (r - 1.0) * (1.0 + 1e-9)
+    if dmin > 0.0:
+        lo = dmin / (r - 1.0) * (1.0 - 1e-9)
+        if resid(lo) >= 0.0:
+            return lo
+        lc = brentq(lambda u: resid(math.exp(u)), math.log(lo), math.log(hi),
+                    xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+        return math.exp(lc)
+    return brentq(resid, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+
+
+def mobahi_rounds(
+    kernel, y, eps: float, max_rounds: int = 100, *, eig_tol: float | None = None
+) -> MobahiRounds:
+    r"""Constrained pure self-distillation (Mobahi, Farajtabar & Bartlett 2020).
+
+    Round $t$ solves $\min_f R(f)$ s.t. $\frac1n\|f(X)-y_t\|^2\le\epsilon$; its training
+    predictions are $y_{t+1}$. In the eigenbasis of $G=\mathbf K/n$ ($z_t=V^\top y_t$),
+    $z_{t+1}=d/(c_t+d)\odot z_t$ where $c_t$ is the root of
+    $\sum_k(c\,z_{t,k}/(c+d_k))^2=n\epsilon$ (unique iff $\|y_t\|^2>n\epsilon$), found by Brent's
+    method on the bracket $[d_{\min}/(r_t-1),\,d_{\max}/(r_t-1)]$, $r_t=\|y_t\|/\sqrt{n\epsilon}$.
+    When $\|y_t\|^2\le n\epsilon$ the zero function is feasible and optimal: **collapse**.
+
+    The setting is recalled from the paper (hypothesis, not checked against the PDF); the root
+    bracket and the collapse-round bounds $r_0-1\le t^\star\le r_0^2$ are derived
+    (`docs/theory/krr.md`).
+
+    Args:
+      kernel: n x n PSD Gram matrix $g(x_j,x_k)$ (unnormalised; divided by n here).
+      y: targets, shape (n,).
+      eps: the mean-squared-error budget $\epsilon>0$.
+      max_rounds: rounds to run at most (>= 1).
+      eig_tol: eigenvalue clipping threshold (see `spectral_decomposition`; here eigenvalues
+        up to `eig_tol` count as the kernel's null space).
+
+    Returns:
+      A `MobahiRounds`.
+
+    Raises:
+      ValueError: bad arguments, or `eps` below the residual of the kernel's null space (the
+        constraint is then infeasible).
+
+    Example:
+      >>> res = mobahi_rounds(np.diag([4.0, 2.0, 1.0]) * 3, np.array([3.0, 2.0, 1.0]), 0.1, 50)
+      >>> bool(np.all(np.diff(res.c) > 0)) and res.collapse_round is not None
+      True
+    """
+    eps_v = float(eps)
+    if not (eps_v > 0.0 and math.isfinite(eps_v)):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if (isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer))
+            or max_rounds < 1):
+        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
+    d_raw, v, _ = spectral_decomposition(kernel, eig_tol, clip_small=True)
+    n = d_raw.shape[0]
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape != (n,) or not np.isfinite(y).all():
+        raise ValueError(f"y must be a finite vector of shape ({n},), got shape {y.shape}")
+    if not (d_raw > 0).any():
+        raise ValueError("kernel must have a positive eigenvalue, got the zero matrix")
+    d = d_raw / n
+    target = math.sqrt(n * eps_v)
+    z = v.T @ y
+    null = d == 0
+    null_resid = float(np.linalg.norm(z[null]))
+    if null_resid > target:
+        raise ValueError(
+            f"eps = {eps!r} is infeasible: the kernel's null space leaves a residual "
+            f"{null_resid**2 / n:.3g} > eps"
+        )
+    b = np.ones(n)
+    cs, zs, bs = [], [z], [b]
+    collapse = None
+    for t in range(int(max_rounds)):
+        zt = zs[-1]
+        if float(np.sum(zt * zt)) <= target * target:
+            collapse = t
+            zs.append(np.zeros(n))
+            bs.append(np.zeros(n))
+            break
+        c = _solve_c(zt, d, target)
+        fac = d / (c + d)
+        cs.append(c)
+        zs.append(fac * zt)
+        bs.append(fac * bs[-1])
+    zs_a = np.array(zs)
+    b_a = np.array(bs)
+    pos = d > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eff = b_a.sum(1) ** 2 / (b_a**2).sum(1)
+        ratio = b_a[:, 0] / b_a[:, np.flatnonzero(pos)[-1]]
+    return MobahiRounds(
+        c=np.array(cs),
+        predictions=zs_a @ v.T,
+        norms=np.linalg.norm(zs_a, axis=1),
+        collapse_round=collapse,
+        r0=float(np.linalg.norm(y)) / target,
+        kappa=float(d[pos].max() / d[pos].min()),
+        eigenvalues=d,
+        shrinkage=b_a,
+        effective_dim=eff,
+        ratio_top_bottom=ratio,
+    )
+
+
+def distillation_grid(kernel, y, lam: float, alphas, steps: int) -> np.ndarray:
+    r"""Training predictions for a grid of constant alphas x steps 1..`steps`, one Cholesky.
+
+    Constant-$\alpha$ predictions are polynomials in $P=\mathbf K(\mathbf K+\lambda I)^{-1}$:
+    $\hat y^{(\tau)}=(1-\alpha)^{\tau-1}P^\tau y+\alpha\sum_{i=1}^{\tau-1}(1-\alpha)^{i-1}P^iy$
+    (the closed sum of `KernelSelfDistillation` with $A\to P$). The Krylov vectors
+    $u_i=P^iy$ come from one Cholesky factorisation, $Pv=v-\lambda(\mathbf K+\lambda I)^{-1}v$,
+    and $P$ has spectrum in $[0,1)$, so the powers are stable. Cost: one ridge factorisation plus
+    `steps` pairs of triangular solves and a `(len(alphas) * steps) x steps` by `steps x n`
+    product; no eigendecomposition. Use `KernelSelfDistillation` for new points, per-step alpha,
+    the limit or the shrinkage diagonals.
+
+    Args:
+      kernel: n x n PSD Gram matrix; y: (n,) targets; lam > 0.
+      alphas: the constant ground-truth weights (any finite reals).
+      steps: the last step (int >= 1).
+
+    Returns:
+      Array of shape `(len(alphas), steps, n)`: `out[i, t - 1]` is $\hat y^{(t)}$ at alpha
+      `alphas[i]`.
+
+    Example:
+      >>> rng = np.random.default_rng(0)
+      >>> x = rng.standard_normal((30, 4)); K = x @ x.T; y = rng.standard_normal(30)
+      >>> g = distillation_grid(K, y, 0.5, [0.0, 0.3], 6)
+      >>> bool(np.allclose(g[1], KernelSelfDistillation(K, y, 0.5).predict_path(6, 0.3)))
+      True
+    """
+    lam = _check_lam(lam)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    k = np.asarray(kernel, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or y.shape != (k.shape[0],):
+        raise ValueError(f"kernel must be n x n and y of shape (n,), got {k.shape} and {y.shape}")
+    al = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if al.ndim != 1 or not np.isfinite(al).all():
+        raise ValueError(f"alphas must be a 1-D sequence of finite numbers, got {alphas!r}")
+    reg = k.copy()
+    reg.flat[:: k.shape[0] + 1] += lam
+    fac = cho_factor(reg, lower=True, check_finite=False)
+    u = np.empty((steps, k.shape[0]))
+    prev = y
+    for i in range(steps):
+        prev = prev - lam * cho_solve(fac, prev, check_finite=False)
+        u[i] = prev
+    # coefficients C[a, tau-1, i-1] of u_i in the closed sum
+    tau = np.arange(1, steps + 1)[:, None]
+    i = np.arange(1, steps + 1)[None, :]
+    one_m = (1.0 - al)[:, None, None]
+    with np.errstate(invalid="ignore"):
+        inner = al[:, None, None] * one_m ** (i - 1)
+    coef = np.where(i < tau, inner, 0.0) + np.where(i == tau, one_m ** (tau - 1), 0.0)
+    return coef @ u
+
+
+def ridge_predict(kernel, y, lam: float, kernel_eval=None) -> np.ndarray:
+    r"""Plain kernel ridge by a linear solve: $\mathbf K_{x,X}(\mathbf K+\lambda I)^{-1}y$.
+
+    A reference for tests and benchmarks (the brute-force building block).
+    """
+    lam = _check_lam(lam)
+    k = np.asarray(kernel, dtype=np.float64)
+    coef = np.linalg.solve(k + lam * np.eye(k.shape[0]), y)
+    return (k if kernel_eval is None else np.asarray(kernel_eval, dtype=np.float64)) @ coef
+
+
+def iterative_refits(kernel, y, lam: float, steps: int, alpha, kernel_eval=None) -> np.ndarray:
+    r"""Brute force: refit ridge `steps` times by linear solves; rows are steps 1..`steps`.
+
+    Step $\tau$ solves $(\mathbf K+\lambda I)w=\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)}$ and
+    predicts $\mathbf Kw$ (or $\mathbf K_{x,X}w$). This is the notebook's recursion verbatim, a
+    fresh solve per step; it is the reference the closed forms are tested against.
+
+    Args:
+      alpha: scalar or the sequence $\alpha_2..\alpha_{\text{steps}}$.
+    """
+    lam = _check_lam(lam)
+    k = np.asarray(kernel, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    al = np.full(steps - 1, float(alpha)) if np.ndim(alpha) == 0 else np.asarray(alpha, float)
+    if al.shape != (steps - 1,):
+        raise ValueError(f"alpha must be a scalar or have length {steps - 1}, got {al.shape}")
+    reg = k + lam * np.eye(k.shape[0])
+    ke = k if kernel_eval is None else np.asarray(kernel_eval, dtype=np.float64)
+    out = []
+    prev = y
+    for tau in range(1, steps + 1):
+        tgt = y if tau == 1 else al[tau - 2] * y + (1.0 - al[tau - 2]) * prev
+        w = np.linalg.solve(reg, tgt)
+        prev = k @ w
+        out.append(ke @ w)
+    return np.array(out)
