@@ -87,11 +87,16 @@ def bench(n: int, n_alpha: int, steps: int, brute_alphas: int, lam: float, seed:
     t_brute = t_b_sub * n_alpha / m
     scale = float(np.max(np.abs(y)))
     res = {
-        "n": n, "grid": f"{n_alpha} alphas x {steps} steps", "lam": lam,
+        "n": n,
+        "grid": f"{n_alpha} alphas x {steps} steps",
+        "lam": lam,
         "ridge_fit_s": t_ridge,
-        "cholesky_grid_s": t_grid, "eigen_s": t_eig,
-        "brute_s": t_brute, "brute_measured_s": t_b_sub,
-        "brute_alphas_measured": m, "brute_extrapolated": m < n_alpha,
+        "cholesky_grid_s": t_grid,
+        "eigen_s": t_eig,
+        "brute_s": t_brute,
+        "brute_measured_s": t_b_sub,
+        "brute_alphas_measured": m,
+        "brute_extrapolated": m < n_alpha,
         "cholesky_grid_over_ridge": t_grid / t_ridge,
         "eigen_over_ridge": t_eig / t_ridge,
         "brute_over_cholesky_grid": t_brute / t_grid,
@@ -108,14 +113,23 @@ def main(argv=None):
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 2000, 4000])
     ap.add_argument("--alphas", type=int, default=20)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--brute-alphas", type=int, nargs="+", default=[20, 5, 2],
-                    help="alphas timed by brute force, per n (last value repeats)")
+    ap.add_argument(
+        "--brute-alphas",
+        type=int,
+        nargs="+",
+        default=[20, 5, 2],
+        help="alphas timed by brute force, per n (last value repeats)",
+    )
     ap.add_argument("--lam", type=float, default=1e-2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    env = {"machine": platform.platform(), "cpus": os.cpu_count(), "numpy": np.__version__,
-           "blas_threads": os.environ["OPENBLAS_NUM_THREADS"]}
+    env = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
+    }
     print(json.dumps({"env": env}), flush=True)
     results = []
     for i, n in enumerate(args.n):

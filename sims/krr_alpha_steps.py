@@ -86,9 +86,16 @@ def run(cfg: Config) -> dict:
     grid = np.linspace(-2.0, 2.0, 2001)
     grid_best = []
     for i in range(cfg.opt_steps - 1):
-        losses = [np.sum((iterative_refits(p["kernel"], p["y"], p["lam"], i + 2,
-                                           np.r_[opt[:i], g])[-1] - p["f_train"]) ** 2)
-                  for g in grid]
+        losses = [
+            np.sum(
+                (
+                    iterative_refits(p["kernel"], p["y"], p["lam"], i + 2, np.r_[opt[:i], g])[-1]
+                    - p["f_train"]
+                )
+                ** 2
+            )
+            for g in grid
+        ]
         grid_best.append(float(grid[int(np.argmin(losses))]))
     # convergence slope on a random kernel with a top-eigenvalue gap
     rng = np.random.default_rng(cfg.seed)
@@ -101,11 +108,24 @@ def run(cfg: Config) -> dict:
         err = np.linalg.norm(rk.predict_path(60, al) - rk.predict(math.inf, al), axis=1)
         keep = (taus >= 8) & (err > 1e-11 * np.linalg.norm(rk.y))
         slope = np.polyfit(taus[keep], np.log(err[keep]), 1)[0]
-        rate_rows.append({"alpha": al, "rate_theory": rk.convergence_rate(al),
-                          "rate_sim": math.exp(slope), "points": int(keep.sum())})
-    return {"alphas": alphas, "heat": heat, "limit": lim, "gap_bound": gap_bound,
-            "opt": opt, "grid_best": np.array(grid_best), "grid_step": grid[1] - grid[0],
-            "rate": rate_rows}
+        rate_rows.append(
+            {
+                "alpha": al,
+                "rate_theory": rk.convergence_rate(al),
+                "rate_sim": math.exp(slope),
+                "points": int(keep.sum()),
+            }
+        )
+    return {
+        "alphas": alphas,
+        "heat": heat,
+        "limit": lim,
+        "gap_bound": gap_bound,
+        "opt": opt,
+        "grid_best": np.array(grid_best),
+        "grid_step": grid[1] - grid[0],
+        "rate": rate_rows,
+    }
 
 
 def table(res: dict) -> list[dict]:
@@ -125,31 +145,53 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     excess = float(np.max(gap - res["gap_bound"][pos]))
     opt_err = float(np.max(np.abs(res["opt"] - res["grid_best"])))
     return [
-        claims.check_close(RATE, 0.0, worst, atol=1e-5,
-                           details="max relative gap between exp(measured slope of log error) and "
-                                   f"rho, alpha in {[r['alpha'] for r in rr]}",
-                           figure="rate.png"),
-        claims.check_close(OPT, 0.0, opt_err, atol=res["grid_step"],
-                           details=f"formula {np.round(res['opt'], 4).tolist()} vs grid search "
-                                   f"{np.round(res['grid_best'], 4).tolist()} (toy, target "
-                                   "sin(2 pi x) at the training points)",
-                           figure="heatmap.png"),
-        claims.check_bound(HEAT, 0.0, excess, direction="<=", slack=1e-12,
-                           details=f"max over alpha>0 of |MSE(step {cfg.steps}) - MSE(limit)| "
-                                   "minus its rate bound (<= 0 means within the bound); largest "
-                                   f"gap {float(gap.max()):.3g}",
-                           figure="heatmap.png"),
+        claims.check_close(
+            RATE,
+            0.0,
+            worst,
+            atol=1e-5,
+            details="max relative gap between exp(measured slope of log error) and "
+            f"rho, alpha in {[r['alpha'] for r in rr]}",
+            figure="rate.png",
+        ),
+        claims.check_close(
+            OPT,
+            0.0,
+            opt_err,
+            atol=res["grid_step"],
+            details=f"formula {np.round(res['opt'], 4).tolist()} vs grid search "
+            f"{np.round(res['grid_best'], 4).tolist()} (toy, target "
+            "sin(2 pi x) at the training points)",
+            figure="heatmap.png",
+        ),
+        claims.check_bound(
+            HEAT,
+            0.0,
+            excess,
+            direction="<=",
+            slack=1e-12,
+            details=f"max over alpha>0 of |MSE(step {cfg.steps}) - MSE(limit)| "
+            "minus its rate bound (<= 0 means within the bound); largest "
+            f"gap {float(gap.max()):.3g}",
+            figure="heatmap.png",
+        ),
     ]
 
 
 def plot(res: dict, cfg: Config):
     figs = {}
     with simio.style() as plt:
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6),
-                                      gridspec_kw={"width_ratios": [1.4, 1]}, layout="constrained")
+        fig, (ax, ax2) = plt.subplots(
+            1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.4, 1]}, layout="constrained"
+        )
         al = res["alphas"]
-        im = ax.imshow(np.log10(res["heat"]), aspect="auto", origin="lower",
-                       extent=(al[0], al[-1], 0.5, cfg.steps + 0.5), cmap="viridis")
+        im = ax.imshow(
+            np.log10(res["heat"]),
+            aspect="auto",
+            origin="lower",
+            extent=(al[0], al[-1], 0.5, cfg.steps + 0.5),
+            cmap="viridis",
+        )
         fig.colorbar(im, ax=ax, label="log10 test MSE")
         best = np.argmin(res["heat"], axis=0) + 1
         ax.plot(al, best, "w.", ms=3, label="best step per α")
@@ -184,9 +226,14 @@ def main(argv: list[str] | None = None) -> Path:
     res = run(cfg)
     simio.save_table(out / "results.csv", table(res))
     simio.save_table(out / "rate.csv", res["rate"])
-    simio.save_table(out / "optimal_alpha.csv", {
-        "step": np.arange(2, cfg.opt_steps + 1), "alpha_theory": res["opt"],
-        "alpha_sim": res["grid_best"]})
+    simio.save_table(
+        out / "optimal_alpha.csv",
+        {
+            "step": np.arange(2, cfg.opt_steps + 1),
+            "alpha_theory": res["opt"],
+            "alpha_sim": res["grid_best"],
+        },
+    )
     for name, fig in plot(res, cfg).items():
         simio.save_figure(fig, out / name)
     simio.save_checks(out, check(res, cfg))

@@ -30,8 +30,11 @@ DEV = claims.claim(
     "Self-distilling a two-layer network by gradient descent (one fresh fit per step) follows the "
     "kernel closed form with its empirical NTK, with a deviation that shrinks as the width grows "
     "(lazy training; expected order width^-1/2).",
-    ("derived", "sdtheory/nets/krr.py docstring: linearisation around theta_0 gives kernel ridge "
-                "with the empirical NTK (Jacot et al. 2018; Lee et al. 2019)"),
+    (
+        "derived",
+        "sdtheory/nets/krr.py docstring: linearisation around theta_0 gives kernel ridge "
+        "with the empirical NTK (Jacot et al. 2018; Lee et al. 2019)",
+    ),
     "sdtheory.nets.krr.distill_network",
     paper="borup2021",
 )
@@ -80,18 +83,36 @@ def run(cfg: Config) -> dict:
         for w in widths:
             for s in range(cfg.seeds):
                 t0 = time.perf_counter()
-                r = distill_network(keys[s], x, y, cfg.lam, cfg.steps, cfg.alpha, w, xe,
-                                    iters=cfg.iters, train=train, pad_to=max(cfg.widths))
+                r = distill_network(
+                    keys[s],
+                    x,
+                    y,
+                    cfg.lam,
+                    cfg.steps,
+                    cfg.alpha,
+                    w,
+                    xe,
+                    iters=cfg.iters,
+                    train=train,
+                    pad_to=max(cfg.widths),
+                )
                 scale = float(np.max(np.abs(y)))
-                rows.append({
-                    "train": train, "width": w, "seed": s,
-                    "dev_train": float(np.max(np.abs(r["train"] - r["train_theory"]))) / scale,
-                    "dev_eval": float(np.max(np.abs(r["eval"] - r["eval_theory"]))) / scale,
-                    "grad_norm": float(r["grad_norm"].max()),
-                    "seconds": time.perf_counter() - t0,
-                })
-                print(f"  {train:>7} width {w:5d} seed {s}: dev {rows[-1]['dev_eval']:.3g} "
-                      f"({rows[-1]['seconds']:.1f}s)", flush=True)
+                rows.append(
+                    {
+                        "train": train,
+                        "width": w,
+                        "seed": s,
+                        "dev_train": float(np.max(np.abs(r["train"] - r["train_theory"]))) / scale,
+                        "dev_eval": float(np.max(np.abs(r["eval"] - r["eval_theory"]))) / scale,
+                        "grad_norm": float(r["grad_norm"].max()),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+                print(
+                    f"  {train:>7} width {w:5d} seed {s}: dev {rows[-1]['dev_eval']:.3g} "
+                    f"({rows[-1]['seconds']:.1f}s)",
+                    flush=True,
+                )
     sd = KernelSelfDistillation(p["kernel"], y, cfg.lam)
     jref = np.asarray(iterative_refits(p["kernel"], y, cfg.lam, 10, cfg.alpha, p["kernel_test"]))
     jax_dev = float(np.max(np.abs(jref - sd.predict_path(10, cfg.alpha, p["kernel_test"]))))
@@ -100,8 +121,18 @@ def run(cfg: Config) -> dict:
 
 def summary(rows: list[dict], train: str) -> tuple[np.ndarray, np.ndarray]:
     ws = np.array(sorted({r["width"] for r in rows if r["train"] == train}))
-    dev = np.array([np.mean([max(r["dev_train"], r["dev_eval"]) for r in rows
-                             if r["train"] == train and r["width"] == w]) for w in ws])
+    dev = np.array(
+        [
+            np.mean(
+                [
+                    max(r["dev_train"], r["dev_eval"])
+                    for r in rows
+                    if r["train"] == train and r["width"] == w
+                ]
+            )
+            for w in ws
+        ]
+    )
     return ws, dev
 
 
@@ -111,16 +142,29 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     mono = bool(np.all(np.diff(dev) < 0))
     _, dev_rf = summary(res["rows"], "readout")
     return [
-        claims.check_true(DEV, mono and slope < 0,
-                          predicted="deviation decreasing in width (slope ~ -0.5 expected)",
-                          measured=f"mean max deviation / max|y| {np.round(dev, 5).tolist()} at "
-                                   f"widths {ws.tolist()}; log-log slope {slope:.2f}",
-                          figure="network.png"),
-        claims.check_close(RF, 0.0, float(dev_rf.max()), atol=1e-8,
-                           details="max relative deviation, readout-only GD vs closed form",
-                           figure="network.png"),
-        claims.check_close(JAXREF, 0.0, res["jax_dev"], atol=1e-10,
-                           details="max |JAX refits - closed form|, toy, 10 steps, 101 points"),
+        claims.check_true(
+            DEV,
+            mono and slope < 0,
+            predicted="deviation decreasing in width (slope ~ -0.5 expected)",
+            measured=f"mean max deviation / max|y| {np.round(dev, 5).tolist()} at "
+            f"widths {ws.tolist()}; log-log slope {slope:.2f}",
+            figure="network.png",
+        ),
+        claims.check_close(
+            RF,
+            0.0,
+            float(dev_rf.max()),
+            atol=1e-8,
+            details="max relative deviation, readout-only GD vs closed form",
+            figure="network.png",
+        ),
+        claims.check_close(
+            JAXREF,
+            0.0,
+            res["jax_dev"],
+            atol=1e-10,
+            details="max |JAX refits - closed form|, toy, 10 steps, 101 points",
+        ),
     ]
 
 
@@ -130,9 +174,13 @@ def plot(res: dict, cfg: Config):
         rows = res["rows"]
         for train, mk in (("all", "o"), ("readout", "s")):
             pts = [r for r in rows if r["train"] == train]
-            ax.scatter([r["width"] for r in pts],
-                       [max(max(r["dev_train"], r["dev_eval"]), 1e-16) for r in pts],
-                       marker=mk, s=14, alpha=0.6)
+            ax.scatter(
+                [r["width"] for r in pts],
+                [max(max(r["dev_train"], r["dev_eval"]), 1e-16) for r in pts],
+                marker=mk,
+                s=14,
+                alpha=0.6,
+            )
             ws, dev = summary(rows, train)
             label = "two-layer (NTK regime)" if train == "all" else "readout only (random features)"
             ax.plot(ws, np.maximum(dev, 1e-16), mk + "-", label=label)

@@ -24,19 +24,32 @@ from sdtheory import claims, simio
 from sdtheory.theory.krr import KernelSelfDistillation, iterative_refits, ridge_predict
 
 # Mobahi et al. (2020) toy targets as reused by Borup's notebook (spec 1.2.6, [CODE]).
-TOY_Y = np.array([
-    0.38476636465198066, 1.2333967683416893, 1.33232242218057, 0.69201594888895180,
-    -0.29756145531871736, -0.24189291901377769, -0.7964485769175675, -0.9616480167034174,
-    -0.49672509509916934, -0.3469066003991437, 0.5589512650600734,
-])
+TOY_Y = np.array(
+    [
+        0.38476636465198066,
+        1.2333967683416893,
+        1.33232242218057,
+        0.69201594888895180,
+        -0.29756145531871736,
+        -0.24189291901377769,
+        -0.7964485769175675,
+        -0.9616480167034174,
+        -0.49672509509916934,
+        -0.3469066003991437,
+        0.5589512650600734,
+    ]
+)
 NB = "Kennethborup/self_distillation@cb20d6c toy_example.ipynb"
 
 CLOSED = claims.claim(
     "krr.closed-form-equals-refits",
     "Predictions after any number of steps (constant or per-step alpha, training or new points) "
     "equal explicit iterative ridge refits; computed from one eigendecomposition.",
-    ("derived",
-     "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from the code, " + NB),
+    (
+        "derived",
+        "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from the code, "
+        + NB,
+    ),
     "sdtheory.theory.krr.KernelSelfDistillation.predict",
     paper="borup2021",
 )
@@ -68,8 +81,11 @@ DAMPEN = claims.claim(
     "On the toy, pure self-distillation (alpha = 0) first lowers the test loss and then "
     "over-regularises (limit: the zero function), while alpha > 0 keeps the loss of every later "
     "step and of the limit below the loss of the first fit.",
-    ("paper", "Borup & Andersen 2021, abstract (arXiv:2102.13088): ground-truth targets dampen "
-              "the regularisation imposed by self-distillation; toy numbers computed here"),
+    (
+        "paper",
+        "Borup & Andersen 2021, abstract (arXiv:2102.13088): ground-truth targets dampen "
+        "the regularisation imposed by self-distillation; toy numbers computed here",
+    ),
     "sdtheory.theory.krr.KernelSelfDistillation.predict",
     paper="borup2021",
 )
@@ -119,28 +135,51 @@ def run(cfg: Config) -> dict:
         path = sd.predict_path(cfg.steps, al, p["kernel_test"])
         ref = iterative_refits(p["kernel"], p["y"], cfg.lam, cfg.steps, al, p["kernel_test"])
         lim = sd.predict(math.inf, al, p["kernel_test"])
-        lim_ref = (np.zeros_like(lim) if al == 0 else
-                   ridge_predict(p["kernel"], p["y"], cfg.lam / al, p["kernel_test"]))
+        lim_ref = (
+            np.zeros_like(lim)
+            if al == 0
+            else ridge_predict(p["kernel"], p["y"], cfg.lam / al, p["kernel_test"])
+        )
         for s in range(cfg.steps):
-            rows.append({
-                "alpha": al, "step": s + 1,
-                "mse_theory": float(np.mean((path[s] - p["f_test"]) ** 2)),
-                "mse_sim": float(np.mean((ref[s] - p["f_test"]) ** 2)),
-                "max_abs_dev": float(np.max(np.abs(path[s] - ref[s]))),
-            })
-        rows.append({
-            "alpha": al, "step": "inf",
-            "mse_theory": float(np.mean((lim - p["f_test"]) ** 2)),
-            "mse_sim": float(np.mean((lim_ref - p["f_test"]) ** 2)),
-            "max_abs_dev": float(np.max(np.abs(lim - lim_ref))),
-        })
+            rows.append(
+                {
+                    "alpha": al,
+                    "step": s + 1,
+                    "mse_theory": float(np.mean((path[s] - p["f_test"]) ** 2)),
+                    "mse_sim": float(np.mean((ref[s] - p["f_test"]) ** 2)),
+                    "max_abs_dev": float(np.max(np.abs(path[s] - ref[s]))),
+                }
+            )
+        rows.append(
+            {
+                "alpha": al,
+                "step": "inf",
+                "mse_theory": float(np.mean((lim - p["f_test"]) ** 2)),
+                "mse_sim": float(np.mean((lim_ref - p["f_test"]) ** 2)),
+                "max_abs_dev": float(np.max(np.abs(lim - lim_ref))),
+            }
+        )
         curves[al] = (path, lim)
         shrink[al] = (sd.shrinkage_path(cfg.far_step, al), sd.shrinkage(math.inf, al))
-    far = {al: float(np.max(np.abs(sd.predict(cfg.far_step, al, p["kernel_test"])
-                                     - sd.predict(math.inf, al, p["kernel_test"]))))
-           for al in cfg.alphas}
-    return {"rows": rows, "curves": curves, "shrinkage": shrink, "far": far, "problem": p,
-            "eigenvalues": sd.eigenvalues}
+    far = {
+        al: float(
+            np.max(
+                np.abs(
+                    sd.predict(cfg.far_step, al, p["kernel_test"])
+                    - sd.predict(math.inf, al, p["kernel_test"])
+                )
+            )
+        )
+        for al in cfg.alphas
+    }
+    return {
+        "rows": rows,
+        "curves": curves,
+        "shrinkage": shrink,
+        "far": far,
+        "problem": p,
+        "eigenvalues": sd.eigenvalues,
+    }
 
 
 def table_markdown(rows: list[dict], alphas) -> str:
@@ -149,8 +188,10 @@ def table_markdown(rows: list[dict], alphas) -> str:
     head = "| step | " + " | ".join(f"α = {a:g}" for a in alphas) + " |"
     lines = [head, "|---" * (len(alphas) + 1) + "|"]
     for s in steps:
-        vals = [next(r["mse_theory"] for r in rows if r["step"] == s and r["alpha"] == a)
-                for a in alphas]
+        vals = [
+            next(r["mse_theory"] for r in rows if r["step"] == s and r["alpha"] == a)
+            for a in alphas
+        ]
         cells = " | ".join(f"{v:.5f}" for v in vals)
         lines.append(f"| {'∞' if s == 'inf' else s} | {cells} |")
     return "\n".join(lines)
@@ -163,24 +204,39 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     dev = max(r["max_abs_dev"] for r in fin)
     lim_dev = max(r["max_abs_dev"] for r in lim_rows)
     out = [
-        claims.check_close(CLOSED, 0.0, dev, atol=1e-10,
-                           details=f"max |closed form - refits| at the 101 test points over "
-                           f"steps 1..{cfg.steps} and alpha in {cfg.alphas}",
-                           figure="curves.png"),
-        claims.check_close(LIMIT, 0.0, lim_dev, atol=1e-10,
-                           details=f"max |limit - ridge(lambda/alpha) by solve|; step "
-                           f"{cfg.far_step} is within {max(res['far'].values()):.2g} of the limit",
-                           figure="curves.png"),
+        claims.check_close(
+            CLOSED,
+            0.0,
+            dev,
+            atol=1e-10,
+            details=f"max |closed form - refits| at the 101 test points over "
+            f"steps 1..{cfg.steps} and alpha in {cfg.alphas}",
+            figure="curves.png",
+        ),
+        claims.check_close(
+            LIMIT,
+            0.0,
+            lim_dev,
+            atol=1e-10,
+            details=f"max |limit - ridge(lambda/alpha) by solve|; step "
+            f"{cfg.far_step} is within {max(res['far'].values()):.2g} of the limit",
+            figure="curves.png",
+        ),
     ]
     b0 = res["shrinkage"].get(0.0)
     if b0 is not None:
-        path = b0[0][: 30]
+        path = b0[0][:30]
         ratios = path[:, :-1] / path[:, 1:]
         incr = bool(np.all(np.diff(ratios, axis=0) > 0))
-        out.append(claims.check_true(
-            SPARSE0, incr, predicted="every ratio strictly increasing in the step",
-            measured=f"increasing: {incr}; max ratio {ratios[-1].max():.3g} at step 30",
-            figure="ratios.png"))
+        out.append(
+            claims.check_true(
+                SPARSE0,
+                incr,
+                predicted="every ratio strictly increasing in the step",
+                measured=f"increasing: {incr}; max ratio {ratios[-1].max():.3g} at step 30",
+                figure="ratios.png",
+            )
+        )
     pos = [a for a in cfg.alphas if a > 0]
     if pos:
         errs = []
@@ -189,21 +245,33 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
             r_far = path[-1, :-1] / path[-1, 1:]
             r_inf = binf[:-1] / binf[1:]
             errs.append(float(np.max(np.abs(r_far / r_inf - 1))))
-        out.append(claims.check_close(
-            SPARSE_A, 0.0, max(errs), atol=1e-8,
-            details=f"max relative gap between ratios at step {cfg.far_step} and the limit "
-                    f"ratios, alpha in {tuple(pos)}", figure="ratios.png"))
+        out.append(
+            claims.check_close(
+                SPARSE_A,
+                0.0,
+                max(errs),
+                atol=1e-8,
+                details=f"max relative gap between ratios at step {cfg.far_step} and the limit "
+                f"ratios, alpha in {tuple(pos)}",
+                figure="ratios.png",
+            )
+        )
     mse = {(r["alpha"], r["step"]): r["mse_theory"] for r in rows}
     if 0.0 in cfg.alphas and pos:
         a0 = [mse[(0.0, s)] for s in range(1, cfg.steps + 1)]
         helps_then_hurts = min(a0[1:]) < a0[0] and a0[-1] > min(a0) and mse[(0.0, "inf")] > a0[0]
         damp = all(mse[(a, s)] < a0[0] for a in pos for s in [*range(2, cfg.steps + 1), "inf"])
-        out.append(claims.check_true(
-            DAMPEN, helps_then_hurts and damp,
-            predicted="alpha=0: dips then rises; alpha>0: every later step and the limit < step 1",
-            measured=f"alpha=0 losses {[round(v, 4) for v in a0]}, limit {mse[(0.0, 'inf')]:.4f}; "
-                     f"alpha>0 limits {[round(mse[(a, 'inf')], 4) for a in pos]} vs step 1 "
-                     f"{a0[0]:.4f}", figure="curves.png"))
+        out.append(
+            claims.check_true(
+                DAMPEN,
+                helps_then_hurts and damp,
+                predicted="alpha=0: dips then rises; alpha>0: every later step and the limit < step 1",
+                measured=f"alpha=0 losses {[round(v, 4) for v in a0]}, limit {mse[(0.0, 'inf')]:.4f}; "
+                f"alpha>0 limits {[round(mse[(a, 'inf')], 4) for a in pos]} vs step 1 "
+                f"{a0[0]:.4f}",
+                figure="curves.png",
+            )
+        )
     return out
 
 
@@ -211,25 +279,41 @@ def plot(res: dict, cfg: Config):
     p = res["problem"]
     figs = {}
     with simio.style() as plt:
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.2),
-                                 layout="constrained",
-                                 sharey=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(cfg.alphas),
+            figsize=(4 * len(cfg.alphas), 3.2),
+            layout="constrained",
+            sharey=True,
+            squeeze=False,
+        )
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, lim = res["curves"][al]
             ax.plot(p["x_test"], p["f_test"], color="k", lw=1, alpha=0.4, label="sin(2πx)")
             ax.scatter(p["x"], p["y"], s=12, color="k", zorder=3, label="y")
             cmap = plt.get_cmap("viridis")
             for s in range(cfg.steps):
-                ax.plot(p["x_test"], path[s], color=cmap(s / max(cfg.steps - 1, 1)), lw=1,
-                        label=f"step {s + 1}")
+                ax.plot(
+                    p["x_test"],
+                    path[s],
+                    color=cmap(s / max(cfg.steps - 1, 1)),
+                    lw=1,
+                    label=f"step {s + 1}",
+                )
             ax.plot(p["x_test"], lim, "r--", lw=1.2, label="limit (ridge λ/α)")
             ax.set_title(f"α = {al:g}")
             ax.set_xlabel("x")
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["curves"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
-                                 layout="constrained", sharey=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(cfg.alphas),
+            figsize=(4 * len(cfg.alphas), 3.0),
+            layout="constrained",
+            sharey=True,
+            squeeze=False,
+        )
         k = np.arange(1, res["eigenvalues"].shape[0] + 1)
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, binf = res["shrinkage"][al]
@@ -242,8 +326,13 @@ def plot(res: dict, cfg: Config):
         axes[0, 0].legend(fontsize=6, ncol=2)
         figs["shrinkage"] = fig
 
-        fig, axes = plt.subplots(1, len(cfg.alphas), figsize=(4 * len(cfg.alphas), 3.0),
-                                 layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(cfg.alphas),
+            figsize=(4 * len(cfg.alphas), 3.0),
+            layout="constrained",
+            squeeze=False,
+        )
         for ax, al in zip(axes[0], cfg.alphas, strict=True):
             path, binf = res["shrinkage"][al]
             for s in range(cfg.steps):

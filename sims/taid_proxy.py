@@ -37,8 +37,10 @@ NONCOLLAPSE = claims.claim(
     "taid.proxy-noncollapse",
     "If r0 (r0 - 1) >= T (1 + kappa), i.e. ||y0|| >= (1 + sqrt(1 + 4T(1+kappa)))/2 sqrt(N eps), "
     "the TAID proxy fits a non-zero function in all T rounds.",
-    ("secondary", _SEC + " (corollary, gamma = 1); the r0(r0-1) form is derived, "
-     "docs/theory/taid.md §4"),
+    (
+        "secondary",
+        _SEC + " (corollary, gamma = 1); the r0(r0-1) form is derived, docs/theory/taid.md §4",
+    ),
     "sdtheory.theory.taid.noncollapse_condition",
     paper="taid2025",
 )
@@ -56,11 +58,14 @@ SD_ROUNDS = claims.claim(
 class Config:
     r0s: tuple[float, ...] = dataclasses.field(
         default=(1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0),
-        metadata={"help": "r0 = ||y0|| / sqrt(N eps)"})
+        metadata={"help": "r0 = ||y0|| / sqrt(N eps)"},
+    )
     kappas: tuple[float, ...] = dataclasses.field(
-        default=(1.0, 4.0, 16.0), metadata={"help": "condition numbers d_max / d_min"})
+        default=(1.0, 4.0, 16.0), metadata={"help": "condition numbers d_max / d_min"}
+    )
     Ts: tuple[int, ...] = dataclasses.field(
-        default=(5, 10, 20, 50, 100), metadata={"help": "TAID horizons T (rounds)"})
+        default=(5, 10, 20, 50, 100), metadata={"help": "TAID horizons T (rounds)"}
+    )
     n: int = dataclasses.field(default=16, metadata={"help": "training points K (eigenvalues)"})
     seeds: int = dataclasses.field(default=1, metadata={"help": "random directions of z0 per cell"})
     seed: int = 0
@@ -81,19 +86,25 @@ def run(cfg: Config) -> list[dict]:
                     t = np.arange(T + 1)
                     margin = float(np.min(tp.norms - t / T * r0) / r0)
                     late = np.flatnonzero(t[:-1] / T * r0 > 1.0 + 1e-9)  # rounds late + 1
-                    rows.append({
-                        "kappa": kappa, "r0": r0, "T": T, "seed": s,
-                        "sd_rounds_sim": sd.fitted_rounds,
-                        "sd_lower_theory": r0 - 1.0, "sd_upper_theory": r0**2,
-                        "mobahi_lower_theory": (r0 - 1.0) / kappa,
-                        "taid_zero_rounds_sim": int((~tp.fitted).sum()),
-                        "taid_first_collapse_sim": tp.collapse_round or 0,
-                        "taid_late_zero_rounds_sim": int((~tp.fitted[late]).sum()),
-                        "floor_margin_sim": margin,
-                        "noncollapse_theory": taid.noncollapse_condition(r0, kappa, T),
-                        "r0_star_theory": taid.noncollapse_r0(kappa, T),
-                        "taid_final_r_sim": float(tp.norms[-1]),
-                    })
+                    rows.append(
+                        {
+                            "kappa": kappa,
+                            "r0": r0,
+                            "T": T,
+                            "seed": s,
+                            "sd_rounds_sim": sd.fitted_rounds,
+                            "sd_lower_theory": r0 - 1.0,
+                            "sd_upper_theory": r0**2,
+                            "mobahi_lower_theory": (r0 - 1.0) / kappa,
+                            "taid_zero_rounds_sim": int((~tp.fitted).sum()),
+                            "taid_first_collapse_sim": tp.collapse_round or 0,
+                            "taid_late_zero_rounds_sim": int((~tp.fitted[late]).sum()),
+                            "floor_margin_sim": margin,
+                            "noncollapse_theory": taid.noncollapse_condition(r0, kappa, T),
+                            "r0_star_theory": taid.noncollapse_r0(kappa, T),
+                            "taid_final_r_sim": float(tp.norms[-1]),
+                        }
+                    )
         print(f"  kappa={kappa}: {len(rows)} rows", flush=True)
     return rows
 
@@ -107,25 +118,42 @@ def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
     not_cond_ok = sum(r["taid_zero_rounds_sim"] == 0 for r in rows if not r["noncollapse_theory"])
     sd_beaten = sum(r["sd_rounds_sim"] < r["T"] for r in cond)
     cells = {(r["kappa"], r["r0"], r["seed"]): r for r in rows}.values()  # SD is T-free
-    sd_bad = [r for r in cells if not (r["sd_lower_theory"] - 1e-9 <= r["sd_rounds_sim"]
-                                       <= r["sd_upper_theory"]
-                                       and r["sd_rounds_sim"] >= r["mobahi_lower_theory"] - 1e-9)]
+    sd_bad = [
+        r
+        for r in cells
+        if not (
+            r["sd_lower_theory"] - 1e-9 <= r["sd_rounds_sim"] <= r["sd_upper_theory"]
+            and r["sd_rounds_sim"] >= r["mobahi_lower_theory"] - 1e-9
+        )
+    ]
     ratio = np.array([r["sd_rounds_sim"] / r["r0"] for r in cells])
     return [
         claims.check_bound(
-            FLOOR, 0.0, margin, direction=">=", slack=1e-12, figure="proxy.png",
+            FLOOR,
+            0.0,
+            margin,
+            direction=">=",
+            slack=1e-12,
+            figure="proxy.png",
             details=f"min over {n} grid runs and all rounds of (||z~_t|| - (t/T)||z0||)/||z0||; "
-                    f"zero fits in the late window t > T/r0: {late_zero}"),
+            f"zero fits in the late window t > T/r0: {late_zero}",
+        ),
         claims.check_true(
-            NONCOLLAPSE, not cond_bad and len(cond) > 0, predicted="0 collapsed runs",
+            NONCOLLAPSE,
+            not cond_bad and len(cond) > 0,
+            predicted="0 collapsed runs",
             measured=f"{len(cond_bad)} of {len(cond)} runs with the condition collapsed",
             details=f"{sd_beaten} of those runs see self-distillation collapse before T; "
-                    f"{not_cond_ok} of {n - len(cond)} runs without the condition also never "
-                    "collapsed (the condition is sufficient, not necessary)"),
+            f"{not_cond_ok} of {n - len(cond)} runs without the condition also never "
+            "collapsed (the condition is sufficient, not necessary)",
+        ),
         claims.check_true(
-            SD_ROUNDS, not sd_bad, predicted="r0-1 <= t* <= r0^2 and t* >= (r0-1)/kappa",
+            SD_ROUNDS,
+            not sd_bad,
+            predicted="r0-1 <= t* <= r0^2 and t* >= (r0-1)/kappa",
             measured=f"{len(sd_bad)} of {len(cells)} cells outside",
-            details=f"t*/r0 ranges over [{ratio.min():.3f}, {ratio.max():.3f}]"),
+            details=f"t*/r0 ranges over [{ratio.min():.3f}, {ratio.max():.3f}]",
+        ),
     ]
 
 

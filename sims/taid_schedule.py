@@ -63,9 +63,11 @@ LINEAR_REGIME = claims.claim(
 @dataclasses.dataclass(frozen=True)
 class Config:
     alphas: tuple[float, ...] = dataclasses.field(
-        default=(5e-4, 2e-3, 1e-2, 5e-2), metadata={"help": "alpha values of the sweep"})
+        default=(5e-4, 2e-3, 1e-2, 5e-2), metadata={"help": "alpha values of the sweep"}
+    )
     steps_grid: tuple[int, ...] = dataclasses.field(
-        default=(100, 1000, 10000), metadata={"help": "total optimizer steps S of the sweep"})
+        default=(100, 1000, 10000), metadata={"help": "total optimizer steps S of the sweep"}
+    )
     t_start: float = dataclasses.field(default=0.4, metadata={"help": "t_start"})
     beta: float = dataclasses.field(default=0.99, metadata={"help": "momentum coefficient"})
     parity_steps: int = dataclasses.field(default=500, metadata={"help": "parity sequence length"})
@@ -82,8 +84,11 @@ def official_update(state: dict, loss: float, step: int, total: int) -> float | 
     state["momentum"] = state["beta"] * state["momentum"] + (1 - state["beta"]) * rel
     t_target = state["t_start"] + (state["t_end"] - state["t_start"]) * (step / total)
     delta_t = state["alpha"] * (1.0 / (1.0 + np.exp(-state["momentum"]))) * (1 - state["t"])
-    state["t"] = (min(state["t_end"], max(t_target, state["t"] + delta_t))
-                  if not state["disable_adaptive"] else t_target)
+    state["t"] = (
+        min(state["t_end"], max(t_target, state["t"] + delta_t))
+        if not state["disable_adaptive"]
+        else t_target
+    )
     state["prev_loss"] = loss
     return float(delta_t)
 
@@ -97,15 +102,25 @@ def loss_curve(rng, n: int, kind: str) -> np.ndarray:
 
 def _parity(cfg: Config, rng) -> list[dict]:
     rows = []
-    cases = [("defaults", 5e-4, True, cfg.parity_steps), ("linear", 5e-4, False, cfg.parity_steps),
-             ("alpha-driven", 0.05, True, 100 * cfg.parity_steps)]
+    cases = [
+        ("defaults", 5e-4, True, cfg.parity_steps),
+        ("linear", 5e-4, False, cfg.parity_steps),
+        ("alpha-driven", 0.05, True, 100 * cfg.parity_steps),
+    ]
     for kind in ("decay", "rough"):
         losses = loss_curve(rng, cfg.parity_steps, kind)
         for name, alpha, adaptive, total in cases:
             ours = TAIDSchedule(cfg.t_start, 1.0, alpha, cfg.beta, adaptive)
-            off = {"t_start": cfg.t_start, "t_end": 1.0, "alpha": alpha, "beta": cfg.beta,
-                   "disable_adaptive": not adaptive, "t": cfg.t_start,
-                   "prev_loss": math.inf, "momentum": 0.0}
+            off = {
+                "t_start": cfg.t_start,
+                "t_end": 1.0,
+                "alpha": alpha,
+                "beta": cfg.beta,
+                "disable_adaptive": not adaptive,
+                "t": cfg.t_start,
+                "prev_loss": math.inf,
+                "momentum": 0.0,
+            }
             diff, above = 0.0, 0
             for step, j in enumerate(losses):
                 t = ours.update(float(j), step, total)
@@ -114,8 +129,15 @@ def _parity(cfg: Config, rng) -> list[dict]:
                 if d is not None:
                     diff = max(diff, abs(ours.delta_t - d))
                 above += t > ours.floor(step, total) + 1e-12
-            rows.append({"part": "parity", "case": f"{name}/{kind}", "max_abs_diff_sim": diff,
-                         "steps_above_floor": int(above), "t_final": t})
+            rows.append(
+                {
+                    "part": "parity",
+                    "case": f"{name}/{kind}",
+                    "max_abs_diff_sim": diff,
+                    "steps_above_floor": int(above),
+                    "t_final": t,
+                }
+            )
     return rows
 
 
@@ -134,11 +156,23 @@ def _loss_rows(cfg: Config, rng) -> list[dict]:
     q = torch.softmax(s.detach(), -1)
     pt = torch.softmax((1 - t) * s.detach() + t * p, -1)
     gerr = (g - (q - pt) / 16).abs().max().item()
-    return [{"part": "loss", "case": "t=1 vs forward KL", "max_abs_diff_sim": abs(at1 - fkl),
-             "value_theory": float(fkl), "value_sim": at1},
-            {"part": "loss", "case": "t=0 vs 0", "max_abs_diff_sim": abs(at0),
-             "value_theory": 0.0, "value_sim": at0},
-            {"part": "loss", "case": "gradient vs (q - p_t)/n", "max_abs_diff_sim": gerr}]
+    return [
+        {
+            "part": "loss",
+            "case": "t=1 vs forward KL",
+            "max_abs_diff_sim": abs(at1 - fkl),
+            "value_theory": float(fkl),
+            "value_sim": at1,
+        },
+        {
+            "part": "loss",
+            "case": "t=0 vs 0",
+            "max_abs_diff_sim": abs(at0),
+            "value_theory": 0.0,
+            "value_sim": at0,
+        },
+        {"part": "loss", "case": "gradient vs (q - p_t)/n", "max_abs_diff_sim": gerr},
+    ]
 
 
 def _sweep(cfg: Config, rng) -> tuple[list[dict], dict]:
@@ -153,11 +187,17 @@ def _sweep(cfg: Config, rng) -> tuple[list[dict], dict]:
                 gap = max(gap, t - s.floor(step, total))
                 ts.append(t)
             traj[alpha, total] = np.array(ts)
-            rows.append({"part": "sweep", "alpha": alpha, "total_steps": total,
-                         "alpha_S": alpha * total,
-                         "linear_regime_theory": alpha * total * (1 - cfg.t_start)
-                         <= (1.0 - cfg.t_start),
-                         "max_t_minus_floor_sim": gap})
+            rows.append(
+                {
+                    "part": "sweep",
+                    "alpha": alpha,
+                    "total_steps": total,
+                    "alpha_S": alpha * total,
+                    "linear_regime_theory": alpha * total * (1 - cfg.t_start)
+                    <= (1.0 - cfg.t_start),
+                    "max_t_minus_floor_sim": gap,
+                }
+            )
     return rows, traj
 
 
@@ -178,36 +218,54 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     driven = [r for r in par if r["case"].startswith("alpha-driven")]
     return [
         claims.check_close(
-            PARITY, 0.0, max(r["max_abs_diff_sim"] for r in par), atol=1e-12,
+            PARITY,
+            0.0,
+            max(r["max_abs_diff_sim"] for r in par),
+            atol=1e-12,
             details=f"{len(par)} sequences of {cfg.parity_steps} steps; in the alpha-driven cases "
-                    f"t sits above the floor on {min(r['steps_above_floor'] for r in driven)}+ "
-                    "steps"),
+            f"t sits above the floor on {min(r['steps_above_floor'] for r in driven)}+ "
+            "steps",
+        ),
         claims.check_close(
-            ENDS, 0.0, max(lo["t=1 vs forward KL"]["max_abs_diff_sim"],
-                           lo["t=0 vs 0"]["max_abs_diff_sim"]), atol=1e-12,
+            ENDS,
+            0.0,
+            max(lo["t=1 vs forward KL"]["max_abs_diff_sim"], lo["t=0 vs 0"]["max_abs_diff_sim"]),
+            atol=1e-12,
             details=f"float64, V = {cfg.vocab}; forward KL = "
-                    f"{lo['t=1 vs forward KL']['value_theory']:.4f}"),
-        claims.check_close(GRADIENT, 0.0, lo["gradient vs (q - p_t)/n"]["max_abs_diff_sim"],
-                           atol=1e-14, details="autograd vs closed form, float64"),
+            f"{lo['t=1 vs forward KL']['value_theory']:.4f}",
+        ),
         claims.check_close(
-            LINEAR_REGIME, 0.0, max(r["max_t_minus_floor_sim"] for r in lin), atol=0.0,
+            GRADIENT,
+            0.0,
+            lo["gradient vs (q - p_t)/n"]["max_abs_diff_sim"],
+            atol=1e-14,
+            details="autograd vs closed form, float64",
+        ),
+        claims.check_close(
+            LINEAR_REGIME,
+            0.0,
+            max(r["max_t_minus_floor_sim"] for r in lin),
+            atol=0.0,
             figure="schedule.png",
             details=f"{len(lin)} of {len(sw)} (alpha, S) runs in the regime; outside it the "
-                    f"largest lift above the floor is "
-                    f"{max([r['max_t_minus_floor_sim'] for r in sw if r not in lin] or [0]):.3f}"),
+            f"largest lift above the floor is "
+            f"{max([r['max_t_minus_floor_sim'] for r in sw if r not in lin] or [0]):.3f}",
+        ),
     ]
 
 
 def plot(res: dict, cfg: Config):
     with simio.style() as plt:
-        fig, axes = plt.subplots(1, len(cfg.steps_grid), figsize=(4 * len(cfg.steps_grid), 3.2),
-                                 sharey=True)
+        fig, axes = plt.subplots(
+            1, len(cfg.steps_grid), figsize=(4 * len(cfg.steps_grid), 3.2), sharey=True
+        )
         for ax, total in zip(np.atleast_1d(axes), cfg.steps_grid, strict=True):
             x = np.arange(total)
             ax.plot(x, cfg.t_start + (1 - cfg.t_start) * x / total, "k--", lw=1, label="floor")
             for alpha in cfg.alphas:
-                ax.plot(x, res["traj"][alpha, total], lw=1,
-                        label=f"α={alpha:g} (αS={alpha * total:g})")
+                ax.plot(
+                    x, res["traj"][alpha, total], lw=1, label=f"α={alpha:g} (αS={alpha * total:g})"
+                )
             ax.set_title(f"S = {total} steps")
             ax.set_xlabel("step")
             ax.legend(fontsize=7)

@@ -54,8 +54,11 @@ NO_COLLAPSE = claims.claim(
     "taid.toy-no-collapse",
     "TAID does not mode-collapse: with either schedule its forward KL to the teacher is below "
     "half of reverse KL's and its entropy is at least reverse KL's.",
-    ("paper", "arXiv:2501.16937 Sec. 4 (TAID prevents mode collapse; recalled hypothesis, "
-     "wording not retrieved)"),
+    (
+        "paper",
+        "arXiv:2501.16937 Sec. 4 (TAID prevents mode collapse; recalled hypothesis, "
+        "wording not retrieved)",
+    ),
     "sdtheory.lm.taid.taid_loss",
     paper="taid2025",
 )
@@ -63,8 +66,11 @@ ENDPOINT = claims.claim(
     "taid.toy-endpoint",
     "Trained until t is near 1, TAID ends at the forward-KL solution: its forward KL, entropy "
     "and mass on the teacher's modes match the FKL-trained student's (within 0.01 + 2%).",
-    ("derived", "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
-     "docs/theory/taid.md §5"),
+    (
+        "derived",
+        "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
+        "docs/theory/taid.md §5",
+    ),
     "sdtheory.lm.taid.taid_loss",
     paper="taid2025",
 )
@@ -82,8 +88,11 @@ CAPACITY = claims.claim(
     "For a fixed student, TAID's advantage over forward KL at an equal step budget (excess "
     "forward KL over the student's best fit) is at least as large for the most complex teacher "
     "as for the simplest.",
-    ("secondary", "capacity-gap experiment of arXiv:2501.16937 as described by the 'TAID, "
-     "distilled' reconstruction (figures not retrieved); toy analogue, hypothesis"),
+    (
+        "secondary",
+        "capacity-gap experiment of arXiv:2501.16937 as described by the 'TAID, "
+        "distilled' reconstruction (figures not retrieved); toy analogue, hypothesis",
+    ),
     "sdtheory.lm.taid.taid_loss",
     paper="taid2025",
 )
@@ -100,18 +109,25 @@ class Config:
     lr: float = dataclasses.field(default=0.05, metadata={"help": "Adam learning rate"})
     t_start: float = dataclasses.field(default=0.4, metadata={"help": "TAID t_start"})
     taid_alpha: float = dataclasses.field(
-        default=1e-2, metadata={"help": "TAID alpha for the adaptive run (the official 5e-4 "
-                                        "only leaves the floor over ~1e4+ steps)"})
+        default=1e-2,
+        metadata={
+            "help": "TAID alpha for the adaptive run (the official 5e-4 "
+            "only leaves the floor over ~1e4+ steps)"
+        },
+    )
     taid_beta: float = dataclasses.field(default=0.99, metadata={"help": "TAID momentum beta"})
     skew: float = dataclasses.field(default=0.1, metadata={"help": "skew KL mixing alpha"})
     capacity_blurs: tuple[float, ...] = dataclasses.field(
         default=(12.0, 4.0, 0.0),
-        metadata={"help": "blur widths of the capacity-gap teachers (0 = the truth)"})
+        metadata={"help": "blur widths of the capacity-gap teachers (0 = the truth)"},
+    )
     capacity_modes: int = dataclasses.field(default=8, metadata={"help": "modes of the truth"})
     capacity_steps: int = dataclasses.field(
-        default=150, metadata={"help": "equal step budget in the capacity-gap toy"})
+        default=150, metadata={"help": "equal step budget in the capacity-gap toy"}
+    )
     reference_steps: int = dataclasses.field(
-        default=600, metadata={"help": "steps of the long FKL run giving the best fit"})
+        default=600, metadata={"help": "steps of the long FKL run giving the best fit"}
+    )
     seeds: int = dataclasses.field(default=1, metadata={"help": "independent teacher draws"})
     seed: int = 0
 
@@ -163,13 +179,16 @@ class Student(torch.nn.Module):
         self.family, self.vocab = family, vocab
         if family == "unimodal":
             self.m = torch.nn.Parameter(torch.rand(contexts, 1, generator=gen, dtype=torch.float64))
-            self.log_s = torch.nn.Parameter(torch.full((contexts, 1), math.log(0.15),
-                                                       dtype=torch.float64))
+            self.log_s = torch.nn.Parameter(
+                torch.full((contexts, 1), math.log(0.15), dtype=torch.float64)
+            )
         elif family == "lowrank":
-            self.u = torch.nn.Parameter(0.3 * torch.randn(contexts, rank, generator=gen,
-                                                          dtype=torch.float64))
-            self.w = torch.nn.Parameter(0.3 * torch.randn(vocab, rank, generator=gen,
-                                                          dtype=torch.float64))
+            self.u = torch.nn.Parameter(
+                0.3 * torch.randn(contexts, rank, generator=gen, dtype=torch.float64)
+            )
+            self.w = torch.nn.Parameter(
+                0.3 * torch.randn(vocab, rank, generator=gen, dtype=torch.float64)
+            )
             self.b = torch.nn.Parameter(torch.zeros(vocab, dtype=torch.float64))
         else:
             raise ValueError(f"family must be 'unimodal' or 'lowrank', got {family!r}")
@@ -204,8 +223,13 @@ def train(method, family, log_p_np, cfg, seed, steps):
     log_p = torch.from_numpy(log_p_np)
     sched = None
     if method.startswith("taid"):
-        sched = TAIDSchedule(t_start=cfg.t_start, t_end=1.0, alpha=cfg.taid_alpha,
-                             beta=cfg.taid_beta, adaptive=method == "taid_adaptive")
+        sched = TAIDSchedule(
+            t_start=cfg.t_start,
+            t_end=1.0,
+            alpha=cfg.taid_alpha,
+            beta=cfg.taid_beta,
+            adaptive=method == "taid_adaptive",
+        )
     ts = []
     for step in range(steps):
         s = student()
@@ -262,30 +286,45 @@ def run(cfg: Config) -> dict:
                 rows.append({"seed": seed, "family": family, "method": method, **m})
                 for k, t in enumerate(ts):  # t used at step k was set by the update at k - 1
                     floor = cfg.t_start + (1 - cfg.t_start) * max(k - 1, 0) / cfg.steps
-                    traj.append({"seed": seed, "family": family, "method": method, "step": k,
-                                 "t": t, "floor": floor})
+                    traj.append(
+                        {
+                            "seed": seed,
+                            "family": family,
+                            "method": method,
+                            "step": k,
+                            "t": t,
+                            "floor": floor,
+                        }
+                    )
             print(f"  seed {seed} {family}: done", flush=True)
 
         # capacity gap: one truth, teachers = blurred truths, a fixed lowrank student
-        truth, _ = mixture_teacher(rng, cfg.contexts, cfg.vocab, cfg.capacity_modes,
-                                   cfg.width / 2)
+        truth, _ = mixture_teacher(rng, cfg.contexts, cfg.vocab, cfg.capacity_modes, cfg.width / 2)
         for level, sigma in enumerate(cfg.capacity_blurs):
             teacher = blur(truth, sigma)
-            best, _ = train("fkl", "lowrank", teacher, cfg, seed=2000 + seed,
-                            steps=cfg.reference_steps)
+            best, _ = train(
+                "fkl", "lowrank", teacher, cfg, seed=2000 + seed, steps=cfg.reference_steps
+            )
             best_fkl = float(kl(teacher, best).mean())
             for method in ("fkl", "taid_linear", "taid_adaptive"):
-                log_q, _ = train(method, "lowrank", teacher, cfg, seed=2000 + seed,
-                                 steps=cfg.capacity_steps)
+                log_q, _ = train(
+                    method, "lowrank", teacher, cfg, seed=2000 + seed, steps=cfg.capacity_steps
+                )
                 fkl = float(kl(teacher, log_q).mean())
-                cap.append({
-                    "seed": seed, "level": level, "blur": sigma,
-                    "teacher_entropy": float(entropy(teacher).mean()), "method": method,
-                    "fkl_to_teacher": fkl, "best_fkl_to_teacher": best_fkl,
-                    "excess_fkl": fkl - best_fkl,
-                    "kl_truth_student": float(kl(truth, log_q).mean()),
-                    "kl_truth_teacher": float(kl(truth, teacher).mean()),
-                })
+                cap.append(
+                    {
+                        "seed": seed,
+                        "level": level,
+                        "blur": sigma,
+                        "teacher_entropy": float(entropy(teacher).mean()),
+                        "method": method,
+                        "fkl_to_teacher": fkl,
+                        "best_fkl_to_teacher": best_fkl,
+                        "excess_fkl": fkl - best_fkl,
+                        "kl_truth_student": float(kl(truth, log_q).mean()),
+                        "kl_truth_teacher": float(kl(truth, teacher).mean()),
+                    }
+                )
         print(f"  seed {seed} capacity gap: done", flush=True)
     return {"rows": rows, "traj": traj, "capacity": cap, "examples": examples}
 
@@ -297,8 +336,13 @@ def summary(rows: list[dict]) -> list[dict]:
     out = []
     for fam, meth in keys:
         sub = [r for r in rows if r["family"] == fam and r["method"] == meth]
-        out.append({"family": fam, "method": meth,
-                    **{c: float(np.mean([r[c] for r in sub])) for c in cols}})
+        out.append(
+            {
+                "family": fam,
+                "method": meth,
+                **{c: float(np.mean([r[c] for r in sub])) for c in cols},
+            }
+        )
     return out
 
 
@@ -312,38 +356,63 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
         and table[f, "rkl"]["entropy"] < table[f, "fkl"]["entropy"]
         and table[f, "rkl"]["fkl"] > table[f, "fkl"]["fkl"]
         and table[f, "fkl"]["entropy"] >= max(table[f, m]["entropy"] for m in base)
-        for f in fams)
-    out.append(claims.check_true(
-        DIRECTIONS, dir_ok,
-        predicted="RKL: more mass on modes, lower entropy; FKL: highest entropy",
-        measured="; ".join(
-            f"{f}: mass FKL {table[f, 'fkl']['mass_on_modes']:.3f} / RKL "
-            f"{table[f, 'rkl']['mass_on_modes']:.3f}, H FKL {table[f, 'fkl']['entropy']:.3f} / "
-            f"RKL {table[f, 'rkl']['entropy']:.3f}" for f in fams),
-        details=f"means over {cfg.contexts} contexts x {cfg.seeds} seed(s), {cfg.steps} steps",
-        figure="modes.png"))
+        for f in fams
+    )
+    out.append(
+        claims.check_true(
+            DIRECTIONS,
+            dir_ok,
+            predicted="RKL: more mass on modes, lower entropy; FKL: highest entropy",
+            measured="; ".join(
+                f"{f}: mass FKL {table[f, 'fkl']['mass_on_modes']:.3f} / RKL "
+                f"{table[f, 'rkl']['mass_on_modes']:.3f}, H FKL {table[f, 'fkl']['entropy']:.3f} / "
+                f"RKL {table[f, 'rkl']['entropy']:.3f}"
+                for f in fams
+            ),
+            details=f"means over {cfg.contexts} contexts x {cfg.seeds} seed(s), {cfg.steps} steps",
+            figure="modes.png",
+        )
+    )
     taids = ("taid_linear", "taid_adaptive")
     nc_ok = all(
         table[f, m]["fkl"] < 0.5 * table[f, "rkl"]["fkl"]
         and table[f, m]["entropy"] >= table[f, "rkl"]["entropy"]
-        for f in fams for m in taids)
-    out.append(claims.check_true(
-        NO_COLLAPSE, nc_ok, predicted="TAID FKL < RKL FKL / 2 and TAID entropy >= RKL entropy",
-        measured="; ".join(
-            f"{f}/{m}: FKL {table[f, m]['fkl']:.3f} (RKL run {table[f, 'rkl']['fkl']:.3f}), "
-            f"H {table[f, m]['entropy']:.3f}" for f in fams for m in taids),
-        figure="modes.png"))
+        for f in fams
+        for m in taids
+    )
+    out.append(
+        claims.check_true(
+            NO_COLLAPSE,
+            nc_ok,
+            predicted="TAID FKL < RKL FKL / 2 and TAID entropy >= RKL entropy",
+            measured="; ".join(
+                f"{f}/{m}: FKL {table[f, m]['fkl']:.3f} (RKL run {table[f, 'rkl']['fkl']:.3f}), "
+                f"H {table[f, m]['entropy']:.3f}"
+                for f in fams
+                for m in taids
+            ),
+            figure="modes.png",
+        )
+    )
     gaps = {
         (f, m, c): abs(table[f, m][c] - table[f, "fkl"][c])
         - (0.01 + 0.02 * abs(table[f, "fkl"][c]))
-        for f in fams for m in taids for c in ("fkl", "entropy", "mass_on_modes")}
+        for f in fams
+        for m in taids
+        for c in ("fkl", "entropy", "mass_on_modes")
+    }
     worst_key = max(gaps, key=gaps.get)
-    out.append(claims.check_true(
-        ENDPOINT, max(gaps.values()) <= 0, predicted="TAID metrics = FKL metrics",
-        measured=f"largest excess over tolerance {gaps[worst_key]:.3g} at {worst_key}",
-        tolerance="0.01 + 2% of the FKL value",
-        details=f"after {cfg.steps} steps t ends at "
-                f"{min(r['t'] for r in res['traj'] if r['step'] == cfg.steps):.4f} or above"))
+    out.append(
+        claims.check_true(
+            ENDPOINT,
+            max(gaps.values()) <= 0,
+            predicted="TAID metrics = FKL metrics",
+            measured=f"largest excess over tolerance {gaps[worst_key]:.3g} at {worst_key}",
+            tolerance="0.01 + 2% of the FKL value",
+            details=f"after {cfg.steps} steps t ends at "
+            f"{min(r['t'] for r in res['traj'] if r['step'] == cfg.steps):.4f} or above",
+        )
+    )
     sched_ok, worst = True, 0.0
     last = cfg.t_start + (1 - cfg.t_start) * (cfg.steps - 1) / cfg.steps
     for key in {(r["seed"], r["family"], r["method"]) for r in res["traj"]}:
@@ -351,27 +420,40 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
         t = np.array([r["t"] for r in ts])
         floor = np.array([r["floor"] for r in ts])
         worst = min(worst, float(np.min(t - floor)))
-        sched_ok &= bool(np.all(np.diff(t) >= 0) and last - 1e-12 <= t[-1] <= 1.0
-                         and np.all(t >= floor - 1e-12))
-    out.append(claims.check_true(
-        SCHEDULE, sched_ok, predicted=f"monotone, >= floor, ends in [{last:.4f}, 1]",
-        measured=f"min(t - floor) = {worst:.3g}", figure="modes.png"))
+        sched_ok &= bool(
+            np.all(np.diff(t) >= 0) and last - 1e-12 <= t[-1] <= 1.0 and np.all(t >= floor - 1e-12)
+        )
+    out.append(
+        claims.check_true(
+            SCHEDULE,
+            sched_ok,
+            predicted=f"monotone, >= floor, ends in [{last:.4f}, 1]",
+            measured=f"min(t - floor) = {worst:.3g}",
+            figure="modes.png",
+        )
+    )
     cap = res["capacity"]
     levels = sorted({r["level"] for r in cap})
 
     def adv(level):
         f = np.mean([r["excess_fkl"] for r in cap if r["level"] == level and r["method"] == "fkl"])
-        t = np.mean([r["excess_fkl"] for r in cap
-                     if r["level"] == level and r["method"] == "taid_linear"])
+        t = np.mean(
+            [r["excess_fkl"] for r in cap if r["level"] == level and r["method"] == "taid_linear"]
+        )
         return float(f - t)
 
     a_lo, a_hi = adv(levels[0]), adv(levels[-1])
-    out.append(claims.check_true(
-        CAPACITY, a_hi >= a_lo, predicted="advantage(most complex) >= advantage(simplest)",
-        measured=f"excess-FKL advantage of TAID-linear over FKL: {a_lo:.4f} (blur "
-                 f"{cfg.capacity_blurs[0]:g}) -> {a_hi:.4f} (blur {cfg.capacity_blurs[-1]:g})",
-        details=f"{cfg.capacity_steps} steps; best fit from {cfg.reference_steps} FKL steps",
-        figure="capacity.png"))
+    out.append(
+        claims.check_true(
+            CAPACITY,
+            a_hi >= a_lo,
+            predicted="advantage(most complex) >= advantage(simplest)",
+            measured=f"excess-FKL advantage of TAID-linear over FKL: {a_lo:.4f} (blur "
+            f"{cfg.capacity_blurs[0]:g}) -> {a_hi:.4f} (blur {cfg.capacity_blurs[-1]:g})",
+            details=f"{cfg.capacity_steps} steps; best fit from {cfg.reference_steps} FKL steps",
+            figure="capacity.png",
+        )
+    )
     return out
 
 
@@ -389,8 +471,11 @@ def plot(res: dict, cfg: Config):
         ax = axes[2]
         for fam, ls in (("unimodal", "-"), ("lowrank", "--")):
             for m in ("taid_linear", "taid_adaptive"):
-                ts = [r["t"] for r in res["traj"]
-                      if r["seed"] == 0 and r["family"] == fam and r["method"] == m]
+                ts = [
+                    r["t"]
+                    for r in res["traj"]
+                    if r["seed"] == 0 and r["family"] == fam and r["method"] == m
+                ]
                 ax.plot(ts, ls, label=f"{m} ({fam})")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("t")
@@ -400,8 +485,10 @@ def plot(res: dict, cfg: Config):
         tab = summary(res["rows"])
         x = np.arange(len(METHODS))
         for k, fam in enumerate(("unimodal", "lowrank")):
-            v = [next(r["modes_covered"] for r in tab if r["family"] == fam and r["method"] == m)
-                 for m in METHODS]
+            v = [
+                next(r["modes_covered"] for r in tab if r["family"] == fam and r["method"] == m)
+                for m in METHODS
+            ]
             ax.bar(x + 0.4 * k, v, width=0.4, label=fam)
         ax.set_xticks(x + 0.2, METHODS, rotation=30, fontsize=7)
         ax.set_ylabel(f"modes covered (of {cfg.modes})")
@@ -414,13 +501,17 @@ def plot(res: dict, cfg: Config):
         for m in ("fkl", "taid_linear", "taid_adaptive"):
             for ax, key in zip(axes, ("excess_fkl", "kl_truth_student"), strict=True):
                 xs = cfg.capacity_blurs
-                ys = [np.mean([r[key] for r in cap if r["blur"] == b and r["method"] == m])
-                      for b in xs]
+                ys = [
+                    np.mean([r[key] for r in cap if r["blur"] == b and r["method"] == m])
+                    for b in xs
+                ]
                 ax.plot(range(len(xs)), ys, "o-", label=m)
-        for ax, title in zip(axes, ("excess FKL over best fit", "KL(truth || student)"),
-                             strict=True):
-            ax.set_xticks(range(len(cfg.capacity_blurs)),
-                          [f"blur {b:g}" for b in cfg.capacity_blurs])
+        for ax, title in zip(
+            axes, ("excess FKL over best fit", "KL(truth || student)"), strict=True
+        ):
+            ax.set_xticks(
+                range(len(cfg.capacity_blurs)), [f"blur {b:g}" for b in cfg.capacity_blurs]
+            )
             ax.set_xlabel("teacher (simple -> complex)")
             ax.set_title(title)
             ax.set_yscale("log")

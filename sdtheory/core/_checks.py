@@ -6,6 +6,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 NORMALISATION_ATOL = 1e-6
+LOG_PROB_ROUNDING = 1e-12
 
 
 def as_float_array(x, name: str) -> np.ndarray:
@@ -21,7 +22,7 @@ def as_float_array(x, name: str) -> np.ndarray:
 def as_log_probs(x, name: str, validate: bool = False) -> np.ndarray:
     """Log-probabilities on the last axis; with `validate`, each row must normalise."""
     arr = as_float_array(x, name)
-    if (arr > 0).any():
+    if (arr > LOG_PROB_ROUNDING).any():  # log_mix/logaddexp of rows near 0 can round to +1e-16
         raise ValueError(f"{name} must be log-probabilities (<= 0), got a maximum of {arr.max()}")
     if validate:
         total = logsumexp(arr, axis=-1)

@@ -28,8 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["init_two_layer", "apply_two_layer", "empirical_kernel", "iterative_refits",
-           "distill_network"]
+__all__ = [
+    "init_two_layer",
+    "apply_two_layer",
+    "empirical_kernel",
+    "iterative_refits",
+    "distill_network",
+]
 
 
 def init_two_layer(
@@ -109,8 +114,10 @@ def _fit(params0: dict, x, target, lam: float, iters: int, lr: float, train: str
 
     def loss(sub):
         g = apply_two_layer(_merge(params0, sub), x) - f0
-        reg = sum(jnp.sum((s - s0) ** 2) for s, s0 in zip(jax.tree.leaves(sub),
-                                                         jax.tree.leaves(sub0), strict=True))
+        reg = sum(
+            jnp.sum((s - s0) ** 2)
+            for s, s0 in zip(jax.tree.leaves(sub), jax.tree.leaves(sub0), strict=True)
+        )
         return 0.5 * jnp.sum((g - target) ** 2) + 0.5 * lam * reg
 
     grad = jax.grad(loss)

@@ -465,8 +465,14 @@ def _solve_c(z: np.ndarray, d: np.ndarray, target: float) -> float:
         lo = dmin / (r - 1.0) * (1.0 - 1e-9)
         if resid(lo) >= 0.0:
             return lo
-        lc = brentq(lambda u: resid(math.exp(u)), math.log(lo), math.log(hi),
-                    xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+        lc = brentq(
+            lambda u: resid(math.exp(u)),
+            math.log(lo),
+            math.log(hi),
+            xtol=1e-15,
+            rtol=4 * np.finfo(float).eps,
+            maxiter=500,
+        )
         return math.exp(lc)
     return brentq(resid, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
 
@@ -510,8 +516,11 @@ def mobahi_rounds(
     eps_v = float(eps)
     if not (eps_v > 0.0 and math.isfinite(eps_v)):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if (isinstance(max_rounds, bool) or not isinstance(max_rounds, (int, np.integer))
-            or max_rounds < 1):
+    if (
+        isinstance(max_rounds, bool)
+        or not isinstance(max_rounds, (int, np.integer))
+        or max_rounds < 1
+    ):
         raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
     d_raw, v, _ = spectral_decomposition(kernel, eig_tol, clip_small=True)
     n = d_raw.shape[0]

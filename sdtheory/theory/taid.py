@@ -285,8 +285,10 @@ class TAIDSchedule:
             raise ValueError(f"state is missing keys {missing}")
         for k in self._CONFIG:
             if state[k] != getattr(self, k):
-                raise ValueError(f"state[{k!r}] = {state[k]!r} does not match this schedule's "
-                                 f"{k} = {getattr(self, k)!r}")
+                raise ValueError(
+                    f"state[{k!r}] = {state[k]!r} does not match this schedule's "
+                    f"{k} = {getattr(self, k)!r}"
+                )
         t = _check_t(state["t"], "state['t']")
         self.t = t
         self.momentum = float(state["momentum"])

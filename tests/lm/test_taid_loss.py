@@ -75,8 +75,12 @@ def test_matches_numpy_objective_per_row():
         np.testing.assert_allclose(taid_loss(s, p, 0.45, one).item(), want[i], rtol=1e-12)
     np.testing.assert_allclose(taid_loss(s, p, 0.45).item(), want.mean(), rtol=1e-12)
     lp = interpolated_log_probs(s, p, 0.45)
-    np.testing.assert_allclose(lp.numpy(), np_taid.interpolated_log_probs(
-        s.detach().numpy(), p.numpy(), 0.45), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        lp.numpy(),
+        np_taid.interpolated_log_probs(s.detach().numpy(), p.numpy(), 0.45),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     assert not lp.requires_grad
 
 
@@ -148,11 +152,17 @@ def test_empty_positions_do_not_count():
     torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(t=1.5), "t"), (dict(t=-0.1), "t"), (dict(t=float("nan")), "t"),
-    (dict(mask=torch.ones(3, 4)), "mask"), (dict(mask=torch.zeros(3, 5)), "mask"),
-    (dict(value="rkl"), "value"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(t=1.5), "t"),
+        (dict(t=-0.1), "t"),
+        (dict(t=float("nan")), "t"),
+        (dict(mask=torch.ones(3, 4)), "mask"),
+        (dict(mask=torch.zeros(3, 5)), "mask"),
+        (dict(value="rkl"), "value"),
+    ],
+)
 def test_bad_input_raises_naming_the_argument(kwargs, name):
     s, p = _pair()
     args = dict(t=0.5, mask=None) | kwargs

@@ -25,15 +25,21 @@ Y = np.sin(2 * np.pi * X[:, 0]) + 0.3 * np.cos(7 * X[:, 0])
 
 @pytest.mark.claim("krr.jax-refits")
 @settings(max_examples=10)  # two kernel sizes only: every new shape costs an XLA compilation
-@given(st.sampled_from([3, 40]).flatmap(lambda n: psd_kernels(n=n)), st.floats(0.0, 1.0),
-       st.integers(1, 30), st.floats(1e-2, 5.0), st.integers(0, 2**32 - 1))
+@given(
+    st.sampled_from([3, 40]).flatmap(lambda n: psd_kernels(n=n)),
+    st.floats(0.0, 1.0),
+    st.integers(1, 30),
+    st.floats(1e-2, 5.0),
+    st.integers(0, 2**32 - 1),
+)
 def test_jax_refits_equal_closed_form(kernel, alpha, steps, lam, seed):
     y = np.random.default_rng(seed).standard_normal(kernel.shape[0])
     ref = np.asarray(iterative_refits(kernel, y, lam, steps, alpha))
     sd = KernelSelfDistillation(kernel, y, lam)
     assert ref.dtype == np.float64
-    np.testing.assert_allclose(ref, sd.predict_path(steps, alpha), rtol=0,
-                               atol=1e-10 * np.max(np.abs(y)))
+    np.testing.assert_allclose(
+        ref, sd.predict_path(steps, alpha), rtol=0, atol=1e-10 * np.max(np.abs(y))
+    )
 
 
 def test_padding_does_not_change_the_network_or_its_kernel():
@@ -51,8 +57,7 @@ def test_padding_does_not_change_the_network_or_its_kernel():
 @pytest.mark.claim("krr.random-features-exact")
 @pytest.mark.paper("borup2021", "B8")
 def test_random_features_gd_matches_closed_form():
-    r = distill_network(jax.random.PRNGKey(0), X, Y, 0.2, 4, 0.3, 64, iters=3000,
-                        train="readout")
+    r = distill_network(jax.random.PRNGKey(0), X, Y, 0.2, 4, 0.3, 64, iters=3000, train="readout")
     assert r["grad_norm"].max() < 1e-10
     np.testing.assert_allclose(r["train"], r["train_theory"], atol=1e-10)
     np.testing.assert_allclose(r["eval"], r["train_theory"], atol=1e-10)
@@ -64,8 +69,9 @@ def test_random_features_gd_matches_closed_form():
 def test_two_layer_deviation_shrinks_with_width():
     devs = []
     for width in (8, 512):
-        r = distill_network(jax.random.PRNGKey(1), X, Y, 0.2, 3, 0.25, width, iters=3000,
-                            pad_to=512)
+        r = distill_network(
+            jax.random.PRNGKey(1), X, Y, 0.2, 3, 0.25, width, iters=3000, pad_to=512
+        )
         assert r["grad_norm"].max() < 1e-8  # GD converged: the gap is not optimisation error
         devs.append(float(np.max(np.abs(r["train"] - r["train_theory"]))))
     # lazy-training scale: 64x the width should cut the deviation by about 8x; demand > 3x

@@ -25,8 +25,10 @@ def _run(name, tmp_path, *flags):
 def test_krr_toy(tmp_path):
     out, checks = _run("krr_toy", tmp_path)
     assert (out / "table.md").read_text().count("|") > 20
-    assert {c["claim_id"] for c in checks} >= {"krr.closed-form-equals-refits",
-                                               "krr.limit-amplified-ridge"}
+    assert {c["claim_id"] for c in checks} >= {
+        "krr.closed-form-equals-refits",
+        "krr.limit-amplified-ridge",
+    }
 
 
 def test_krr_alpha_steps(tmp_path):

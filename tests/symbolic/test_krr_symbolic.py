@@ -60,5 +60,6 @@ def test_lambdified_closed_form_matches_numpy_module():
         for t in (1, 2, 7, 30):
             np.testing.assert_allclose(f(a, alpha, t), sd.shrinkage(t, alpha), rtol=1e-12)
         lim = sp.lambdify((sk.d, sk.lam, sk.alpha), sk.derive_limit(), "numpy")
-        np.testing.assert_allclose(lim(sd.eigenvalues, lam, alpha), sd.shrinkage(math.inf, alpha),
-                                   rtol=1e-13)
+        np.testing.assert_allclose(
+            lim(sd.eigenvalues, lam, alpha), sd.shrinkage(math.inf, alpha), rtol=1e-13
+        )

@@ -104,8 +104,10 @@ def test_constant_alpha_closed_sum_equals_diagonal_recursion():
     sd = KernelSelfDistillation(np.diag(d), rng.standard_normal(25), lam=0.3)
     for alpha in (0.0, 1e-9, 0.2, 0.5, 1.0):
         np.testing.assert_allclose(
-            sd.shrinkage_path(60, alpha), sd.shrinkage_path(60, np.full(59, alpha)),
-            rtol=1e-12, atol=1e-15,
+            sd.shrinkage_path(60, alpha),
+            sd.shrinkage_path(60, np.full(59, alpha)),
+            rtol=1e-12,
+            atol=1e-15,
         )
 
 
@@ -119,10 +121,12 @@ def test_multi_output_targets():
     for c in range(3):
         one = KernelSelfDistillation(kernel, y[:, c], 0.5)
         np.testing.assert_allclose(sd.predict(4, 0.3)[:, c], one.predict(4, 0.3), atol=1e-13)
-        np.testing.assert_allclose(sd.predict(4, 0.3, ke)[:, c], one.predict(4, 0.3, ke),
-                                   atol=1e-13)
-        np.testing.assert_allclose(sd.predict_path(4, 0.3, ke)[:, :, c],
-                                   one.predict_path(4, 0.3, ke), atol=1e-13)
+        np.testing.assert_allclose(
+            sd.predict(4, 0.3, ke)[:, c], one.predict(4, 0.3, ke), atol=1e-13
+        )
+        np.testing.assert_allclose(
+            sd.predict_path(4, 0.3, ke)[:, :, c], one.predict_path(4, 0.3, ke), atol=1e-13
+        )
 
 
 # ----------------------------------------------------------------- special cases and limits
@@ -147,8 +151,11 @@ def test_limit_is_ridge_with_lam_over_alpha(prob, alpha, seed):
     scale = float(np.max(np.abs(y)))
     _close(sd.predict(math.inf, alpha), ridge_predict(kernel, y, lam / alpha), scale)
     ke = np.random.default_rng(seed).standard_normal((4, kernel.shape[0]))
-    _close(sd.predict(math.inf, alpha, ke), ridge_predict(kernel, y, lam / alpha, ke),
-           scale * float(np.max(np.abs(ke).sum(1))) / lam)
+    _close(
+        sd.predict(math.inf, alpha, ke),
+        ridge_predict(kernel, y, lam / alpha, ke),
+        scale * float(np.max(np.abs(ke).sum(1))) / lam,
+    )
 
 
 @pytest.mark.claim("krr.limit-amplified-ridge")
@@ -293,8 +300,13 @@ def test_optimal_alpha_on_the_toy_matches_grid_search():
     # spec 1.2.5 (derived, computed independently there): -0.78, 0.29, 0.30, 0.30 for tau = 2..5
     np.testing.assert_allclose(al, [-0.78, 0.29, 0.30, 0.30], atol=0.006)
     grid = np.linspace(-2, 2, 4001)
-    losses = [np.sum((iterative_refits(prob["kernel"], prob["y"], prob["lam"], 2, g)[-1]
-                      - prob["f_train"]) ** 2) for g in grid]
+    losses = [
+        np.sum(
+            (iterative_refits(prob["kernel"], prob["y"], prob["lam"], 2, g)[-1] - prob["f_train"])
+            ** 2
+        )
+        for g in grid
+    ]
     assert abs(grid[int(np.argmin(losses))] - al[0]) <= 1e-3
     con = sd.optimal_alpha(prob["f_train"], 5, constrain=True)
     assert con[0] == 0.0 and np.all((con >= 0) & (con <= 1))
@@ -317,8 +329,9 @@ def test_rank_deficient_kernel_clips_and_still_matches_refits():
     ref = iterative_refits(kernel, y, 0.1, 10, 0.3)
     np.testing.assert_allclose(sd.predict_path(10, 0.3), ref, atol=1e-11)
     ke = rng.standard_normal((3, 5)) @ x.T
-    np.testing.assert_allclose(sd.predict(10, 0.3, ke),
-                               iterative_refits(kernel, y, 0.1, 10, 0.3, ke)[-1], atol=1e-10)
+    np.testing.assert_allclose(
+        sd.predict(10, 0.3, ke), iterative_refits(kernel, y, 0.1, 10, 0.3, ke)[-1], atol=1e-10
+    )
     d, _, n0 = spectral_decomposition(kernel, clip_small=True)
     assert n0 == 35 and np.all(d[5:] == 0.0)
 

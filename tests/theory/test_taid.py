@@ -47,14 +47,17 @@ def test_gradient_is_cross_entropy_gradient_by_finite_differences():
     log_pt = taid.interpolated_log_probs(s, p, t)  # held fixed: the detached target
     g = taid.interpolated_kl_gradient(s, p, t)
     h = 1e-6
-    for obj in (lambda z: kl(log_pt, log_softmax(z)),
-                lambda z: -np.sum(np.exp(log_pt) * log_softmax(z))):
+    for obj in (
+        lambda z: kl(log_pt, log_softmax(z)),
+        lambda z: -np.sum(np.exp(log_pt) * log_softmax(z)),
+    ):
         fd = np.array([(obj(s + h * e) - obj(s - h * e)) / (2 * h) for e in np.eye(6)])
         np.testing.assert_allclose(g, fd, rtol=0, atol=1e-8)  # central FD error O(h^2)
     # KL = cross-entropy - H(p_t): their difference does not depend on the student
     ce = -np.sum(np.exp(log_pt) * log_softmax(s))
-    assert math.isclose(ce - float(kl(log_pt, log_softmax(s))), float(entropy(log_pt)),
-                        rel_tol=1e-12)
+    assert math.isclose(
+        ce - float(kl(log_pt, log_softmax(s))), float(entropy(log_pt)), rel_tol=1e-12
+    )
 
 
 @pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan")])
@@ -75,13 +78,18 @@ def test_interpolation_rejects_bad_logits():
 # ----------------------------------------------------------------------------- schedule
 
 loss_seqs = st.lists(st.floats(1e-3, 1e3, allow_nan=False), min_size=2, max_size=60)
-configs = st.fixed_dictionaries({
-    "t_start": st.floats(0.0, 0.99),
-    "alpha": st.floats(0.0, 1.0),
-    "beta": st.floats(0.0, 1.0),
-    "adaptive": st.booleans(),
-}).flatmap(lambda c: st.fixed_dictionaries(
-    {**{k: st.just(v) for k, v in c.items()}, "t_end": st.floats(max(c["t_start"], 1e-3), 1.0)}))
+configs = st.fixed_dictionaries(
+    {
+        "t_start": st.floats(0.0, 0.99),
+        "alpha": st.floats(0.0, 1.0),
+        "beta": st.floats(0.0, 1.0),
+        "adaptive": st.booleans(),
+    }
+).flatmap(
+    lambda c: st.fixed_dictionaries(
+        {**{k: st.just(v) for k, v in c.items()}, "t_end": st.floats(max(c["t_start"], 1e-3), 1.0)}
+    )
+)
 
 
 @given(configs, loss_seqs, st.integers(1, 5))
@@ -155,22 +163,35 @@ def test_load_rejects_other_config_and_missing_keys():
         TAIDSchedule(alpha=0.05).load_state_dict(st_)
 
 
-@pytest.mark.parametrize("kw, name", [
-    (dict(t_start=1.0), "t_start"), (dict(t_start=-0.1), "t_start"),
-    (dict(t_end=0.0), "t_end"), (dict(t_end=1.5), "t_end"),
-    (dict(t_start=0.6, t_end=0.5), "t_end"), (dict(alpha=1.5), "alpha"),
-    (dict(alpha=-1e-3), "alpha"), (dict(beta=1.2), "beta"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(t_start=1.0), "t_start"),
+        (dict(t_start=-0.1), "t_start"),
+        (dict(t_end=0.0), "t_end"),
+        (dict(t_end=1.5), "t_end"),
+        (dict(t_start=0.6, t_end=0.5), "t_end"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(alpha=-1e-3), "alpha"),
+        (dict(beta=1.2), "beta"),
+    ],
+)
 def test_schedule_rejects_bad_config(kw, name):
     with pytest.raises(ValueError, match=name):
         TAIDSchedule(**kw)
 
 
-@pytest.mark.parametrize("args, name", [
-    ((float("nan"), 0, 10), "loss"), ((float("inf"), 0, 10), "loss"),
-    ((1.0, -1, 10), "step"), ((1.0, 11, 10), "step"), ((1.0, 0.5, 10), "step"),
-    ((1.0, 0, 0), "total_steps"),
-])
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((float("nan"), 0, 10), "loss"),
+        ((float("inf"), 0, 10), "loss"),
+        ((1.0, -1, 10), "step"),
+        ((1.0, 11, 10), "step"),
+        ((1.0, 0.5, 10), "step"),
+        ((1.0, 0, 0), "total_steps"),
+    ],
+)
 def test_update_rejects_bad_input(args, name):
     with pytest.raises(ValueError, match=name):
         TAIDSchedule().update(*args)
@@ -203,7 +224,7 @@ def test_self_distillation_rounds_between_r0_minus_1_and_r0_squared(r0, kappa, s
     n = sd.fitted_rounds
     assert r0 - 1 <= n <= r0**2
     assert n >= (r0 - 1) / kappa  # the Mobahi-style lower bound
-    c = sd.c[: n]
+    c = sd.c[:n]
     assert np.all(np.diff(c) > 0)  # regularisation amplification
     assert np.all(np.diff(sd.norms[: n + 1]) < 0)
 

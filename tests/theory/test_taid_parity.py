@@ -34,8 +34,11 @@ class _OfficialUpdate:
         progress = global_step / num_train_steps
         t_target = self.t_start + (self.t_end - self.t_start) * progress
         delta_t = self.alpha * torch.sigmoid(self.momentum) * (1 - self.t)
-        t = (min(self.t_end, max(t_target, self.t + delta_t)) if not self.disable_adaptive
-             else t_target)
+        t = (
+            min(self.t_end, max(t_target, self.t + delta_t))
+            if not self.disable_adaptive
+            else t_target
+        )
         if not isinstance(t, torch.Tensor):
             t = torch.tensor(t, dtype=self.t.dtype)
         self.t = t
@@ -64,31 +67,60 @@ def _trajectories(kw: dict, losses: np.ndarray, total: int):
     for step, j in enumerate(losses):
         t_new = ours.update(float(j), step, total)
         d_off = off.update_t(torch.tensor(float(j), dtype=torch.float64), step, total)
-        rows.append((
-            t_new, float(off.t), ours.momentum, float(off.momentum),
-            np.nan if ours.delta_t is None or step == 0 else ours.delta_t,
-            np.nan if d_off is None else float(d_off),
-            ours.floor(step, total),
-        ))
+        rows.append(
+            (
+                t_new,
+                float(off.t),
+                ours.momentum,
+                float(off.momentum),
+                np.nan if ours.delta_t is None or step == 0 else ours.delta_t,
+                np.nan if d_off is None else float(d_off),
+                ours.floor(step, total),
+            )
+        )
     return np.array(rows)
 
 
 CASES = {
     # name: (schedule kwargs, loss kind, steps, total_steps)
-    "defaults-adaptive": (dict(t_start=0.4, t_end=1.0, alpha=5e-4, beta=0.99, adaptive=True),
-                          "decay", 400, 400),
-    "defaults-linear": (dict(t_start=0.4, t_end=1.0, alpha=5e-4, beta=0.99, adaptive=False),
-                        "decay", 400, 400),
-    "rough-adaptive": (dict(t_start=0.2, t_end=0.9, alpha=5e-4, beta=0.9, adaptive=True),
-                       "rough", 300, 300),
+    "defaults-adaptive": (
+        dict(t_start=0.4, t_end=1.0, alpha=5e-4, beta=0.99, adaptive=True),
+        "decay",
+        400,
+        400,
+    ),
+    "defaults-linear": (
+        dict(t_start=0.4, t_end=1.0, alpha=5e-4, beta=0.99, adaptive=False),
+        "decay",
+        400,
+        400,
+    ),
+    "rough-adaptive": (
+        dict(t_start=0.2, t_end=0.9, alpha=5e-4, beta=0.9, adaptive=True),
+        "rough",
+        300,
+        300,
+    ),
     # alpha large, total_steps large: the floor barely moves, so t + delta_t decides and the cap
     # at t_end is reached
-    "alpha-driven": (dict(t_start=0.4, t_end=0.95, alpha=0.05, beta=0.99, adaptive=True),
-                     "decay", 400, 100_000),
-    "alpha-driven-rough": (dict(t_start=0.1, t_end=1.0, alpha=0.02, beta=0.5, adaptive=True),
-                           "rough", 300, 10_000),
-    "flat-linear": (dict(t_start=0.0, t_end=1.0, alpha=1.0, beta=0.0, adaptive=False),
-                    "flat", 50, 50),
+    "alpha-driven": (
+        dict(t_start=0.4, t_end=0.95, alpha=0.05, beta=0.99, adaptive=True),
+        "decay",
+        400,
+        100_000,
+    ),
+    "alpha-driven-rough": (
+        dict(t_start=0.1, t_end=1.0, alpha=0.02, beta=0.5, adaptive=True),
+        "rough",
+        300,
+        10_000,
+    ),
+    "flat-linear": (
+        dict(t_start=0.0, t_end=1.0, alpha=1.0, beta=0.0, adaptive=False),
+        "flat",
+        50,
+        50,
+    ),
 }
 
 
@@ -99,8 +131,9 @@ def test_trajectories_match_official(name):
     tr = _trajectories(kw, _losses(kind, n), total)
     np.testing.assert_allclose(tr[:, 0], tr[:, 1], rtol=0, atol=1e-12, err_msg="t")
     np.testing.assert_allclose(tr[:, 2], tr[:, 3], rtol=0, atol=1e-12, err_msg="momentum")
-    np.testing.assert_allclose(tr[:, 4], tr[:, 5], rtol=0, atol=1e-12, err_msg="delta_t",
-                               equal_nan=True)
+    np.testing.assert_allclose(
+        tr[:, 4], tr[:, 5], rtol=0, atol=1e-12, err_msg="delta_t", equal_nan=True
+    )
     assert np.isnan(tr[0, 4]) and np.isnan(tr[0, 5])  # first call: no delta_t on either side
 
 

@@ -21,8 +21,23 @@ def _checks(out: Path) -> dict:
 def test_proxy_sim_small_grid(tmp_path):
     from sims import taid_proxy
 
-    out = taid_proxy.main(["--out", str(tmp_path), "--r0s", "1.5", "3", "9", "20",
-                           "--kappas", "1", "8", "--Ts", "5", "30"])
+    out = taid_proxy.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--r0s",
+            "1.5",
+            "3",
+            "9",
+            "20",
+            "--kappas",
+            "1",
+            "8",
+            "--Ts",
+            "5",
+            "30",
+        ]
+    )
     checks = _checks(out)
     assert set(checks) == {"taid.proxy-floor", "taid.proxy-noncollapse", "taid.sd-rounds-bounds"}
     assert all(c["verdict"] == "held" for c in checks.values()), checks
@@ -35,13 +50,28 @@ def test_toys_sim_tiny(tmp_path):
     pytest.importorskip("torch")
     from sims import taid_toys
 
-    out = taid_toys.main(["--out", str(tmp_path), "--contexts", "2", "--steps", "40",
-                          "--capacity-steps", "20", "--reference-steps", "40",
-                          "--capacity-blurs", "6", "0"])
+    out = taid_toys.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--contexts",
+            "2",
+            "--steps",
+            "40",
+            "--capacity-steps",
+            "20",
+            "--reference-steps",
+            "40",
+            "--capacity-blurs",
+            "6",
+            "0",
+        ]
+    )
     table = list(csv.DictReader((out / "results.csv").open()))
     methods = {(r["family"], r["method"]) for r in table}
     assert methods == {("teacher", "teacher")} | {
-        (f, m) for f in ("unimodal", "lowrank") for m in taid_toys.METHODS}
+        (f, m) for f in ("unimodal", "lowrank") for m in taid_toys.METHODS
+    }
     for r in table:
         assert float(r["fkl"]) >= 0 and float(r["rkl"]) >= 0
         assert 0 <= float(r["mass_on_modes"]) <= 1 + 1e-12
@@ -58,12 +88,26 @@ def test_schedule_sim_small(tmp_path):
     pytest.importorskip("torch")
     from sims import taid_schedule
 
-    out = taid_schedule.main(["--out", str(tmp_path), "--parity-steps", "200",
-                              "--steps-grid", "50", "2000", "--vocab", "33"])
+    out = taid_schedule.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--parity-steps",
+            "200",
+            "--steps-grid",
+            "50",
+            "2000",
+            "--vocab",
+            "33",
+        ]
+    )
     checks = _checks(out)
     assert len(checks) == 4
     assert all(c["verdict"] == "held" for c in checks.values()), checks
     sweep = [r for r in csv.DictReader((out / "results.csv").open()) if r["part"] == "sweep"]
     # outside the linear regime the adaptive term must actually lift t (the claim is not vacuous)
-    assert any(float(r["max_t_minus_floor_sim"]) > 0.1 for r in sweep
-               if r["linear_regime_theory"] == "False")
+    assert any(
+        float(r["max_t_minus_floor_sim"]) > 0.1
+        for r in sweep
+        if r["linear_regime_theory"] == "False"
+    )
