@@ -101,12 +101,21 @@ def test_closed_form_chunks_equal_autograd_chunks(divergence, kw):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1000])
-def test_chunk_size_does_not_change_the_result(chunk_size):
+@pytest.mark.parametrize("block_rows", [1, 3, None])
+@pytest.mark.parametrize("support", ["full", "student_topk_tail"])
+def test_chunk_and_block_sizes_do_not_change_the_result(
+    chunk_size, block_rows, support, monkeypatch
+):
+    from sdtheory.lm.losses import _fused
+
     hs, ws, ht, wt, m, w = _problem(seed=3)
-    _, ref = _plain_and_fused(hs, ws, ht, wt, m, w, chunk_size=3, divergence="jsd")
-    _, got = _plain_and_fused(hs, ws, ht, wt, m, w, chunk_size=chunk_size, divergence="jsd")
-    for x, y in zip(got, ref, strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-15)
+    kw = {"divergence": "jsd", "support": support, "k": None if support == "full" else 4}
+    plain, _ = _plain_and_fused(hs, ws, ht, wt, m, w, **kw)
+    if block_rows is not None:  # rows per elementwise block inside a chunk
+        monkeypatch.setattr(_fused, "_BLOCK_ELEMENTS", block_rows * V)
+    _, got = _plain_and_fused(hs, ws, ht, wt, m, w, chunk_size=chunk_size, **kw)
+    for x, y in zip(got, plain, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize(
