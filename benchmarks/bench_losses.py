@@ -16,7 +16,8 @@ Memory is measured as the peak *added* by one forward+backward over what is held
 (inputs, weights): on CUDA with `torch.cuda.max_memory_allocated`; on CPU as the resident-set
 high-water mark (`VmHWM` of `/proc/self/status`, reset through `/proc/self/clear_refs` after a
 warm-up) minus the resident set before the call. `tracemalloc` does not see torch's CPU
-allocations, so it is not used. Time is the median wall time over `--reps` runs after one warm-up.
+allocations, so it is not used. Time is the median wall time over `--reps` runs after
+`--warmup` untimed runs (default 1).
 
 A case whose predicted peak (extrapolated linearly in T*V from the largest smaller case measured
 for that method) exceeds `--mem-limit-gib` is not run, and says so; the child also runs under
@@ -118,8 +119,10 @@ def worker(args) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    value = step()  # warm-up (allocator, kernels, libraries)
-    hs.grad = ws.grad = None
+    value = float("nan")
+    for _ in range(args.warmup):  # allocator, kernels, libraries
+        value = step()
+        hs.grad = ws.grad = None
     sync()
     times = []
     if dev.type == "cuda":
@@ -162,7 +165,7 @@ def run_child(args, method, T, H, V, limit_gib) -> dict:
     cmd = [
         sys.executable, __file__, "--worker", "--method", method, "--T", str(T), "--H", str(H),
         "--V", str(V), "--device", args.device, "--dtype", args.dtype, "--reps", str(args.reps),
-        "--chunk-size", str(args.chunk_size),
+        "--chunk-size", str(args.chunk_size), "--warmup", str(args.warmup),
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -187,11 +190,14 @@ def main(argv=None):
                    help="default: plain textbook fused (+ liger on CUDA when installed)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
-    p.add_argument("--reps", type=int, default=2, help="timed repetitions after one warm-up")
+    p.add_argument("--reps", type=int, default=2, help="timed repetitions after the warm-up")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
     p.add_argument("--chunk-size", type=int, default=1024, help="tokens per chunk (fused)")
     p.add_argument("--mem-limit-gib", type=float, default=None,
                    help="skip/abort CPU cases above this peak (default: 60%% of MemAvailable)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
+    p.add_argument("--prior", type=Path, nargs="*", default=[],
+                   help="earlier --out files whose measurements seed the memory predictions")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -222,10 +228,14 @@ def main(argv=None):
     cases = sorted(
         ((T, H, V) for T in args.T for H in args.H for V in args.V), key=lambda c: c[0] * c[2]
     )
+    prior = [
+        r for f in args.prior for r in json.loads(f.read_text())["measurements"]
+        if r["status"] == "ok" and r.get("device", "cpu") == args.device
+    ]
     results = []
     for T, H, V in cases:
         for method in methods:
-            done = [r for r in results if r["method"] == method and r["status"] == "ok"]
+            done = [r for r in prior + results if r["method"] == method and r["status"] == "ok"]
             predicted = None
             if done:
                 ref = max(done, key=lambda r: r["T"] * r["V"])
@@ -270,6 +280,7 @@ def main(argv=None):
         "dtype": args.dtype,
         "chunk_size": args.chunk_size,
         "reps": args.reps,
+        "warmup": args.warmup,
         "memory_meter": "torch.cuda.max_memory_allocated" if args.device == "cuda"
         else "VmHWM - VmRSS of a subprocess per measurement (RSS high-water mark)",
         "cases": summary,
