@@ -113,7 +113,7 @@ def worker(args) -> dict:
         else:
             loss = liger(hs.view(T, H), ws, ht.view(T, H), wt, labels)
         loss.backward()
-        return float(loss)
+        return loss.item()
 
     def sync():
         if dev.type == "cuda":
@@ -145,7 +145,9 @@ def worker(args) -> dict:
         meter = "VmHWM-VmRSS (resident set high-water mark)"
     return {
         "method": args.method,
-        "T": T, "H": H, "V": V,
+        "T": T,
+        "H": H,
+        "V": V,
         "dtype": args.dtype,
         "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
@@ -163,9 +165,27 @@ def worker(args) -> dict:
 
 def run_child(args, method, T, H, V, limit_gib) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", "--method", method, "--T", str(T), "--H", str(H),
-        "--V", str(V), "--device", args.device, "--dtype", args.dtype, "--reps", str(args.reps),
-        "--chunk-size", str(args.chunk_size), "--warmup", str(args.warmup),
+        sys.executable,
+        __file__,
+        "--worker",
+        "--method",
+        method,
+        "--T",
+        str(T),
+        "--H",
+        str(H),
+        "--V",
+        str(V),
+        "--device",
+        args.device,
+        "--dtype",
+        args.dtype,
+        "--reps",
+        str(args.reps),
+        "--chunk-size",
+        str(args.chunk_size),
+        "--warmup",
+        str(args.warmup),
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -186,18 +206,31 @@ def main(argv=None):
     p.add_argument("--T", type=int, nargs="+", default=[1024, 4096], help="tokens per step")
     p.add_argument("--H", type=int, nargs="+", default=[576, 1024], help="hidden sizes")
     p.add_argument("--V", type=int, nargs="+", default=[49152, 151936], help="vocabulary sizes")
-    p.add_argument("--methods", nargs="+", default=None,
-                   help="default: plain textbook fused (+ liger on CUDA when installed)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="default: plain textbook fused (+ liger on CUDA when installed)",
+    )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
     p.add_argument("--reps", type=int, default=2, help="timed repetitions after the warm-up")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
     p.add_argument("--chunk-size", type=int, default=1024, help="tokens per chunk (fused)")
-    p.add_argument("--mem-limit-gib", type=float, default=None,
-                   help="skip/abort CPU cases above this peak (default: 60%% of MemAvailable)")
+    p.add_argument(
+        "--mem-limit-gib",
+        type=float,
+        default=None,
+        help="skip/abort CPU cases above this peak (default: 60%% of MemAvailable)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
-    p.add_argument("--prior", type=Path, nargs="*", default=[],
-                   help="earlier --out files whose measurements seed the memory predictions")
+    p.add_argument(
+        "--prior",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="earlier --out files whose measurements seed the memory predictions",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -229,7 +262,9 @@ def main(argv=None):
         ((T, H, V) for T in args.T for H in args.H for V in args.V), key=lambda c: c[0] * c[2]
     )
     prior = [
-        r for f in args.prior for r in json.loads(f.read_text())["measurements"]
+        r
+        for f in args.prior
+        for r in json.loads(f.read_text())["measurements"]
         if r["status"] == "ok" and r.get("device", "cpu") == args.device
     ]
     results = []
@@ -242,7 +277,10 @@ def main(argv=None):
                 predicted = ref["peak_gib"] * (T * V) / (ref["T"] * ref["V"])
             if args.device == "cpu" and predicted is not None and predicted > limit_gib:
                 res = {
-                    "method": method, "T": T, "H": H, "V": V,
+                    "method": method,
+                    "T": T,
+                    "H": H,
+                    "V": V,
                     "status": f"skipped: predicted peak {predicted:.1f} GiB > limit "
                     f"{limit_gib:.1f} GiB on this machine",
                     "predicted_peak_gib": predicted,
@@ -281,7 +319,8 @@ def main(argv=None):
         "chunk_size": args.chunk_size,
         "reps": args.reps,
         "warmup": args.warmup,
-        "memory_meter": "torch.cuda.max_memory_allocated" if args.device == "cuda"
+        "memory_meter": "torch.cuda.max_memory_allocated"
+        if args.device == "cuda"
         else "VmHWM - VmRSS of a subprocess per measurement (RSS high-water mark)",
         "cases": summary,
         "measurements": results,

@@ -504,3 +504,20 @@ def test_bad_tensors_raise():
 
 def test_divergences_constant_is_complete():
     assert set(DIVERGENCES) == {c[0] for c in CASES}
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"divergence": "jsd"},
+        {"divergence": "reverse_kl", "support": "teacher_topk", "k": 4},
+        {"divergence": "forward_kl", "support": "student_topk_tail", "k": 4},
+        {"estimator": "k3", "sampled_tokens": torch.zeros(2, 5, dtype=torch.long)},
+    ],
+)
+def test_empty_mask_gives_zero_and_a_graph(kw):
+    zs, zt = _logits((2, 5, 9))
+    zs.requires_grad_(True)
+    loss = distillation_loss(zs, zt, torch.zeros(2, 5, dtype=torch.bool), **kw)
+    loss.backward()
+    assert loss.item() == 0.0 and (zs.grad == 0).all()
