@@ -6,6 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 from sdtheory.lm.losses import distillation_loss, fused_linear_distillation_loss  # noqa: E402
 
 CASES = [
@@ -213,3 +216,59 @@ def test_fused_bad_input_raises():
         fused_linear_distillation_loss(hs, ws, ht, wt, m, divergence="jsd", beta=2.0)
     with pytest.raises(ValueError, match="reduction"):
         fused_linear_distillation_loss(hs, ws, ht, wt, m, reduction="mean")
+
+
+@given(
+    b=st.integers(1, 3),
+    t=st.integers(1, 9),
+    v=st.integers(2, 19),
+    chunk=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+    divergence=st.sampled_from(["forward_kl", "reverse_kl", "jsd", "skew_kl", "tvd"]),
+    beta=st.floats(0.0, 1.0),
+    normalized=st.booleans(),
+    reduction=st.sampled_from(["token_mean", "sequence_mean", "sum"]),
+)
+def test_fused_equals_plain_on_random_shapes(
+    b, t, v, chunk, seed, divergence, beta, normalized, reduction
+):
+    g = torch.Generator().manual_seed(seed)
+    hs = torch.randn(b, t, 4, generator=g, dtype=torch.float64)
+    ht = torch.randn(b, t, 3, generator=g, dtype=torch.float64)
+    ws = 2 * torch.randn(v, 4, generator=g, dtype=torch.float64)
+    wt = 2 * torch.randn(v, 3, generator=g, dtype=torch.float64)
+    m = torch.rand(b, t, generator=g) < 0.6
+    w = torch.rand(b, t, generator=g, dtype=torch.float64)
+    kw = {"divergence": divergence, "beta": beta, "normalized": normalized, "alpha": beta}
+    plain, fused = _plain_and_fused(
+        hs, ws, ht, wt, m, w, chunk_size=chunk, reduction=reduction, **kw
+    )
+    for x, y in zip(fused, plain, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-12)
+
+
+def test_fused_extreme_logits_qwen_vocabulary():
+    """Logits up to +-1e4 over a 151,936-token vocabulary (Qwen3) on a few tokens."""
+    vocab = 151_936
+    g = torch.Generator().manual_seed(9)
+    hs = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.7, -0.7]]], dtype=torch.float64)
+    ht = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [-0.7, 0.7]]], dtype=torch.float64)
+    ws = torch.randn(vocab, 2, generator=g, dtype=torch.float64)
+    wt = torch.randn(vocab, 2, generator=g, dtype=torch.float64)
+    ws[:4] = 1e4  # logits of +-1e4 (and 0) on a few rows
+    wt[10:13] = torch.tensor([1e4, -1e4], dtype=torch.float64)
+    m = torch.ones(1, 3, dtype=torch.bool)
+    w = torch.ones(1, dtype=torch.float64)
+    kw = {"divergence": "jsd", "beta": 0.3, "normalized": True}
+    plain, fused = _plain_and_fused(hs, ws, ht, wt, m, w, **kw)
+    for x, y in zip(fused, plain, strict=True):
+        assert torch.isfinite(x).all()
+        # hidden gradients sum +-1e4 * 1e-6 terms that cancel: absolute tolerance on that scale
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10)
+    f32 = [x.float() for x in (hs, ws, ht, wt)]
+    plain32, fused32 = _plain_and_fused(*f32, m, w.float(), **kw)
+    for x, y, ref in zip(fused32, plain32, plain, strict=True):
+        assert torch.isfinite(x).all() and torch.isfinite(y).all()
+        # float32 logits of 1e4 carry an absolute rounding of 1e4 * 2**-24 = 6e-4
+        torch.testing.assert_close(x.double(), ref, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(y.double(), ref, rtol=1e-3, atol=1e-3)
