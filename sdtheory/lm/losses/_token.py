@@ -336,9 +336,9 @@ def token_divergence(
       student_logits: student logits (..., V).
       teacher_logits: teacher logits with the same shape.
       divergence: one of `"forward_kl"`, `"reverse_kl"`, `"jsd"`, `"skew_kl"`, `"tvd"`.
-      beta: JSD mixing weight in $[0, 1]$ (teacher weight in $m$).
-      normalized: divide the JSD by $\beta(1-\beta)$ and continue it at the ends.
-      alpha: skew-KL weight in $[0, 1]$ (teacher weight in the mixture).
+      beta: JSD mixing weight in $[0, 1]$ (teacher weight in $m$); read by `"jsd"` only.
+      normalized: divide the JSD by $\beta(1-\beta)$ and continue it at the ends; `"jsd"` only.
+      alpha: skew-KL weight in $[0, 1]$ (teacher weight in the mixture); `"skew_kl"` only.
       temperature: $\tau > 0$ dividing both logits before `log_softmax`.
       support: `"full"`, `"teacher_topk"` or `"student_topk_tail"`.
       k: support size for the top-k supports ($1 \le k \le V$, and $k < V$ with a tail).
