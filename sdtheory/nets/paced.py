@@ -25,6 +25,7 @@ argument order and $0\log 0 = 0$ convention; the tests compare the two).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -161,13 +162,17 @@ def forward_kl_loss(params: Params, x, target_log_probs):
 
 def per_problem_gradients(key, params: Params, pop: Population, n_ref: int = 1):
     """(n, P) matrix of flattened per-problem gradients of the forward-KL distillation loss."""
-    targets = _targets(key, pop, n_ref)
+    return _gradients(params, pop.x, _targets(key, pop, n_ref))
+
+
+@jax.jit
+def _gradients(params, x, targets):
     flat, unravel = ravel_pytree(params)
 
-    def one(x, t):
-        return jax.grad(lambda f: forward_kl_loss(unravel(f), x[None], t[None])[0])(flat)
+    def one(xi, ti):
+        return jax.grad(lambda f: forward_kl_loss(unravel(f), xi[None], ti[None])[0])(flat)
 
-    return jax.jit(jax.vmap(one))(pop.x, targets)
+    return jax.vmap(one)(x, targets)
 
 
 # ----------------------------------------------------------------------------- training
@@ -176,7 +181,7 @@ def per_problem_gradients(key, params: Params, pop: Population, n_ref: int = 1):
 def _adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8):
     def init(params):
         z = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return (z, z, 0)
+        return (z, z, jnp.zeros((), dtype=jnp.int32))
 
     def update(grads, state, params):
         m, v, t = state
@@ -239,27 +244,10 @@ def weighted_distillation(
     Returns:
       `(params, history)`; `history` is a list of `{"step": t, **evaluate(params)}`.
     """
-    init, update = _adam(lr)
+    init, _ = _adam(lr)
     state = init(student)
     params = student
-
-    def loss(p, x, t, w):
-        l = forward_kl_loss(p, x, t)
-        return jnp.sum(w * l) / jnp.maximum(jnp.sum(w), 1e-300)
-
-    @jax.jit
-    def step(params, state, k, weights):
-        k1, k2 = jax.random.split(k)
-        idx = jax.random.randint(k1, (batch,), 0, len(pool))
-        sub = Population(pool.x[idx], pool.teacher_log_probs[idx], pool.answer[idx])
-        t = _targets(k2, sub, n_ref)
-        w = weights[idx]
-        g = jax.grad(loss)(params, sub.x, t, w)
-        new, new_state = update(g, state, params)
-        keep = jnp.sum(w) > 0
-        params = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, params)
-        state = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new_state, state)
-        return params, state
+    step = functools.partial(_weighted_step, batch=batch, n_ref=n_ref, lr=lr)
 
     history = []
     weights = jnp.ones(len(pool))
@@ -272,8 +260,30 @@ def weighted_distillation(
         if weight_fn is not None and t % refresh == 0:
             ph = rollout_pass_rates(jax.random.fold_in(keys[t], 1), params, pool, rollouts)
             weights = weight_fn(ph)
-        params, state = step(params, state, keys[t], weights)
+        params, state = step(params, state, keys[t], weights, pool.x, pool.teacher_log_probs,
+                             pool.answer)
     return params, history
+
+
+def _weighted_loss(p, x, t, w):
+    l = forward_kl_loss(p, x, t)
+    return jnp.sum(w * l) / jnp.maximum(jnp.sum(w), 1e-300)
+
+
+@functools.partial(jax.jit, static_argnames=("batch", "n_ref", "lr"))
+def _weighted_step(params, state, k, weights, x, tlp, answer, *, batch, n_ref, lr):
+    _, update = _adam(lr)
+    k1, k2 = jax.random.split(k)
+    idx = jax.random.randint(k1, (batch,), 0, x.shape[0])
+    sub = Population(x[idx], tlp[idx], answer[idx])
+    t = _targets(k2, sub, n_ref)
+    w = weights[idx]
+    g = jax.grad(_weighted_loss)(params, sub.x, t, w)
+    new, new_state = update(g, state, params)
+    keep = jnp.sum(w) > 0
+    params = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, params)
+    state = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new_state, state)
+    return params, state
 
 
 # ----------------------------------------------------------------------------- SNR curve
