@@ -1,4 +1,4 @@
-"""Pass rates from K rollouts: plug-in bias, its correction, zero weights and the SNR cost at small K.
+"""Pass rates from K rollouts: plug-in bias, its correction, zero weights, SNR cost at small K.
 
 Claims: paced.finite-k-bias, paced.zero-weight-fraction, paced.finite-k-efficiency (derived).
 Quick default ~2 s on CPU.  Larger run:  python sims/paced_finite_k.py --problems 20000 --reps 400
@@ -40,8 +40,10 @@ EFF = claims.claim(
 @dataclasses.dataclass(frozen=True)
 class Config:
     problems: int = dataclasses.field(default=4000, metadata={"help": "problems in the population"})
-    ks: tuple[int, ...] = dataclasses.field(default=(2, 4, 8, 16, 32), metadata={"help": "K values"})
-    reps: int = dataclasses.field(default=100, metadata={"help": "independent rollout rounds per K"})
+    ks: tuple[int, ...] = dataclasses.field(
+        default=(2, 4, 8, 16, 32), metadata={"help": "K values"}
+    )
+    reps: int = dataclasses.field(default=100, metadata={"help": "rollout rounds per K"})
     competence: float = dataclasses.field(default=0.0, metadata={"help": "student competence"})
     spread: float = dataclasses.field(default=2.0, metadata={"help": "sd of problem difficulty"})
     seed: int = 0

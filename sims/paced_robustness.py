@@ -1,4 +1,4 @@
-"""SNR efficiency of misspecified weights against delta, with the 1 - delta^2 floor and its extremes.
+"""SNR efficiency of misspecified weights against delta, with the 1 - delta^2 floor and extremes.
 
 Claims: paced.optimal-weights, paced.misspec-aggregate, paced.misspec-pointwise,
 paced.two-point-tight, paced.beta-fit-recovers, paced.beta-fit-delta (derived), and
@@ -64,7 +64,9 @@ FITD = claims.claim(
 class Config:
     deltas: int = dataclasses.field(default=19, metadata={"help": "delta grid on [0, 0.9]"})
     sets: int = dataclasses.field(default=40, metadata={"help": "random problem sets per delta"})
-    problems: int = dataclasses.field(default=10, metadata={"help": "problems per set (2^n vertices)"})
+    problems: int = dataclasses.field(
+        default=10, metadata={"help": "problems per set (2^n vertices)"}
+    )
     trials: int = dataclasses.field(default=300, metadata={"help": "random eps draws per set"})
     fits: int = dataclasses.field(default=30, metadata={"help": "random Beta x h targets to fit"})
     seed: int = 0
@@ -137,8 +139,10 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     m = (d > 0.05) & (d < 0.5)
     slope = float(np.polyfit(np.log(d[m]), np.log(1 - adv[m]), 1)[0])
     exact = [f for f in fits if f["h_amplitude"] == 0.0]
-    rec_err = max(max(abs(f["alpha_sim"] - f["target_alpha"]), abs(f["beta_sim"] - f["target_beta"]))
-                  for f in exact)
+    rec_err = max(
+        max(abs(f["alpha_sim"] - f["target_alpha"]), abs(f["beta_sim"] - f["target_beta"]))
+        for f in exact
+    )
     fit_gap = min(f["efficiency_sim"] - f["efficiency_bound_theory"] for f in fits)
     n_sets = cfg.deltas * cfg.sets
     return [
@@ -166,7 +170,8 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
         claims.check_bound(FITD, 0.0, fit_gap, direction=">=", slack=1e-12,
                            details=f"min (efficiency - (1 - delta^2)) over {len(fits)} fits; "
                            "median delta by method: " + ", ".join(
-                               f"{mm} {np.median([f['delta'] for f in fits if f['method'] == mm]):.3f}"
+                               f"{mm} "
+                               f"{np.median([f['delta'] for f in fits if f['method'] == mm]):.3f}"
                                for mm in ("lsq", "boundary", "minimax"))),
     ]
 

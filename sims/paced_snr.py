@@ -66,7 +66,9 @@ class Config:
     problems: int = dataclasses.field(default=4000, metadata={"help": "measured problems"})
     train_problems: int = dataclasses.field(default=3000, metadata={"help": "student train set"})
     dim: int = dataclasses.field(default=16, metadata={"help": "input features seen by both"})
-    hidden_dim: int = dataclasses.field(default=16, metadata={"help": "features only the teacher sees"})
+    hidden_dim: int = dataclasses.field(
+        default=16, metadata={"help": "features only the teacher sees"}
+    )
     hidden_max: tuple[float, ...] = dataclasses.field(
         default=(1.0, 0.0),
         metadata={"help": "conditions: max strength of hidden features (0 = all learnable)"},
@@ -75,14 +77,18 @@ class Config:
     teacher_width: int = dataclasses.field(default=64, metadata={"help": "teacher hidden units"})
     teacher_scale: float = dataclasses.field(default=15.0, metadata={"help": "teacher logit scale"})
     student_width: int = dataclasses.field(default=16, metadata={"help": "student hidden units"})
-    train_steps: int = dataclasses.field(default=1500, metadata={"help": "student distillation steps"})
+    train_steps: int = dataclasses.field(
+        default=1500, metadata={"help": "student distillation steps"}
+    )
     n_ref: tuple[int, ...] = dataclasses.field(
         default=(1, 0), metadata={"help": "sampled teacher answers per gradient (0 = exact KL)"}
     )
     bins: int = dataclasses.field(default=10, metadata={"help": "equal-width pass-rate bins"})
     min_count: int = dataclasses.field(default=30, metadata={"help": "drop bins with fewer"})
     bootstrap: int = dataclasses.field(default=30, metadata={"help": "bootstrap resamples per bin"})
-    model_dim: int = dataclasses.field(default=50, metadata={"help": "dimension of model gradients"})
+    model_dim: int = dataclasses.field(
+        default=50, metadata={"help": "dimension of model gradients"}
+    )
     seed: int = 0
 
 
@@ -166,7 +172,8 @@ def _model_curve(cfg: Config, p: np.ndarray) -> list[dict]:
     s = 0.3 * s  # signal scale: bin SNRs of order 0.01-0.1, like the measurement
     u = np.zeros(cfg.model_dim)
     u[0] = 1.0
-    g = s[:, None] * u + rng.standard_normal((p.size, cfg.model_dim)) * np.sqrt(v / cfg.model_dim)[:, None]
+    noise = rng.standard_normal((p.size, cfg.model_dim)) * np.sqrt(v / cfg.model_dim)[:, None]
+    g = s[:, None] * u + noise
     c = nets.measure_snr_curve(g, p, cfg.bins, cfg.min_count, cfg.bootstrap, cfg.seed)
     edges = np.linspace(0, 1, cfg.bins + 1)
     which = np.clip(np.digitize(p, edges) - 1, 0, cfg.bins - 1)
@@ -210,7 +217,8 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     if "eff_default" in main:
         out.append(claims.check_bound(
             DEFAULT_EFF, 0.9, main["eff_default"], direction=">=",
-            details=f"Beta fit to measured w*: alpha={main['w_alpha']:.2f}, beta={main['w_beta']:.2f}"
+            details=f"Beta fit to measured w*: alpha={main['w_alpha']:.2f}, "
+            f"beta={main['w_beta']:.2f}"
             f" (delta {main['w_delta']:.2f}); efficiency of the fit {main['eff_fitted']:.3f}, "
             f"minimax fit {main['eff_minimax']:.3f}, uniform {main['eff_uniform']:.3f}"))
     return out
@@ -221,7 +229,8 @@ def plot(res: dict, cfg: Config):
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
         rows = res["rows"]
         for f in res["fits"]:
-            sel = [r for r in rows if r["hidden_max"] == f["hidden_max"] and r["n_ref"] == f["n_ref"]]
+            sel = [r for r in rows
+                   if r["hidden_max"] == f["hidden_max"] and r["n_ref"] == f["n_ref"]]
             x = np.array([r["p_mean"] for r in sel])
             y = np.array([r["snr_sim"] for r in sel])
             e = np.array([r["snr_se"] for r in sel])

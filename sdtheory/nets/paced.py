@@ -9,8 +9,9 @@ gradient rather than on a model of one):
 * **Student.** A narrower one-hidden-layer tanh network $q_\theta(\cdot\,|\,x)$, briefly
   distilled from the teacher, so its pass rate $p_i = q_\theta(y_i\,|\,x_i)$ (the chance a sampled
   rollout is correct) spreads over $(0, 1)$ across problems.
-* **Per-problem gradient.** $g_i = \nabla_\theta\,\mathrm{KL}(\tilde p_{T,i}\,\|\,q_\theta(\cdot\,|\,
-  x_i))$, the forward-KL distillation loss, where $\tilde p_{T,i}$ is the teacher distribution
+* **Per-problem gradient.**
+  $g_i = \nabla_\theta\,\mathrm{KL}(\tilde p_{T,i}\,\|\,q_\theta(\cdot\,|\,x_i))$,
+  the forward-KL distillation loss, where $\tilde p_{T,i}$ is the teacher distribution
   (`n_ref=0`) or the empirical distribution of `n_ref` sampled teacher reference answers
   (one-hot for `n_ref=1`, i.e. cross-entropy on a reference response, as in LLM distillation).
 * **SNR per bin.** Problems are binned by $p_i$ and, in each bin, the cross-problem SNR
@@ -309,7 +310,7 @@ class SNRCurve:
 def measure_snr_curve(
     grads, p, bins: int = 10, min_count: int = 30, bootstrap: int = 100, seed: int = 0
 ) -> SNRCurve:
-    r"""Bin problems by pass rate and measure $\|\bar g\|^2/\operatorname{tr}\widehat{\mathrm{Cov}}$ per bin.
+    r"""Bin problems by pass rate; per bin, $\|\bar g\|^2/\operatorname{tr}\widehat{\mathrm{Cov}}$.
 
     Bins are equal-width on $[0, 1]$; bins with fewer than `min_count` problems are dropped. The
     numerator is debiased (see `sdtheory.theory.paced.gradient_snr`); `snr_se` is the bootstrap
@@ -329,7 +330,9 @@ def measure_snr_curve(
         mean = gb.mean(0)
         tr = float(np.sum((gb - mean) ** 2) / (idx.size - 1))
         val = theory.gradient_snr(gb)
-        boots = [theory.gradient_snr(gb[rng.integers(0, idx.size, idx.size)]) for _ in range(bootstrap)]
+        boots = [
+            theory.gradient_snr(gb[rng.integers(0, idx.size, idx.size)]) for _ in range(bootstrap)
+        ]
         rows.append((edges[b], edges[b + 1], p[idx].mean(), idx.size, val,
                      float(np.std(boots, ddof=1)), float(mean @ mean) - tr / idx.size, tr))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 8

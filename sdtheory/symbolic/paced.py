@@ -122,7 +122,8 @@ def derive_pointwise_floor() -> dict[str, object]:
 
     Returns:
       A dict with `progress`, `w_star` (the stationary point), `best` ($\Delta(w^\star)$) and
-      `ratio` ($\Delta(w^\star(1+\varepsilon))/\Delta^\star$, which simplifies to $1-\varepsilon^2$).
+      `ratio` ($\Delta(w^\star(1+\varepsilon))/\Delta^\star$, which simplifies to
+      $1-\varepsilon^2$).
     """
     w, eps = sp.symbols("w epsilon", real=True)
     s, v, lr, L = sp.symbols("s v eta L", positive=True)
@@ -158,7 +159,8 @@ def derive_plugin_expectation(k_values: tuple[int, ...] = (1, 2, 3, 4, 8)) -> di
     explicit, unbiased = {}, {}
     for k in k_values:
         terms = [
-            sp.binomial(k, j) * p**j * (1 - p) ** (k - j) * sp.Rational(j, k) * (1 - sp.Rational(j, k))
+            sp.binomial(k, j) * p**j * (1 - p) ** (k - j)
+            * sp.Rational(j, k) * (1 - sp.Rational(j, k))
             for j in range(k + 1)
         ]
         explicit[k] = sp.expand(sum(terms))

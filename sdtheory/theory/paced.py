@@ -113,7 +113,9 @@ def _signal_variance(signal, variance):
 
 
 def beta_kernel_weight(p, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
-    r"""The Beta-kernel weight $w(p) = p^{\alpha}(1-p)^{\beta}$ of a pass rate $p$ [paced2026, abstract].
+    r"""The Beta-kernel weight $w(p) = p^{\alpha}(1-p)^{\beta}$ of a pass rate $p$.
+
+    The PACED weight [paced2026, abstract].
 
     With $\alpha, \beta > 0$ the weight is exactly 0 at $p \in \{0, 1\}$; an exponent of 0 uses
     $0^0 = 1$. PACED v3 fixes $\alpha = \beta = 1$. The weight is not normalised: divide by the
@@ -167,7 +169,9 @@ def pass_rate(successes, trials) -> np.ndarray:
         raise ValueError(f"successes must be integers, got {successes!r}")
     s = s.astype(np.int64)
     if (s < 0).any() or (s > k).any():
-        raise ValueError(f"successes must lie in [0, trials], got {successes!r} with trials {trials!r}")
+        raise ValueError(
+            f"successes must lie in [0, trials], got {successes!r} with trials {trials!r}"
+        )
     return s / k
 
 
@@ -178,7 +182,9 @@ def plugin_variance(p_hat) -> np.ndarray:
 
 
 def expected_plugin_variance(p, trials) -> np.ndarray:
-    r"""$\mathbb E[\hat p(1-\hat p)] = (1 - 1/K)\,p(1-p)$ for $\hat p = S/K$, $S \sim \mathrm{Bin}(K, p)$.
+    r"""$\mathbb E[\hat p(1-\hat p)] = (1 - 1/K)\,p(1-p)$ for $\hat p = S/K$.
+
+    Here $S \sim \mathrm{Bin}(K, p)$.
 
     Derived (`sdtheory.symbolic.paced.derive_plugin_expectation`): the plug-in underestimates
     $p(1-p)$ by the factor $1-1/K$; at $K=1$ it is identically 0.
@@ -226,7 +232,9 @@ def zero_weight_probability(p, trials) -> np.ndarray:
 
 
 def expected_beta_weight(p, trials, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
-    r"""$\mathbb E_{S\sim\mathrm{Bin}(K,p)}[w(S/K)]$: the mean Beta weight from $K$ rollouts (exact sum).
+    r"""$\mathbb E_{S\sim\mathrm{Bin}(K,p)}[w(S/K)]$: the mean Beta weight from $K$ rollouts.
+
+    Computed as an exact binomial sum.
 
     For $\alpha=\beta=1$ this equals $(1-1/K)\,p(1-p)$; for other exponents the finite-$K$ bias is
     not a constant factor and changes the shape of the effective kernel.
@@ -274,7 +282,10 @@ def snr_model(p, a0: float = 1.0, a1: float = 1.0, b0: float = 0.0, b1: float = 
 
 
 def snr(weights, signal, variance) -> float:
-    r"""$\mathrm{SNR}(w) = (\sum_i w_i s_i)^2 / \sum_i w_i^2 v_i$ of the aggregate $\sum_i w_i g_i$."""
+    r"""$\mathrm{SNR}(w) = (\sum_i w_i s_i)^2 / \sum_i w_i^2 v_i$ of the aggregate $\sum_i w_i g_i$.
+
+    Raises `ValueError` when every weight is 0.
+    """
     s, v = _signal_variance(signal, variance)
     w = _array(weights, "weights")
     if w.shape != s.shape:
@@ -312,7 +323,9 @@ def optimal_weights(signal, variance) -> np.ndarray:
 
 
 def snr_efficiency(weights, signal, variance) -> float:
-    r"""$\eta(w) = \mathrm{SNR}(w) / \max_{w'} \mathrm{SNR}(w') \in [0, 1]$, with max $\sum_i s_i^2/v_i$.
+    r"""SNR efficiency $\eta(w) = \mathrm{SNR}(w) / \max_{w'} \mathrm{SNR}(w') \in [0, 1]$.
+
+    The maximum is $\sum_i s_i^2/v_i$.
 
     Scale-invariant in `weights`; equals 1 exactly at $w \propto s/v$.
 
@@ -326,12 +339,13 @@ def snr_efficiency(weights, signal, variance) -> float:
 
 
 def misspecification_bound(delta):
-    r"""The efficiency floor $1 - \delta^2$ under multiplicative misspecification $|\varepsilon_i| \le \delta$.
+    r"""The efficiency floor $1 - \delta^2$ under misspecification $|\varepsilon_i| \le \delta$.
 
     Derived (`docs/theory/paced.md` §3): with $w_i = w^\star_i(1+\varepsilon_i)$ and
     $X = 1+\varepsilon \in [1-\delta, 1+\delta]$ under the distribution $a_i \propto s_i^2/v_i$,
-    $\eta = (\mathbb E X)^2/\mathbb E X^2 \ge 4mM/(m+M)^2 = 1-\delta^2$ (Kantorovich, $m = 1-\delta$,
-    $M = 1+\delta$). The same floor holds pointwise for one SGD step (`pointwise_progress`).
+    $\eta = (\mathbb E X)^2/\mathbb E X^2 \ge 4mM/(m+M)^2 = 1-\delta^2$ (Kantorovich,
+    $m = 1-\delta$, $M = 1+\delta$). The same floor holds pointwise for one SGD step
+    (`pointwise_progress`).
     The paper's abstract states an $O(\delta^2)$ loss (Theorem 6); its constants were not retrieved.
 
     Args:
@@ -352,8 +366,8 @@ def two_point_construction(delta: float):
     r"""A two-problem instance whose misspecified weights attain $\eta = 1-\delta^2$ exactly.
 
     The SNR mass $a_i = s_i^2/v_i$ is $\tfrac{1-\delta}{2}$ on a problem whose weight is inflated
-    by $1+\delta$ and $\tfrac{1+\delta}{2}$ on one deflated by $1-\delta$ (so $\mathbb E_a\varepsilon
-    = -\delta^2$): the extreme point of the Kantorovich inequality.
+    by $1+\delta$ and $\tfrac{1+\delta}{2}$ on one deflated by $1-\delta$
+    (so $\mathbb E_a\varepsilon = -\delta^2$): the extreme point of the Kantorovich inequality.
 
     Returns:
       `(signal, variance, weights, epsilon)` with `weights = optimal * (1 + epsilon)`.
@@ -426,8 +440,8 @@ def pointwise_progress(weight, signal, variance, lr: float = 1.0, smoothness: fl
     r"""Expected one-step progress $\Delta(w) = \eta\,w\,s^2 - \tfrac{L\eta^2}{2} w^2 (s^2+v)$.
 
     Derived (`docs/theory/paced.md` §3): one SGD step of size $\eta w$ on an $L$-smooth loss whose
-    true gradient is $s\,u$, with stochastic gradient $g = s u + \xi$, $\operatorname{tr}\mathrm{Cov}
-    \,\xi = v$.
+    true gradient is $s\,u$, with stochastic gradient $g = s u + \xi$,
+    $\operatorname{tr}\mathrm{Cov}\,\xi = v$.
     """
     w = _array(weight, "weight")
     s = _array(signal, "signal")
@@ -440,7 +454,10 @@ def pointwise_progress(weight, signal, variance, lr: float = 1.0, smoothness: fl
 
 
 def pointwise_optimal_weight(signal, variance, lr: float = 1.0, smoothness: float = 1.0):
-    r"""$\arg\max_w \Delta(w) = s^2 / (L\eta(s^2+v))$; $\Delta(w^\star(1+\varepsilon)) = (1-\varepsilon^2)\Delta^\star$."""
+    r"""The maximiser $w^\star = \arg\max_w \Delta(w) = s^2 / (L\eta(s^2+v))$.
+
+    Then $\Delta(w^\star(1+\varepsilon)) = (1-\varepsilon^2)\Delta^\star$.
+    """
     s = _array(signal, "signal")
     v = _array(variance, "variance")
     if (s * s + v <= 0).any():
@@ -479,10 +496,11 @@ class BetaFit:
 
 
 def implied_delta(p, weights, alpha: float, beta: float) -> tuple[float, float]:
-    r"""Best scale $c$ and the misspecification $\delta$ of $c\,p^\alpha(1-p)^\beta$ against `weights`.
+    r"""Best scale $c$ and misspecification $\delta$ of $c\,p^\alpha(1-p)^\beta$ against `weights`.
 
     With $h_i = w_i / (p_i^\alpha(1-p_i)^\beta) \in [h_{\min}, h_{\max}]$ the best $c$ gives
-    $\delta = \frac{h_{\max}-h_{\min}}{h_{\max}+h_{\min}} = \tanh\big(\tfrac12\log\frac{h_{\max}}{h_{\min}}\big)$.
+    $\delta = \frac{h_{\max}-h_{\min}}{h_{\max}+h_{\min}}
+    = \tanh\big(\tfrac12\log\frac{h_{\max}}{h_{\min}}\big)$.
 
     Returns:
       `(scale, delta)`.
@@ -499,16 +517,18 @@ def _fit_inputs(p, weights):
     x = _probability(p)
     w = _array(weights, "weights")
     if x.ndim != 1 or x.shape != w.shape or x.size < 3:
-        raise ValueError(f"p and weights must be 1-D of equal length >= 3, got {x.shape}, {w.shape}")
+        raise ValueError(
+            f"p and weights must be 1-D of equal length >= 3, got {x.shape}, {w.shape}"
+        )
     if ((x <= 0) | (x >= 1)).any():
-        raise ValueError("p must lie strictly inside (0, 1) for a fit (log p and log(1-p) are used)")
+        raise ValueError("p must lie strictly inside (0, 1) for a fit (log p, log(1-p) are used)")
     if not (np.isfinite(w).all() and (w > 0).all()):
         raise ValueError("weights must be finite and > 0 for a fit (drop zero-weight problems)")
     return x, w
 
 
 def fit_beta_kernel(p, weights, method: str = "lsq", tail: float = 0.15) -> BetaFit:
-    r"""Fit $c\,p^{\alpha}(1-p)^{\beta}$ to positive target weights $w_i$ at pass rates $p_i \in (0,1)$.
+    r"""Fit $c\,p^{\alpha}(1-p)^{\beta}$ to positive weights $w_i$ at pass rates $p_i \in (0,1)$.
 
     Methods (all fit $\log w = \log c + \alpha\log p + \beta\log(1-p) + r$):
 
@@ -578,7 +598,9 @@ def fit_beta_kernel(p, weights, method: str = "lsq", tail: float = 0.15) -> Beta
 
 
 def gradient_snr(grads, debias: bool = True) -> float:
-    r"""Cross-problem gradient SNR $\|\mathbb E g\|^2 / \operatorname{tr}\mathrm{Cov}\,g$ from rows $g_i$.
+    r"""Cross-problem gradient SNR $\|\mathbb E g\|^2 / \operatorname{tr}\mathrm{Cov}\,g$.
+
+    One gradient $g_i$ per row.
 
     The SNR definition of PACED v3 (secondary source: "ratio of the squared norm of the expected
     gradient to the trace of the gradient covariance"). With $n$ rows, $\|\bar g\|^2$ overestimates

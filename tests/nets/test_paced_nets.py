@@ -120,7 +120,7 @@ def test_weighted_distillation_zero_weights_freeze_and_uniform_learns(setup):
 
 
 def test_forward_kl_on_grid_matches_moments():
-    """FKL minimiser in the grid-Gaussian (exponential) family matches E[x], E[x^2] of the teacher."""
+    """FKL minimiser in the grid-Gaussian (exponential) family matches the teacher's moments."""
     lpt = modes.teacher_log_probs(101, (-0.5, 0.4), (0.6, 0.4), 0.1)
     traj = np.asarray(modes.train(np.array([0.3, np.log(0.3)]), lpt, 4000, 4000, 0.02))
     lq = np.asarray(modes.student_log_probs(jnp.asarray(traj[-1]), 101))

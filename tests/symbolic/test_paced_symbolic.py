@@ -78,7 +78,7 @@ def test_pointwise_ratio_is_one_minus_eps_squared():
 @pytest.mark.claim("paced.finite-k-bias")
 def test_plugin_expectation_symbolic_and_explicit():
     r = sym.derive_plugin_expectation((1, 2, 3, 4, 8))
-    p, K = r["p"], r["K"]
+    p = r["p"]
     assert sp.simplify(r["general"] - r["claimed"]) == 0
     for k, e in r["explicit"].items():
         assert sp.expand(e - (1 - sp.Rational(1, k)) * p * (1 - p)) == 0
