@@ -141,7 +141,7 @@ def run(cfg: Config) -> dict:
                 var = np.repeat(c.trace_cov[okw], c.count[okw].astype(int))
                 pp = np.repeat(c.p_mean[okw], c.count[okw].astype(int))
                 fit.update(
-                    w_alpha=f.alpha, w_beta=f.beta, w_delta=f.delta,
+                    w_alpha=f.alpha, w_beta=f.beta, w_delta=f.delta, w_scale=f.scale,
                     w_minimax_alpha=fm.alpha, w_minimax_beta=fm.beta, w_minimax_delta=fm.delta,
                     eff_default=paced.snr_efficiency(paced.beta_kernel_weight(pp), sig, var),
                     eff_fitted=paced.snr_efficiency(f(pp), sig, var),
@@ -226,7 +226,7 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
 
 def plot(res: dict, cfg: Config):
     with simio.style() as plt:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
         rows = res["rows"]
         for f in res["fits"]:
             sel = [r for r in rows
@@ -239,20 +239,21 @@ def plot(res: dict, cfg: Config):
             w = np.array([r["w_star_sim"] for r in sel])
             axes[1].plot(x, w / np.nanmax(w), "o-", ms=3, label=lab)
             if "w_alpha" in f:
-                grid = np.linspace(0.02, 0.98, 97)
-                k = grid ** f["w_alpha"] * (1 - grid) ** f["w_beta"]
-                axes[1].plot(grid, k / k.max(), "--", lw=0.8, color=axes[1].lines[-1].get_color())
+                grid = np.linspace(x.min(), x.max(), 97)
+                k = f["w_scale"] * grid ** f["w_alpha"] * (1 - grid) ** f["w_beta"]
+                axes[1].plot(grid, k / np.nanmax(w), "--", lw=0.8,
+                             color=axes[1].lines[-1].get_color())
         axes[0].axhline(0, color="k", lw=0.5)
         axes[0].set(xlabel="student pass rate p (bin mean)", ylabel="SNR  ||E g||² / tr Cov g",
-                    title="measured cross-problem gradient SNR (±2 SE)")
+                    title="measured SNR per bin (±2 SE)")
         axes[0].legend(fontsize=7)
         axes[1].set(xlabel="p", ylabel="w*(p) = ||E g|| / tr Cov (max 1)",
-                    title="implied optimal weight, Beta fit (dashed)")
+                    title="implied w*, Beta fit (dashed)")
         m = res["model"]
         axes[2].errorbar([r["p_mean"] for r in m], [r["snr_sim"] for r in m],
                          yerr=[2 * r["snr_se"] for r in m], fmt="o", ms=3, label="binned estimate")
         axes[2].plot([r["p_mean"] for r in m], [r["snr_theory"] for r in m], "k--", label="theory")
-        axes[2].set(xlabel="p", title="SNR model s=0.3 p(1-p), v=1: estimator check")
+        axes[2].set(xlabel="p", title="estimator on model gradients")
         axes[2].legend(fontsize=7)
         return fig
 
