@@ -32,8 +32,6 @@ import dataclasses
 import itertools
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.stats import binom
 
 __all__ = [
     "BetaFit",
@@ -248,6 +246,8 @@ def expected_beta_weight(p, trials, alpha: float = 1.0, beta: float = 1.0) -> np
     k = int(_trials(trials).reshape(-1)[0]) if np.ndim(trials) == 0 else None
     if k is None:
         raise ValueError(f"trials must be a single integer, got {trials!r}")
+    from scipy.stats import binom
+
     grid = beta_kernel_weight(np.arange(k + 1) / k, alpha, beta)
     pmf = binom.pmf(np.arange(k + 1), k, x[..., None])
     return np.sum(pmf * grid, axis=-1)
@@ -335,7 +335,8 @@ def snr_efficiency(weights, signal, variance) -> float:
     """
     s, v = _signal_variance(signal, variance)
     best = float(np.sum(s * s / v))
-    return min(1.0, snr(weights, s, v) / best)
+    # not clipped: rounding can put the optimum at 1 + O(eps), and a value above that is a bug
+    return snr(weights, s, v) / best
 
 
 def misspecification_bound(delta):
@@ -573,6 +574,8 @@ def fit_beta_kernel(p, weights, method: str = "lsq", tail: float = 0.15) -> Beta
         coef = np.linalg.lstsq(design, y[m], rcond=None)[0]
         alpha, beta = float(coef[2]), float(coef[3])
     elif method == "minimax":
+        from scipy.optimize import linprog
+
         # variables (alpha, beta, lo, hi): minimise hi - lo s.t. lo <= y - a lp - b lq <= hi.
         n = x.size
         ones = np.ones(n)

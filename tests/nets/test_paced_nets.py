@@ -78,6 +78,7 @@ def test_pass_rates_and_rollout_estimates(setup):
     assert np.all(np.abs(ph - p) < 5 * se + 1e-3)
 
 
+@pytest.mark.paper("paced2026", "paced.snr-binned-estimator")
 def test_measured_snr_curve_on_model_gradients():
     """Binned estimator on g = s(p) u + xi recovers (mean s)^2 / (var s + mean v) per bin."""
     rng = np.random.default_rng(0)
@@ -96,6 +97,7 @@ def test_measured_snr_curve_on_model_gradients():
     assert c.snr[2] > c.snr[0] and c.snr[2] > c.snr[-1]
 
 
+@pytest.mark.paper("paced2026", "paced.weighted-progress")
 def test_weighted_distillation_zero_weights_freeze_and_uniform_learns(setup):
     _, pop, student = setup
 
@@ -119,6 +121,7 @@ def test_weighted_distillation_zero_weights_freeze_and_uniform_learns(setup):
     assert hist_b[-1]["kl"] < hist_b[0]["kl"]
 
 
+@pytest.mark.paper("paced2026", "paced.fkl-covers")
 def test_forward_kl_on_grid_matches_moments():
     """FKL minimiser in the grid-Gaussian (exponential) family matches the teacher's moments."""
     lpt = modes.teacher_log_probs(101, (-0.5, 0.4), (0.6, 0.4), 0.1)
@@ -130,6 +133,7 @@ def test_forward_kl_on_grid_matches_moments():
     assert q @ x**2 == pytest.approx(pt @ x**2, abs=1e-4)
 
 
+@pytest.mark.paper("paced2026", "paced.rkl-seeks")
 def test_reverse_kl_seeks_the_nearest_mode_and_metrics():
     centres, weights = (-0.5, 0.5), (0.5, 0.5)
     lpt = modes.teacher_log_probs(101, centres, weights, 0.08)

@@ -75,6 +75,7 @@ def test_pointwise_ratio_is_one_minus_eps_squared():
     )
 
 
+@pytest.mark.paper("paced2026", "paced.finite-k-bias")
 @pytest.mark.claim("paced.finite-k-bias")
 def test_plugin_expectation_symbolic_and_explicit():
     r = sym.derive_plugin_expectation((1, 2, 3, 4, 8))
