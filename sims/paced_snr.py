@@ -9,11 +9,11 @@ A teacher network labels problems; the teacher also sees features hidden from th
 a per-problem strength c ~ U(0, hidden_max) (out-of-reach knowledge). A narrower student is
 distilled briefly, so its pass rate p_i = q(y_i | x_i) spreads over (0, 1). For each problem the
 gradient of the forward-KL distillation loss (to n_ref sampled teacher answers; 0 = the full
-teacher distribution) is taken, problems are binned by p, and ||mean g||^2 / tr Cov g is measured
-per bin (numerator debiased, bootstrap SE). The same binning is applied to gradients drawn from
-the SNR model g = s(p) u + xi (docs/theory/paced.md) as a check of the estimator. `fits.json` has
-the Beta exponents fitted to each measured SNR curve and to the implied optimal weight
-w*(p) = ||E g|| / tr Cov g per bin.
+teacher distribution), and of the exact on-policy reverse KL, is taken; problems are binned by
+p, and ||mean g||^2 / tr Cov g is measured per bin (numerator debiased, bootstrap SE). The same
+binning is applied to gradients drawn from the SNR model g = s(p) u + xi (docs/theory/paced.md)
+as a check of the estimator. `fits.json` has the Beta exponents fitted to each measured SNR curve
+and to the implied optimal weight w*(p) = ||E g|| / tr Cov g per bin.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ class Config:
     n_ref: tuple[int, ...] = dataclasses.field(
         default=(1, 0), metadata={"help": "sampled teacher answers per gradient (0 = exact KL)"}
     )
+    reverse: bool = dataclasses.field(
+        default=True, metadata={"help": "also measure the exact reverse-KL gradient"}
+    )
     bins: int = dataclasses.field(default=10, metadata={"help": "equal-width pass-rate bins"})
     min_count: int = dataclasses.field(default=30, metadata={"help": "drop bins with fewer"})
     bootstrap: int = dataclasses.field(default=30, metadata={"help": "bootstrap resamples per bin"})
@@ -118,17 +121,21 @@ def run(cfg: Config) -> dict:
         student = nets.train_student(kq, nets.init_mlp(ks, cfg.dim, cfg.student_width, cfg.classes),
                                      train, cfg.train_steps)
         p = np.asarray(nets.pass_rates(student, pop))
-        for nr in cfg.n_ref:
-            g = np.asarray(nets.per_problem_gradients(jax.random.fold_in(kg, nr), student, pop, nr))
+        arms = [("forward", nr) for nr in cfg.n_ref] + ([("reverse", 0)] if cfg.reverse else [])
+        for direction, nr in arms:
+            g = np.asarray(nets.per_problem_gradients(jax.random.fold_in(kg, nr), student, pop, nr,
+                                                      direction))
             c = nets.measure_snr_curve(g, p, cfg.bins, cfg.min_count, cfg.bootstrap, cfg.seed)
             s_b = np.sqrt(np.maximum(c.mean_norm2, 0.0))
             w_b = s_b / c.trace_cov
             for i in range(c.snr.size):
-                rows.append({"hidden_max": hm, "n_ref": nr, "bin_lo": c.lo[i], "bin_hi": c.hi[i],
-                             "p_mean": c.p_mean[i], "count": int(c.count[i]), "snr_sim": c.snr[i],
+                rows.append({"hidden_max": hm, "loss": direction, "n_ref": nr,
+                             "bin_lo": c.lo[i], "bin_hi": c.hi[i], "p_mean": c.p_mean[i],
+                             "count": int(c.count[i]), "snr_sim": c.snr[i],
                              "snr_se": c.snr_se[i], "mean_norm2": c.mean_norm2[i],
                              "trace_cov": c.trace_cov[i], "w_star_sim": w_b[i]})
-            fit = {"hidden_max": hm, "n_ref": nr, "pass_rate_mean": float(p.mean())}
+            fit = {"hidden_max": hm, "loss": direction, "n_ref": nr,
+                   "pass_rate_mean": float(p.mean())}
             ok = c.snr > 0
             if ok.sum() >= 3:
                 f = paced.fit_beta_kernel(c.p_mean[ok], c.snr[ok], method="lsq")
@@ -155,7 +162,7 @@ def run(cfg: Config) -> dict:
                 fit[f"p_{name}_bin"] = float(c.p_mean[end])
             fit["p_peak"] = float(c.p_mean[int(np.argmax(c.snr))])
             fits.append(fit)
-            print(f"  hidden_max={hm} n_ref={nr}: SNR per bin "
+            print(f"  hidden_max={hm} {direction} n_ref={nr}: SNR per bin "
                   f"{np.array2string(c.snr, precision=4)}  ({time.perf_counter() - t0:.1f}s)",
                   flush=True)
         if ci == 0:
@@ -189,7 +196,8 @@ def _model_curve(cfg: Config, p: np.ndarray) -> list[dict]:
 def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     main = res["fits"][0]
     others = "; ".join(
-        f"hidden_max={f['hidden_max']}, n_ref={f['n_ref']}: low/peak {f['ratio_low_to_peak']:.2f} "
+        f"hidden_max={f['hidden_max']}, {f['loss']} KL, n_ref={f['n_ref']}: "
+        f"low/peak {f['ratio_low_to_peak']:.2f} "
         f"(collapsed {f['collapse_low']}), high/peak {f['ratio_high_to_peak']:.2f} "
         f"(collapsed {f['collapse_high']}), peak at p={f['p_peak']:.2f}"
         for f in res["fits"]
@@ -229,12 +237,12 @@ def plot(res: dict, cfg: Config):
         fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
         rows = res["rows"]
         for f in res["fits"]:
-            sel = [r for r in rows
-                   if r["hidden_max"] == f["hidden_max"] and r["n_ref"] == f["n_ref"]]
+            sel = [r for r in rows if r["hidden_max"] == f["hidden_max"]
+                   and r["n_ref"] == f["n_ref"] and r["loss"] == f["loss"]]
             x = np.array([r["p_mean"] for r in sel])
             y = np.array([r["snr_sim"] for r in sel])
             e = np.array([r["snr_se"] for r in sel])
-            lab = f"hidden {f['hidden_max']}, n_ref {f['n_ref']}"
+            lab = f"hidden {f['hidden_max']}, {f['loss'][:3]}, n_ref {f['n_ref']}"
             axes[0].errorbar(x, y, yerr=2 * e, fmt="o-", ms=3, label=lab)
             w = np.array([r["w_star_sim"] for r in sel])
             axes[1].plot(x, w / np.nanmax(w), "o-", ms=3, label=lab)

@@ -161,9 +161,32 @@ def forward_kl_loss(params: Params, x, target_log_probs):
     return kl(target_log_probs, mlp_log_probs(params, x))
 
 
-def per_problem_gradients(key, params: Params, pop: Population, n_ref: int = 1):
-    """(n, P) matrix of flattened per-problem gradients of the forward-KL distillation loss."""
-    return _gradients(params, pop.x, _targets(key, pop, n_ref))
+def per_problem_gradients(
+    key, params: Params, pop: Population, n_ref: int = 1, direction: str = "forward"
+):
+    r"""(n, P) matrix of flattened per-problem gradients of a KL distillation loss.
+
+    `direction="forward"`: $\nabla_\theta\mathrm{KL}(\tilde p_T\|q_\theta)$ with $\tilde p_T$ the
+    teacher (`n_ref=0`) or `n_ref` sampled teacher answers. `direction="reverse"`: the exact
+    on-policy reverse KL $\nabla_\theta\mathrm{KL}(q_\theta\|p_T)$ (needs `n_ref=0`).
+    """
+    if direction == "forward":
+        return _gradients(params, pop.x, _targets(key, pop, n_ref))
+    if direction == "reverse":
+        if n_ref != 0:
+            raise ValueError(f"n_ref must be 0 for direction='reverse', got {n_ref!r}")
+        return _reverse_gradients(params, pop.x, pop.teacher_log_probs)
+    raise ValueError(f"direction must be 'forward' or 'reverse', got {direction!r}")
+
+
+@jax.jit
+def _reverse_gradients(params, x, teacher_log_probs):
+    flat, unravel = ravel_pytree(params)
+
+    def one(xi, ti):
+        return jax.grad(lambda f: kl(mlp_log_probs(unravel(f), xi[None]), ti[None])[0])(flat)
+
+    return jax.vmap(one)(x, teacher_log_probs)
 
 
 @jax.jit
