@@ -521,3 +521,20 @@ def test_empty_mask_gives_zero_and_a_graph(kw):
     loss = distillation_loss(zs, zt, torch.zeros(2, 5, dtype=torch.bool), **kw)
     loss.backward()
     assert loss.item() == 0.0 and (zs.grad == 0).all()
+
+
+@pytest.mark.parametrize("beta", [1e-300, 1e-20, 1e-5, 1 - 1e-12])
+def test_jsd_tiny_beta_matches_core_when_student_is_near_zero(beta):
+    # Regression: log1p(w * expm1(-d)) rounded to log(0) when e^-d < eps and w ~ 0, giving inf.
+    # Reference: sdtheory.core.generalized_jsd (logaddexp mixture) on the same inputs.
+    zt = torch.zeros(2, 17, dtype=torch.float64)
+    zs = zt.clone()
+    zs[0, 0], zs[0, 1] = 15.0, -25.0
+    zs[1, 3] = -60.0
+    lt = core.log_softmax(zt.numpy())
+    ls = core.log_softmax(zs.numpy())
+    for normalized in (False, True):
+        ours = token_divergence(zs, zt, divergence="jsd", beta=beta, normalized=normalized)
+        ref = core.generalized_jsd(lt, ls, beta, normalized=normalized)
+        assert torch.isfinite(ours).all()
+        np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-9, atol=0)

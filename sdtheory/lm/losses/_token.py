@@ -98,13 +98,21 @@ def _gkl(lp: torch.Tensor, lq: torch.Tensor, u: torch.Tensor | None = None) -> t
 def _mix_offsets(lt: torch.Tensor, ls: torch.Tensor, w: float):
     r"""For $m = w\,t + (1-w)\,s$ with $0 < w < 1$: $(\log m - \log t,\ \log m - \log s,\ \log m)$.
 
-    With $d = \log t - \log s$: for $d \le 0$, $\log m = \log s + \log(1 + w\,\mathrm{expm1}(d))$;
-    for $d > 0$, $\log m = \log t + \log(1 + (1-w)\,\mathrm{expm1}(-d))$. Both offsets are exactly
-    0 where $d = 0$, and the arguments of `log1p` stay above $-1$.
+    With $d = \log t - \log s$: for $d \le 0$, $\log m = \log s + \log((1-w) + w e^{d})$;
+    for $d > 0$, $\log m = \log t + \log(w + (1-w) e^{-d})$. Where $|d| \le 1$ the offset is
+    `log1p(w * expm1(d))` (resp. `log1p((1 - w) * expm1(-d))`): exactly 0 at $d = 0$, so a teacher
+    equal to the student gives exactly zero loss. Where $|d| > 1$ it is a `logaddexp`, which stays
+    exact when $w$ is tiny (or close to 1) and $e^{-|d|}$ is below the float epsilon, where
+    `1 + w * expm1(...)` would round to 0.
     """
     d = lt - ls
-    a = torch.log1p(w * torch.expm1(d.clamp(max=0.0)))
-    b = torch.log1p((1.0 - w) * torch.expm1((-d).clamp(max=0.0)))
+    log_w, log_1mw = math.log(w), math.log1p(-w)
+    a_near = torch.log1p(w * torch.expm1(d.clamp(min=-1.0, max=0.0)))
+    a_far = torch.logaddexp(torch.full_like(d, log_1mw), log_w + d.clamp(max=-1.0))
+    a = torch.where(d >= -1.0, a_near, a_far)
+    b_near = torch.log1p((1.0 - w) * torch.expm1((-d).clamp(min=-1.0, max=0.0)))
+    b_far = torch.logaddexp(torch.full_like(d, log_w), log_1mw - d.clamp(min=1.0))
+    b = torch.where(d <= 1.0, b_near, b_far)
     neg = d <= 0
     u_t = torch.where(neg, a - d, b)
     u_s = torch.where(neg, a, b + d)
