@@ -25,16 +25,25 @@ SRC = ("derived", "docs/theory/paced.md §1; sdtheory/symbolic/paced.py::derive_
 BIAS = claims.claim(
     "paced.finite-k-bias",
     "With K rollouts E[p_hat(1-p_hat)] = (1-1/K) p(1-p); K/(K-1) p_hat(1-p_hat) is unbiased.",
-    SRC, "sdtheory.theory.paced.unbiased_variance", paper="paced2026")
+    SRC,
+    "sdtheory.theory.paced.unbiased_variance",
+    paper="paced2026",
+)
 ZERO = claims.claim(
     "paced.zero-weight-fraction",
     "With alpha, beta > 0 a problem gets weight exactly 0 with probability p^K + (1-p)^K.",
-    SRC, "sdtheory.theory.paced.zero_weight_probability", paper="paced2026")
+    SRC,
+    "sdtheory.theory.paced.zero_weight_probability",
+    paper="paced2026",
+)
 EFF = claims.claim(
     "paced.finite-k-efficiency",
     "The SNR efficiency of p_hat(1-p_hat) weights (model s = p(1-p), v = 1) equals "
     "(sum E[w]s)^2 / (sum E[w^2] v sum s^2/v) for many problems; it tends to 1 as K grows.",
-    SRC, "sdtheory.theory.paced.expected_beta_weight", paper="paced2026")
+    SRC,
+    "sdtheory.theory.paced.expected_beta_weight",
+    paper="paced2026",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,23 +74,30 @@ def run(cfg: Config) -> list[dict]:
         ew = paced.expected_beta_weight(p, k)
         ew2 = paced.expected_beta_weight(p, k, 2.0, 2.0)
         eff_theory = np.sum(ew * s) ** 2 / (np.sum(ew2 * v) * np.sum(s * s / v))
-        rows.append({
-            "K": k,
-            "plugin_theory": float(paced.expected_plugin_variance(p, k).mean()),
-            "plugin_sim": plug.mean(), "plugin_se": plug.std(ddof=1) / np.sqrt(cfg.reps),
-            "unbiased_theory": float(np.mean(p * (1 - p))),
-            "unbiased_sim": unb.mean(), "unbiased_se": unb.std(ddof=1) / np.sqrt(cfg.reps),
-            "zero_theory": float(paced.zero_weight_probability(p, k).mean()),
-            "zero_sim": zero.mean(), "zero_se": zero.std(ddof=1) / np.sqrt(cfg.reps),
-            "efficiency_theory": float(eff_theory),
-            "efficiency_sim": eff.mean(), "efficiency_se": eff.std(ddof=1) / np.sqrt(cfg.reps),
-        })
+        rows.append(
+            {
+                "K": k,
+                "plugin_theory": float(paced.expected_plugin_variance(p, k).mean()),
+                "plugin_sim": plug.mean(),
+                "plugin_se": plug.std(ddof=1) / np.sqrt(cfg.reps),
+                "unbiased_theory": float(np.mean(p * (1 - p))),
+                "unbiased_sim": unb.mean(),
+                "unbiased_se": unb.std(ddof=1) / np.sqrt(cfg.reps),
+                "zero_theory": float(paced.zero_weight_probability(p, k).mean()),
+                "zero_sim": zero.mean(),
+                "zero_se": zero.std(ddof=1) / np.sqrt(cfg.reps),
+                "efficiency_theory": float(eff_theory),
+                "efficiency_sim": eff.mean(),
+                "efficiency_se": eff.std(ddof=1) / np.sqrt(cfg.reps),
+            }
+        )
     return rows
 
 
 def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
-    z = lambda name: np.array([(r[f"{name}_sim"] - r[f"{name}_theory"]) / r[f"{name}_se"]
-                               for r in rows])
+    z = lambda name: np.array(
+        [(r[f"{name}_sim"] - r[f"{name}_theory"]) / r[f"{name}_se"] for r in rows]
+    )
     zb = np.concatenate([z("plugin"), z("unbiased")])
     zz = z("zero")
     eff_err = max(abs(r["efficiency_sim"] - r["efficiency_theory"]) for r in rows)
@@ -90,21 +106,33 @@ def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
     bias_at = {r["K"]: 1 - r["plugin_sim"] / r["unbiased_theory"] for r in rows}
     return [
         claims.check_true(
-            BIAS, bool(np.all(np.abs(zb) < 5)), predicted="|z| < 5 for every K",
-            measured=f"max |z| = {np.max(np.abs(zb)):.2f}", tolerance="5 SE",
+            BIAS,
+            bool(np.all(np.abs(zb) < 5)),
+            predicted="|z| < 5 for every K",
+            measured=f"max |z| = {np.max(np.abs(zb)):.2f}",
+            tolerance="5 SE",
             details=f"{cfg.reps} reps x {cfg.problems} problems per K; measured relative bias of "
-            "the plug-in: " + ", ".join(f"K={k}: {b:.3f} (1/K = {1 / k:.3f})"
-                                        for k, b in bias_at.items()),
-            figure="finite_k.png"),
+            "the plug-in: "
+            + ", ".join(f"K={k}: {b:.3f} (1/K = {1 / k:.3f})" for k, b in bias_at.items()),
+            figure="finite_k.png",
+        ),
         claims.check_true(
-            ZERO, bool(np.all(np.abs(zz) < 5)), predicted="|z| < 5 for every K",
-            measured=f"max |z| = {np.max(np.abs(zz)):.2f}", tolerance="5 SE",
-            details="zero-weight fraction " + ", ".join(
-                f"K={r['K']}: {r['zero_sim']:.3f}" for r in rows)),
+            ZERO,
+            bool(np.all(np.abs(zz) < 5)),
+            predicted="|z| < 5 for every K",
+            measured=f"max |z| = {np.max(np.abs(zz)):.2f}",
+            tolerance="5 SE",
+            details="zero-weight fraction "
+            + ", ".join(f"K={r['K']}: {r['zero_sim']:.3f}" for r in rows),
+        ),
         claims.check_close(
-            EFF, 0.0, eff_err, atol=tol,
-            details="max |efficiency sim - large-N theory|; efficiency " + ", ".join(
-                f"K={r['K']}: {r['efficiency_sim']:.3f}" for r in rows)),
+            EFF,
+            0.0,
+            eff_err,
+            atol=tol,
+            details="max |efficiency sim - large-N theory|; efficiency "
+            + ", ".join(f"K={r['K']}: {r['efficiency_sim']:.3f}" for r in rows),
+        ),
     ]
 
 

@@ -26,38 +26,59 @@ SRC = ("derived", "docs/theory/paced.md §2-3; sdtheory/symbolic/paced.py")
 OPT = claims.claim(
     "paced.optimal-weights",
     "SNR efficiency is <= 1 for every weighting and equals 1 exactly at w* proportional to s/v "
-    "(Cauchy-Schwarz).", SRC, "sdtheory.theory.paced.optimal_weights", paper="paced2026")
+    "(Cauchy-Schwarz).",
+    SRC,
+    "sdtheory.theory.paced.optimal_weights",
+    paper="paced2026",
+)
 AGG = claims.claim(
     "paced.misspec-aggregate",
     "With w = w*(1+eps), |eps_i| <= delta, the aggregate SNR efficiency is >= 1 - delta^2 "
-    "(random and adversarial eps).", SRC, "sdtheory.theory.paced.misspecification_bound",
-    paper="paced2026")
+    "(random and adversarial eps).",
+    SRC,
+    "sdtheory.theory.paced.misspecification_bound",
+    paper="paced2026",
+)
 POINT = claims.claim(
     "paced.misspec-pointwise",
     "Pointwise, one SGD step with weight w*(1+eps) makes (1 - eps^2) of the optimal expected "
-    "progress, so >= 1 - delta^2 of it.", SRC, "sdtheory.theory.paced.pointwise_progress",
-    paper="paced2026")
+    "progress, so >= 1 - delta^2 of it.",
+    SRC,
+    "sdtheory.theory.paced.pointwise_progress",
+    paper="paced2026",
+)
 TWO = claims.claim(
     "paced.two-point-tight",
     "The floor 1 - delta^2 is attained: eps = +delta on SNR mass (1-delta)/2 and -delta on the "
-    "rest (the Kantorovich extreme).", SRC, "sdtheory.theory.paced.two_point_construction",
-    paper="paced2026")
+    "rest (the Kantorovich extreme).",
+    SRC,
+    "sdtheory.theory.paced.two_point_construction",
+    paper="paced2026",
+)
 ORDER = claims.claim(
     "paced.misspec-order",
     "Under bounded multiplicative misspecification delta the worst-case efficiency loss is "
     "O(delta^2) (we find exactly delta^2 at the worst case).",
     ("paper", "arXiv:2603.11178 v1 abstract, Theorem 6 (statement and constants not retrieved)"),
-    "sdtheory.theory.paced.misspecification_bound", paper="paced2026")
+    "sdtheory.theory.paced.misspecification_bound",
+    paper="paced2026",
+)
 FIT = claims.claim(
     "paced.beta-fit-recovers",
     "The Beta-kernel fits (least squares, boundary, minimax) recover the exponents of an exact "
-    "Beta kernel w* = c p^a (1-p)^b.", SRC, "sdtheory.theory.paced.fit_beta_kernel",
-    paper="paced2026")
+    "Beta kernel w* = c p^a (1-p)^b.",
+    SRC,
+    "sdtheory.theory.paced.fit_beta_kernel",
+    paper="paced2026",
+)
 FITD = claims.claim(
     "paced.beta-fit-delta",
     "A Beta kernel fitted to w* = p^a (1-p)^b h(p) with implied misspecification delta reaches "
-    "SNR efficiency >= 1 - delta^2.", SRC, "sdtheory.theory.paced.implied_delta",
-    paper="paced2026")
+    "SNR efficiency >= 1 - delta^2.",
+    SRC,
+    "sdtheory.theory.paced.implied_delta",
+    paper="paced2026",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +122,19 @@ def run(cfg: Config) -> dict:
         two = paced.snr_efficiency(w2, s2, v2)
         eps_grid = np.linspace(-delta, delta, 201)
         ws = paced.pointwise_optimal_weight(0.7, 1.3, 0.1, 2.0)
-        ratio = paced.pointwise_progress(ws * (1 + eps_grid), 0.7, 1.3, 0.1, 2.0) / \
-            paced.pointwise_progress(ws, 0.7, 1.3, 0.1, 2.0)
-        rows.append({
-            "delta": delta, "bound_theory": paced.misspecification_bound(delta),
-            "random_min_sim": rand_min, "adversarial_sim": adv_min, "two_point_sim": two,
-            "pointwise_min_sim": float(ratio.min()),
-        })
+        ratio = paced.pointwise_progress(
+            ws * (1 + eps_grid), 0.7, 1.3, 0.1, 2.0
+        ) / paced.pointwise_progress(ws, 0.7, 1.3, 0.1, 2.0)
+        rows.append(
+            {
+                "delta": delta,
+                "bound_theory": paced.misspecification_bound(delta),
+                "random_min_sim": rand_min,
+                "adversarial_sim": adv_min,
+                "two_point_sim": two,
+                "pointwise_min_sim": float(ratio.min()),
+            }
+        )
     fit_rows = []
     p = np.linspace(0.01, 0.99, 99)
     for i in range(cfg.fits):
@@ -117,14 +144,25 @@ def run(cfg: Config) -> dict:
         w_star = paced.beta_kernel_weight(p, a, b) * h
         for method in ("lsq", "boundary", "minimax"):
             f = paced.fit_beta_kernel(p, w_star, method=method)
-            fit_rows.append({
-                "target_alpha": a, "target_beta": b, "h_amplitude": amp, "method": method,
-                "alpha_sim": f.alpha, "beta_sim": f.beta, "delta": f.delta,
-                "efficiency_sim": paced.snr_efficiency(f(p), w_star, np.ones_like(p)),
-                "efficiency_bound_theory": paced.misspecification_bound(min(f.delta, 1.0)),
-            })
-    return {"rows": rows, "fits": fit_rows, "max_eff_random_w": max_eff_random_w,
-            "opt_dev": opt_dev}
+            fit_rows.append(
+                {
+                    "target_alpha": a,
+                    "target_beta": b,
+                    "h_amplitude": amp,
+                    "method": method,
+                    "alpha_sim": f.alpha,
+                    "beta_sim": f.beta,
+                    "delta": f.delta,
+                    "efficiency_sim": paced.snr_efficiency(f(p), w_star, np.ones_like(p)),
+                    "efficiency_bound_theory": paced.misspecification_bound(min(f.delta, 1.0)),
+                }
+            )
+    return {
+        "rows": rows,
+        "fits": fit_rows,
+        "max_eff_random_w": max_eff_random_w,
+        "opt_dev": opt_dev,
+    }
 
 
 def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
@@ -147,32 +185,67 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     n_sets = cfg.deltas * cfg.sets
     return [
         claims.check_true(
-            OPT, res["max_eff_random_w"] <= 1 + 1e-12 and res["opt_dev"] <= 1e-12,
+            OPT,
+            res["max_eff_random_w"] <= 1 + 1e-12 and res["opt_dev"] <= 1e-12,
             predicted="max efficiency 1, attained at s/v",
             measured=f"max over {n_sets} random weightings {res['max_eff_random_w']:.6f}; "
-            f"|eta(w*) - 1| <= {res['opt_dev']:.1e}", tolerance="1e-12"),
+            f"|eta(w*) - 1| <= {res['opt_dev']:.1e}",
+            tolerance="1e-12",
+        ),
         claims.check_bound(
-            AGG, 0.0, worst_gap, direction=">=", slack=1e-12,
+            AGG,
+            0.0,
+            worst_gap,
+            direction=">=",
+            slack=1e-12,
             details=f"min over delta of (min efficiency - (1 - delta^2)); {n_sets} sets of "
             f"{cfg.problems} problems, {cfg.trials} random eps each plus all 2^{cfg.problems} "
-            "sign vertices", figure="efficiency_vs_delta.png"),
-        claims.check_close(POINT, 0.0, float(np.max(np.abs(point - bound))), atol=1e-12,
-                           details="max |min_eps progress ratio - (1 - delta^2)| over the grid"),
-        claims.check_close(TWO, 0.0, float(np.max(np.abs(two - bound))), atol=1e-12,
-                           details="max |two-point efficiency - (1 - delta^2)| over the grid"),
-        claims.check_close(ORDER, 2.0, slope, atol=0.1,
-                           details="slope of log(1 - worst efficiency) vs log delta on "
-                           f"delta in (0.05, 0.5); worst loss at delta=0.3: "
-                           f"{1 - adv[np.argmin(np.abs(d - 0.3))]:.4f}"),
-        claims.check_close(FIT, 0.0, rec_err, atol=1e-8,
-                           details=f"max exponent error over {len(exact)} exact Beta targets x "
-                           "3 methods"),
-        claims.check_bound(FITD, 0.0, fit_gap, direction=">=", slack=1e-12,
-                           details=f"min (efficiency - (1 - delta^2)) over {len(fits)} fits; "
-                           "median delta by method: " + ", ".join(
-                               f"{mm} "
-                               f"{np.median([f['delta'] for f in fits if f['method'] == mm]):.3f}"
-                               for mm in ("lsq", "boundary", "minimax"))),
+            "sign vertices",
+            figure="efficiency_vs_delta.png",
+        ),
+        claims.check_close(
+            POINT,
+            0.0,
+            float(np.max(np.abs(point - bound))),
+            atol=1e-12,
+            details="max |min_eps progress ratio - (1 - delta^2)| over the grid",
+        ),
+        claims.check_close(
+            TWO,
+            0.0,
+            float(np.max(np.abs(two - bound))),
+            atol=1e-12,
+            details="max |two-point efficiency - (1 - delta^2)| over the grid",
+        ),
+        claims.check_close(
+            ORDER,
+            2.0,
+            slope,
+            atol=0.1,
+            details="slope of log(1 - worst efficiency) vs log delta on "
+            f"delta in (0.05, 0.5); worst loss at delta=0.3: "
+            f"{1 - adv[np.argmin(np.abs(d - 0.3))]:.4f}",
+        ),
+        claims.check_close(
+            FIT,
+            0.0,
+            rec_err,
+            atol=1e-8,
+            details=f"max exponent error over {len(exact)} exact Beta targets x 3 methods",
+        ),
+        claims.check_bound(
+            FITD,
+            0.0,
+            fit_gap,
+            direction=">=",
+            slack=1e-12,
+            details=f"min (efficiency - (1 - delta^2)) over {len(fits)} fits; "
+            "median delta by method: "
+            + ", ".join(
+                f"{mm} {np.median([f['delta'] for f in fits if f['method'] == mm]):.3f}"
+                for mm in ("lsq", "boundary", "minimax")
+            ),
+        ),
     ]
 
 
@@ -190,12 +263,21 @@ def plot(res: dict, cfg: Config):
         f = res["fits"]
         for mm, mk in (("lsq", "o"), ("boundary", "^"), ("minimax", "s")):
             sel = [x for x in f if x["method"] == mm]
-            ax2.plot([x["delta"] for x in sel], [x["efficiency_sim"] for x in sel], mk, ms=3,
-                     mfc="none", label=mm)
+            ax2.plot(
+                [x["delta"] for x in sel],
+                [x["efficiency_sim"] for x in sel],
+                mk,
+                ms=3,
+                mfc="none",
+                label=mm,
+            )
         dd = np.linspace(0, max(0.01, max(x["delta"] for x in f)), 50)
         ax2.plot(dd, 1 - np.minimum(dd, 1) ** 2, "k-", label="1-δ²")
-        ax2.set(xlabel="implied δ of the Beta fit", ylabel="efficiency of the fit",
-                title="Beta kernels fitted to Beta × h")
+        ax2.set(
+            xlabel="implied δ of the Beta fit",
+            ylabel="efficiency of the fit",
+            title="Beta kernels fitted to Beta × h",
+        )
         ax2.legend(fontsize=7)
         return fig
 

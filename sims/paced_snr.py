@@ -113,29 +113,48 @@ def run(cfg: Config) -> dict:
     t0 = time.perf_counter()
     for ci, hm in enumerate(cfg.hidden_max):
         kt, ks, kp, kq, kg, kr = jax.random.split(jax.random.fold_in(key, ci), 6)
-        teacher = nets.init_mlp(kt, cfg.dim + cfg.hidden_dim, cfg.teacher_width, cfg.classes,
-                                scale=cfg.teacher_scale)
-        train = nets.make_population(kp, teacher, cfg.train_problems, cfg.dim, 1.0,
-                                     cfg.hidden_dim, hm)
+        teacher = nets.init_mlp(
+            kt, cfg.dim + cfg.hidden_dim, cfg.teacher_width, cfg.classes, scale=cfg.teacher_scale
+        )
+        train = nets.make_population(
+            kp, teacher, cfg.train_problems, cfg.dim, 1.0, cfg.hidden_dim, hm
+        )
         pop = nets.make_population(kr, teacher, cfg.problems, cfg.dim, 1.0, cfg.hidden_dim, hm)
-        student = nets.train_student(kq, nets.init_mlp(ks, cfg.dim, cfg.student_width, cfg.classes),
-                                     train, cfg.train_steps)
+        student = nets.train_student(
+            kq, nets.init_mlp(ks, cfg.dim, cfg.student_width, cfg.classes), train, cfg.train_steps
+        )
         p = np.asarray(nets.pass_rates(student, pop))
         arms = [("forward", nr) for nr in cfg.n_ref] + ([("reverse", 0)] if cfg.reverse else [])
         for direction, nr in arms:
-            g = np.asarray(nets.per_problem_gradients(jax.random.fold_in(kg, nr), student, pop, nr,
-                                                      direction))
+            g = np.asarray(
+                nets.per_problem_gradients(jax.random.fold_in(kg, nr), student, pop, nr, direction)
+            )
             c = nets.measure_snr_curve(g, p, cfg.bins, cfg.min_count, cfg.bootstrap, cfg.seed)
             s_b = np.sqrt(np.maximum(c.mean_norm2, 0.0))
             w_b = s_b / c.trace_cov
             for i in range(c.snr.size):
-                rows.append({"hidden_max": hm, "loss": direction, "n_ref": nr,
-                             "bin_lo": c.lo[i], "bin_hi": c.hi[i], "p_mean": c.p_mean[i],
-                             "count": int(c.count[i]), "snr_sim": c.snr[i],
-                             "snr_se": c.snr_se[i], "mean_norm2": c.mean_norm2[i],
-                             "trace_cov": c.trace_cov[i], "w_star_sim": w_b[i]})
-            fit = {"hidden_max": hm, "loss": direction, "n_ref": nr,
-                   "pass_rate_mean": float(p.mean())}
+                rows.append(
+                    {
+                        "hidden_max": hm,
+                        "loss": direction,
+                        "n_ref": nr,
+                        "bin_lo": c.lo[i],
+                        "bin_hi": c.hi[i],
+                        "p_mean": c.p_mean[i],
+                        "count": int(c.count[i]),
+                        "snr_sim": c.snr[i],
+                        "snr_se": c.snr_se[i],
+                        "mean_norm2": c.mean_norm2[i],
+                        "trace_cov": c.trace_cov[i],
+                        "w_star_sim": w_b[i],
+                    }
+                )
+            fit = {
+                "hidden_max": hm,
+                "loss": direction,
+                "n_ref": nr,
+                "pass_rate_mean": float(p.mean()),
+            }
             ok = c.snr > 0
             if ok.sum() >= 3:
                 f = paced.fit_beta_kernel(c.p_mean[ok], c.snr[ok], method="lsq")
@@ -148,8 +167,13 @@ def run(cfg: Config) -> dict:
                 var = np.repeat(c.trace_cov[okw], c.count[okw].astype(int))
                 pp = np.repeat(c.p_mean[okw], c.count[okw].astype(int))
                 fit.update(
-                    w_alpha=f.alpha, w_beta=f.beta, w_delta=f.delta, w_scale=f.scale,
-                    w_minimax_alpha=fm.alpha, w_minimax_beta=fm.beta, w_minimax_delta=fm.delta,
+                    w_alpha=f.alpha,
+                    w_beta=f.beta,
+                    w_delta=f.delta,
+                    w_scale=f.scale,
+                    w_minimax_alpha=fm.alpha,
+                    w_minimax_beta=fm.beta,
+                    w_minimax_delta=fm.delta,
                     eff_default=paced.snr_efficiency(paced.beta_kernel_weight(pp), sig, var),
                     eff_fitted=paced.snr_efficiency(f(pp), sig, var),
                     eff_minimax=paced.snr_efficiency(fm(pp), sig, var),
@@ -162,9 +186,11 @@ def run(cfg: Config) -> dict:
                 fit[f"p_{name}_bin"] = float(c.p_mean[end])
             fit["p_peak"] = float(c.p_mean[int(np.argmax(c.snr))])
             fits.append(fit)
-            print(f"  hidden_max={hm} {direction} n_ref={nr}: SNR per bin "
-                  f"{np.array2string(c.snr, precision=4)}  ({time.perf_counter() - t0:.1f}s)",
-                  flush=True)
+            print(
+                f"  hidden_max={hm} {direction} n_ref={nr}: SNR per bin "
+                f"{np.array2string(c.snr, precision=4)}  ({time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
         if ci == 0:
             model_rows = _model_curve(cfg, p)
     return {"rows": rows, "fits": fits, "model": model_rows}
@@ -188,8 +214,15 @@ def _model_curve(cfg: Config, p: np.ndarray) -> list[dict]:
     for i in range(c.snr.size):
         m = which == int(round(c.lo[i] * cfg.bins))
         theory = s[m].mean() ** 2 / (s[m].var(ddof=1) + v[m].mean())
-        out.append({"p_mean": c.p_mean[i], "count": int(c.count[i]), "snr_theory": theory,
-                    "snr_sim": c.snr[i], "snr_se": c.snr_se[i]})
+        out.append(
+            {
+                "p_mean": c.p_mean[i],
+                "count": int(c.count[i]),
+                "snr_theory": theory,
+                "snr_sim": c.snr[i],
+                "snr_se": c.snr_se[i],
+            }
+        )
     return out
 
 
@@ -206,29 +239,46 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     z = np.array([(r["snr_sim"] - r["snr_theory"]) / r["snr_se"] for r in m])
     out = [
         claims.check_true(
-            MASTERED, main["collapse_high"], predicted="top bin SNR + 2SE < peak/2",
+            MASTERED,
+            main["collapse_high"],
+            predicted="top bin SNR + 2SE < peak/2",
             measured=f"top/peak = {main['ratio_high_to_peak']:.3f} at p={main['p_high_bin']:.2f}",
             tolerance="2 bootstrap SE",
             details=f"main condition hidden_max={main['hidden_max']}, n_ref={main['n_ref']}. "
-            f"All conditions: {others}", figure="snr_curve.png"),
+            f"All conditions: {others}",
+            figure="snr_curve.png",
+        ),
         claims.check_true(
-            UNREACHABLE, main["collapse_low"], predicted="bottom bin SNR + 2SE < peak/2",
+            UNREACHABLE,
+            main["collapse_low"],
+            predicted="bottom bin SNR + 2SE < peak/2",
             measured=f"bottom/peak = {main['ratio_low_to_peak']:.3f} at p={main['p_low_bin']:.2f}",
             tolerance="2 bootstrap SE",
             details=f"main condition hidden_max={main['hidden_max']}, n_ref={main['n_ref']}.",
-            figure="snr_curve.png"),
+            figure="snr_curve.png",
+        ),
         claims.check_close(
-            ESTIMATOR, 0.0, float(np.mean(z)), atol=4 / np.sqrt(len(z)),
+            ESTIMATOR,
+            0.0,
+            float(np.mean(z)),
+            atol=4 / np.sqrt(len(z)),
             details=f"mean z-score of (binned estimate - bin theory)/bootstrap SE over {len(z)} "
-            f"bins; max |z| = {np.max(np.abs(z)):.2f}"),
+            f"bins; max |z| = {np.max(np.abs(z)):.2f}",
+        ),
     ]
     if "eff_default" in main:
-        out.append(claims.check_bound(
-            DEFAULT_EFF, 0.9, main["eff_default"], direction=">=",
-            details=f"Beta fit to measured w*: alpha={main['w_alpha']:.2f}, "
-            f"beta={main['w_beta']:.2f}"
-            f" (delta {main['w_delta']:.2f}); efficiency of the fit {main['eff_fitted']:.3f}, "
-            f"minimax fit {main['eff_minimax']:.3f}, uniform {main['eff_uniform']:.3f}"))
+        out.append(
+            claims.check_bound(
+                DEFAULT_EFF,
+                0.9,
+                main["eff_default"],
+                direction=">=",
+                details=f"Beta fit to measured w*: alpha={main['w_alpha']:.2f}, "
+                f"beta={main['w_beta']:.2f}"
+                f" (delta {main['w_delta']:.2f}); efficiency of the fit {main['eff_fitted']:.3f}, "
+                f"minimax fit {main['eff_minimax']:.3f}, uniform {main['eff_uniform']:.3f}",
+            )
+        )
     return out
 
 
@@ -237,8 +287,13 @@ def plot(res: dict, cfg: Config):
         fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
         rows = res["rows"]
         for f in res["fits"]:
-            sel = [r for r in rows if r["hidden_max"] == f["hidden_max"]
-                   and r["n_ref"] == f["n_ref"] and r["loss"] == f["loss"]]
+            sel = [
+                r
+                for r in rows
+                if r["hidden_max"] == f["hidden_max"]
+                and r["n_ref"] == f["n_ref"]
+                and r["loss"] == f["loss"]
+            ]
             x = np.array([r["p_mean"] for r in sel])
             y = np.array([r["snr_sim"] for r in sel])
             e = np.array([r["snr_se"] for r in sel])
@@ -249,17 +304,30 @@ def plot(res: dict, cfg: Config):
             if "w_alpha" in f:
                 grid = np.linspace(x.min(), x.max(), 97)
                 k = f["w_scale"] * grid ** f["w_alpha"] * (1 - grid) ** f["w_beta"]
-                axes[1].plot(grid, k / np.nanmax(w), "--", lw=0.8,
-                             color=axes[1].lines[-1].get_color())
+                axes[1].plot(
+                    grid, k / np.nanmax(w), "--", lw=0.8, color=axes[1].lines[-1].get_color()
+                )
         axes[0].axhline(0, color="k", lw=0.5)
-        axes[0].set(xlabel="student pass rate p (bin mean)", ylabel="SNR  ||E g||² / tr Cov g",
-                    title="measured SNR per bin (±2 SE)")
+        axes[0].set(
+            xlabel="student pass rate p (bin mean)",
+            ylabel="SNR  ||E g||² / tr Cov g",
+            title="measured SNR per bin (±2 SE)",
+        )
         axes[0].legend(fontsize=7)
-        axes[1].set(xlabel="p", ylabel="w*(p) = ||E g|| / tr Cov (max 1)",
-                    title="implied w*, Beta fit (dashed)")
+        axes[1].set(
+            xlabel="p",
+            ylabel="w*(p) = ||E g|| / tr Cov (max 1)",
+            title="implied w*, Beta fit (dashed)",
+        )
         m = res["model"]
-        axes[2].errorbar([r["p_mean"] for r in m], [r["snr_sim"] for r in m],
-                         yerr=[2 * r["snr_se"] for r in m], fmt="o", ms=3, label="binned estimate")
+        axes[2].errorbar(
+            [r["p_mean"] for r in m],
+            [r["snr_sim"] for r in m],
+            yerr=[2 * r["snr_se"] for r in m],
+            fmt="o",
+            ms=3,
+            label="binned estimate",
+        )
         axes[2].plot([r["p_mean"] for r in m], [r["snr_theory"] for r in m], "k--", label="theory")
         axes[2].set(xlabel="p", title="estimator on model gradients")
         axes[2].legend(fontsize=7)

@@ -29,13 +29,17 @@ PROGRESS = claims.claim(
     "At equal gradient compute, Beta-kernel weighting by the student's pass rate makes more "
     "progress than uniform distillation (held-out pass rate after the same number of steps).",
     ("paper", "arXiv:2603.11178 v3 abstract: up to +8.2 over unweighted distillation"),
-    "sdtheory.nets.paced.weighted_distillation", paper="paced2026")
+    "sdtheory.nets.paced.weighted_distillation",
+    paper="paced2026",
+)
 FORGET = claims.claim(
     "paced.weighted-forgetting",
     "Beta-kernel weighting forgets little on easy held-out problems: its pass-rate drop there is "
     "no larger than uniform distillation's (plus 0.01).",
     ("paper", "arXiv:2603.11178 abstract: forgetting 0.2% (v1) / 1.4% (v3) on MMLU"),
-    "sdtheory.nets.paced.weighted_distillation", paper="paced2026")
+    "sdtheory.nets.paced.weighted_distillation",
+    paper="paced2026",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,38 +79,59 @@ def run(cfg: Config) -> list[dict]:
     t0 = time.perf_counter()
     for rep in range(cfg.seeds):
         kt, ks, kp, kh, kq, kr = jax.random.split(jax.random.PRNGKey(cfg.seed * 1000 + rep), 6)
-        teacher = nets.init_mlp(kt, cfg.dim + cfg.hidden_dim, cfg.teacher_width, cfg.classes,
-                                scale=cfg.teacher_scale)
-        pool = nets.make_population(kp, teacher, cfg.pool, cfg.dim, 1.0, cfg.hidden_dim,
-                                    cfg.hidden_max)
-        held = nets.make_population(kh, teacher, cfg.heldout, cfg.dim, 1.0, cfg.hidden_dim,
-                                    cfg.hidden_max)
-        start = nets.train_student(kq, nets.init_mlp(ks, cfg.dim, cfg.student_width, cfg.classes),
-                                   pool, cfg.pretrain_steps)
+        teacher = nets.init_mlp(
+            kt, cfg.dim + cfg.hidden_dim, cfg.teacher_width, cfg.classes, scale=cfg.teacher_scale
+        )
+        pool = nets.make_population(
+            kp, teacher, cfg.pool, cfg.dim, 1.0, cfg.hidden_dim, cfg.hidden_max
+        )
+        held = nets.make_population(
+            kh, teacher, cfg.heldout, cfg.dim, 1.0, cfg.hidden_dim, cfg.hidden_max
+        )
+        start = nets.train_student(
+            kq, nets.init_mlp(ks, cfg.dim, cfg.student_width, cfg.classes), pool, cfg.pretrain_steps
+        )
         p0 = np.asarray(nets.pass_rates(start, held))
         easy = jnp.asarray(p0 > cfg.easy)
 
         def evaluate(params, easy=easy, held=held):
             p = nets.pass_rates(params, held)
             klv = nets.forward_kl_loss(params, held.x, held.teacher_log_probs)
-            return {"heldout_pass": float(p.mean()), "heldout_kl": float(klv.mean()),
-                    "easy_pass": float(jnp.sum(jnp.where(easy, p, 0)) / jnp.sum(easy))}
+            return {
+                "heldout_pass": float(p.mean()),
+                "heldout_kl": float(klv.mean()),
+                "easy_pass": float(jnp.sum(jnp.where(easy, p, 0)) / jnp.sum(easy)),
+            }
 
         arms = {
             "uniform": None,
-            "beta": lambda ph: jnp.asarray(paced.beta_kernel_weight(np.asarray(ph), cfg.alpha,
-                                                                    cfg.beta)),
+            "beta": lambda ph: jnp.asarray(
+                paced.beta_kernel_weight(np.asarray(ph), cfg.alpha, cfg.beta)
+            ),
         }
         for arm, fn in arms.items():
             _, hist = nets.weighted_distillation(
-                kr, start, pool, cfg.steps, fn, batch=cfg.batch, lr=cfg.lr,
-                rollouts=cfg.rollouts, refresh=cfg.refresh, n_ref=cfg.n_ref,
-                eval_every=cfg.eval_every, evaluate=evaluate)
+                kr,
+                start,
+                pool,
+                cfg.steps,
+                fn,
+                batch=cfg.batch,
+                lr=cfg.lr,
+                rollouts=cfg.rollouts,
+                refresh=cfg.refresh,
+                n_ref=cfg.n_ref,
+                eval_every=cfg.eval_every,
+                evaluate=evaluate,
+            )
             for h in hist:
                 rows.append({"seed": rep, "arm": arm, "easy_count": int(easy.sum()), **h})
-            print(f"  seed {rep} {arm}: held-out pass {hist[0]['heldout_pass']:.3f} -> "
-                  f"{hist[-1]['heldout_pass']:.3f}, easy {hist[0]['easy_pass']:.3f} -> "
-                  f"{hist[-1]['easy_pass']:.3f} ({time.perf_counter() - t0:.1f}s)", flush=True)
+            print(
+                f"  seed {rep} {arm}: held-out pass {hist[0]['heldout_pass']:.3f} -> "
+                f"{hist[-1]['heldout_pass']:.3f}, easy {hist[0]['easy_pass']:.3f} -> "
+                f"{hist[-1]['easy_pass']:.3f} ({time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
     return rows
 
 
@@ -126,14 +151,23 @@ def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
     forget_b = _first(rows, "beta", "easy_pass") - _final(rows, "beta", "easy_pass")
     return [
         claims.check_bound(
-            PROGRESS, 0.0, float(gain.mean()), direction=">=",
+            PROGRESS,
+            0.0,
+            float(gain.mean()),
+            direction=">=",
             details=f"held-out pass rate, Beta minus uniform after {cfg.steps} steps, mean over "
             f"{cfg.seeds} seeds: {gain.mean():+.4f} (per seed {np.round(gain, 4).tolist()}); "
-            f"held-out KL uniform minus Beta {kl_gain.mean():+.4f}", figure="training.png"),
+            f"held-out KL uniform minus Beta {kl_gain.mean():+.4f}",
+            figure="training.png",
+        ),
         claims.check_bound(
-            FORGET, float(forget_u.mean()) + 0.01, float(forget_b.mean()), direction="<=",
+            FORGET,
+            float(forget_u.mean()) + 0.01,
+            float(forget_b.mean()),
+            direction="<=",
             details=f"easy-set pass-rate drop: uniform {forget_u.mean():+.4f}, Beta "
-            f"{forget_b.mean():+.4f} (positive = forgetting)"),
+            f"{forget_b.mean():+.4f} (positive = forgetting)",
+        ),
     ]
 
 
@@ -143,8 +177,9 @@ def plot(rows: list[dict], cfg: Config):
         for arm, c in (("uniform", "C0"), ("beta", "C1")):
             for key, ax in zip(("heldout_pass", "heldout_kl", "easy_pass"), axes, strict=True):
                 steps = sorted({r["step"] for r in rows})
-                y = np.array([[r[key] for r in rows if r["arm"] == arm and r["step"] == s]
-                              for s in steps])
+                y = np.array(
+                    [[r[key] for r in rows if r["arm"] == arm and r["step"] == s] for s in steps]
+                )
                 ax.plot(steps, y.mean(1), color=c, label=arm)
                 ax.set(xlabel="step", title=key.replace("_", " "))
         axes[0].legend(fontsize=7)

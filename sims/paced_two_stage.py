@@ -25,18 +25,30 @@ SRC = ("derived", "docs/theory/paced.md §5 (mass-covering vs mode-seeking KL)")
 COVERS = claims.claim(
     "paced.fkl-covers",
     "Forward KL from the teacher covers the teacher's modes: its coverage exceeds reverse KL's.",
-    SRC, "sdtheory.nets.paced_modes.train", paper="paced2026")
+    SRC,
+    "sdtheory.nets.paced_modes.train",
+    paper="paced2026",
+)
 SEEKS = claims.claim(
     "paced.rkl-seeks",
     "Reverse KL is mode-seeking: its precision (student mass on the teacher's high-density set) "
-    "exceeds forward KL's.", SRC, "sdtheory.nets.paced_modes.train", paper="paced2026")
+    "exceeds forward KL's.",
+    SRC,
+    "sdtheory.nets.paced_modes.train",
+    paper="paced2026",
+)
 CONSOLIDATES = claims.claim(
     "paced.two-stage-consolidates",
     "Forward-then-reverse: the reverse phase raises precision and lowers reverse KL relative to "
     "the forward-KL solution it starts from, and ends at one solution whatever the start "
     "(spread of final mu far below reverse KL only's).",
-    ("paper", "arXiv:2603.11178 v1 abstract: 'mode-coverage-then-consolidation' (mechanism "
-     "derived here)"), "sdtheory.nets.paced_modes.train", paper="paced2026")
+    (
+        "paper",
+        "arXiv:2603.11178 v1 abstract: 'mode-coverage-then-consolidation' (mechanism derived here)",
+    ),
+    "sdtheory.nets.paced_modes.train",
+    paper="paced2026",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +71,9 @@ def run(cfg: Config) -> dict:
     from sdtheory.nets import paced_modes as modes
 
     rng = np.random.default_rng(cfg.seed)
-    starts = np.column_stack([rng.uniform(-0.9, 0.9, cfg.starts),
-                              np.log(rng.uniform(0.05, 0.2, cfg.starts))])
+    starts = np.column_stack(
+        [rng.uniform(-0.9, 0.9, cfg.starts), np.log(rng.uniform(0.05, 0.2, cfg.starts))]
+    )
     lpt = modes.teacher_log_probs(cfg.grid, cfg.centres, cfg.weights, cfg.width)
     sw = int(round(cfg.switch * cfg.steps))
     rows = []
@@ -95,19 +108,33 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
         f"{_mean(r, arm, 'end', 'precision'):.2f}, FKL {_mean(r, arm, 'end', 'forward_kl'):.2f}, "
         f"RKL {_mean(r, arm, 'end', 'reverse_kl'):.2f}, mode weight "
         f"{_mean(r, arm, 'end', 'mode_weight'):.2f}"
-        for arm in ("forward", "reverse", two))
+        for arm in ("forward", "reverse", two)
+    )
     return [
-        claims.check_true(COVERS, cov_f > cov_r, predicted="coverage FKL > RKL",
-                          measured=f"{cov_f:.3f} vs {cov_r:.3f}", tolerance="strict",
-                          details=f"{cfg.starts} starts; {summary}", figure="two_stage.png"),
-        claims.check_true(SEEKS, pre_r > pre_f, predicted="precision RKL > FKL",
-                          measured=f"{pre_r:.3f} vs {pre_f:.3f}", tolerance="strict"),
         claims.check_true(
-            CONSOLIDATES, ok,
+            COVERS,
+            cov_f > cov_r,
+            predicted="coverage FKL > RKL",
+            measured=f"{cov_f:.3f} vs {cov_r:.3f}",
+            tolerance="strict",
+            details=f"{cfg.starts} starts; {summary}",
+            figure="two_stage.png",
+        ),
+        claims.check_true(
+            SEEKS,
+            pre_r > pre_f,
+            predicted="precision RKL > FKL",
+            measured=f"{pre_r:.3f} vs {pre_f:.3f}",
+            tolerance="strict",
+        ),
+        claims.check_true(
+            CONSOLIDATES,
+            ok,
             predicted="precision up, RKL down after the switch; spread(mu) < 0.2 x RKL-only",
             measured=f"precision {pre_sw:.3f} -> {pre_end:.3f}, RKL {rkl_sw:.3f} -> {rkl_end:.3f},"
             f" spread of final mu {spread_two:.3f} vs {spread_r:.3f} (RKL only)",
-            tolerance="strict"),
+            tolerance="strict",
+        ),
     ]
 
 
@@ -120,8 +147,13 @@ def plot(res: dict, cfg: Config):
         for ax, arm in zip(axes, ("forward", "reverse", "forward_then_reverse"), strict=True):
             ax.fill_between(x, res["teacher"], color="0.85", label="teacher")
             for row in [r for r in res["rows"] if r["arm"] == arm and r["when"] == "end"][:8]:
-                q = np.exp(np.asarray(modes.student_log_probs(
-                    np.array([row["mu"], np.log(row["sigma"])]), cfg.grid)))
+                q = np.exp(
+                    np.asarray(
+                        modes.student_log_probs(
+                            np.array([row["mu"], np.log(row["sigma"])]), cfg.grid
+                        )
+                    )
+                )
                 ax.plot(x, q, lw=0.8)
             ax.set(title=arm.replace("_", " "), xlabel="x")
         axes[0].legend(fontsize=7)

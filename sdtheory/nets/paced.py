@@ -284,8 +284,9 @@ def weighted_distillation(
         if weight_fn is not None and t % refresh == 0:
             ph = rollout_pass_rates(jax.random.fold_in(keys[t], 1), params, pool, rollouts)
             weights = weight_fn(ph)
-        params, state = step(params, state, keys[t], weights, pool.x, pool.teacher_log_probs,
-                             pool.answer)
+        params, state = step(
+            params, state, keys[t], weights, pool.x, pool.teacher_log_probs, pool.answer
+        )
     return params, history
 
 
@@ -356,7 +357,17 @@ def measure_snr_curve(
         boots = [
             theory.gradient_snr(gb[rng.integers(0, idx.size, idx.size)]) for _ in range(bootstrap)
         ]
-        rows.append((edges[b], edges[b + 1], p[idx].mean(), idx.size, val,
-                     float(np.std(boots, ddof=1)), float(mean @ mean) - tr / idx.size, tr))
+        rows.append(
+            (
+                edges[b],
+                edges[b + 1],
+                p[idx].mean(),
+                idx.size,
+                val,
+                float(np.std(boots, ddof=1)),
+                float(mean @ mean) - tr / idx.size,
+                tr,
+            )
+        )
     cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     return SNRCurve(*(np.asarray(c, dtype=np.float64) for c in cols))

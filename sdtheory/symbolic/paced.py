@@ -131,8 +131,13 @@ def derive_pointwise_floor() -> dict[str, object]:
     w_star = sp.solve(sp.Eq(sp.diff(progress, w), 0), w)[0]
     best = sp.simplify(progress.subs(w, w_star))
     ratio = sp.simplify(progress.subs(w, w_star * (1 + eps)) / best)
-    return {"progress": progress, "w_star": w_star, "best": best, "ratio": ratio,
-            "symbols": (w, s, v, lr, L, eps)}
+    return {
+        "progress": progress,
+        "w_star": w_star,
+        "best": best,
+        "ratio": ratio,
+        "symbols": (w, s, v, lr, L, eps),
+    }
 
 
 def derive_plugin_expectation(k_values: tuple[int, ...] = (1, 2, 3, 4, 8)) -> dict[str, object]:
@@ -159,12 +164,21 @@ def derive_plugin_expectation(k_values: tuple[int, ...] = (1, 2, 3, 4, 8)) -> di
     explicit, unbiased = {}, {}
     for k in k_values:
         terms = [
-            sp.binomial(k, j) * p**j * (1 - p) ** (k - j)
-            * sp.Rational(j, k) * (1 - sp.Rational(j, k))
+            sp.binomial(k, j)
+            * p**j
+            * (1 - p) ** (k - j)
+            * sp.Rational(j, k)
+            * (1 - sp.Rational(j, k))
             for j in range(k + 1)
         ]
         explicit[k] = sp.expand(sum(terms))
         if k >= 2:
             unbiased[k] = sp.expand(sp.Rational(k, k - 1) * explicit[k])
-    return {"general": general, "claimed": claimed, "explicit": explicit,
-            "unbiased_explicit": unbiased, "p": p, "K": K}
+    return {
+        "general": general,
+        "claimed": claimed,
+        "explicit": explicit,
+        "unbiased_explicit": unbiased,
+        "p": p,
+        "K": K,
+    }

@@ -579,13 +579,18 @@ def fit_beta_kernel(p, weights, method: str = "lsq", tail: float = 0.15) -> Beta
         # variables (alpha, beta, lo, hi): minimise hi - lo s.t. lo <= y - a lp - b lq <= hi.
         n = x.size
         ones = np.ones(n)
-        a_ub = np.vstack([
-            np.column_stack([-lp, -lq, np.zeros(n), -ones]),  # y - a lp - b lq <= hi
-            np.column_stack([lp, lq, ones, np.zeros(n)]),  # lo <= y - a lp - b lq
-        ])
+        a_ub = np.vstack(
+            [
+                np.column_stack([-lp, -lq, np.zeros(n), -ones]),  # y - a lp - b lq <= hi
+                np.column_stack([lp, lq, ones, np.zeros(n)]),  # lo <= y - a lp - b lq
+            ]
+        )
         b_ub = np.concatenate([-y, y])
         res = linprog(
-            c=[0.0, 0.0, -1.0, 1.0], A_ub=a_ub, b_ub=b_ub, bounds=[(None, None)] * 4,
+            c=[0.0, 0.0, -1.0, 1.0],
+            A_ub=a_ub,
+            b_ub=b_ub,
+            bounds=[(None, None)] * 4,
             method="highs",
         )
         if not res.success:  # pragma: no cover - the LP is always feasible and bounded

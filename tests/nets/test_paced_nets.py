@@ -31,8 +31,9 @@ def test_jax_kl_matches_core_kl_including_zeros():
     lq = log_softmax(rng.standard_normal((7, 9)) * 3)
     lp[:, :2] = -np.inf  # p_i = 0 entries contribute 0
     lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
-    np.testing.assert_allclose(np.asarray(nets.kl(jnp.asarray(lp), jnp.asarray(lq))),
-                               np_kl(lp, lq), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        np.asarray(nets.kl(jnp.asarray(lp), jnp.asarray(lq))), np_kl(lp, lq), rtol=1e-12, atol=1e-14
+    )
     # direction is pinned: KL(p||q) != KL(q||p) here
     assert not np.allclose(np_kl(lp[:, 2:], lq[:, 2:]), np_kl(lq[:, 2:], lp[:, 2:]))
 
@@ -78,8 +79,12 @@ def test_sampled_reference_gradient_is_unbiased(setup):
     sub = pop.subset(jnp.arange(3))
     exact = np.asarray(nets.per_problem_gradients(jax.random.PRNGKey(0), student, sub, 0))
     n = 300
-    draws = np.stack([np.asarray(nets.per_problem_gradients(jax.random.PRNGKey(i), student, sub, 1))
-                      for i in range(n)])
+    draws = np.stack(
+        [
+            np.asarray(nets.per_problem_gradients(jax.random.PRNGKey(i), student, sub, 1))
+            for i in range(n)
+        ]
+    )
     mean, se = draws.mean(0), draws.std(0, ddof=1) / np.sqrt(n)
     assert np.all(np.abs(mean - exact) <= 5 * se + 1e-12)
 
@@ -122,19 +127,44 @@ def test_weighted_distillation_zero_weights_freeze_and_uniform_learns(setup):
         return {"kl": float(nets.forward_kl_loss(params, pop.x, pop.teacher_log_probs).mean())}
 
     frozen, hist0 = nets.weighted_distillation(
-        jax.random.PRNGKey(0), student, pop, 20, lambda ph: jnp.zeros_like(ph), n_ref=0,
-        eval_every=20, evaluate=ev, refresh=5)
-    for a, b in zip(jax.tree_util.tree_leaves(frozen), jax.tree_util.tree_leaves(student),
-                    strict=True):
+        jax.random.PRNGKey(0),
+        student,
+        pop,
+        20,
+        lambda ph: jnp.zeros_like(ph),
+        n_ref=0,
+        eval_every=20,
+        evaluate=ev,
+        refresh=5,
+    )
+    for a, b in zip(
+        jax.tree_util.tree_leaves(frozen), jax.tree_util.tree_leaves(student), strict=True
+    ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    _, hist = nets.weighted_distillation(jax.random.PRNGKey(0), student, pop, 100, None,
-                                         lr=1e-2, n_ref=0, eval_every=100, evaluate=ev)
+    _, hist = nets.weighted_distillation(
+        jax.random.PRNGKey(0),
+        student,
+        pop,
+        100,
+        None,
+        lr=1e-2,
+        n_ref=0,
+        eval_every=100,
+        evaluate=ev,
+    )
     assert hist[-1]["kl"] < 0.8 * hist[0]["kl"]
     # Beta weights from rollouts run end to end and make progress too
     _, hist_b = nets.weighted_distillation(
-        jax.random.PRNGKey(0), student, pop, 100,
-        lambda ph: jnp.asarray(paced.beta_kernel_weight(np.asarray(ph))), lr=1e-2, n_ref=0,
-        eval_every=100, evaluate=ev)
+        jax.random.PRNGKey(0),
+        student,
+        pop,
+        100,
+        lambda ph: jnp.asarray(paced.beta_kernel_weight(np.asarray(ph))),
+        lr=1e-2,
+        n_ref=0,
+        eval_every=100,
+        evaluate=ev,
+    )
     assert hist_b[-1]["kl"] < hist_b[0]["kl"]
 
 

@@ -26,8 +26,11 @@ def test_stationarity_gives_s_over_v(opt):
 def test_stationarity_is_not_satisfied_elsewhere(opt):
     """The check can fail: at w = s (not s/v) the gradient is non-zero for unequal v."""
     w, s, v = opt["w"], opt["s"], opt["v"]
-    sub = {**dict(zip(w, s, strict=True)), **dict(zip(s, (1, 2, 3), strict=True)),
-           **dict(zip(v, (1, 2, 5), strict=True))}
+    sub = {
+        **dict(zip(w, s, strict=True)),
+        **dict(zip(s, (1, 2, 3), strict=True)),
+        **dict(zip(v, (1, 2, 5), strict=True)),
+    }
     assert any(sp.simplify(g.subs(sub)) != 0 for g in opt["gradient"])
 
 

@@ -163,7 +163,8 @@ def test_zero_weight_probability_and_expected_weight():
     assert np.ptp(ratio) > 0.1
     # K -> infinity recovers the kernel.
     np.testing.assert_allclose(
-        paced.expected_beta_weight(p, 20000, 2.0, 1.0), paced.beta_kernel_weight(p, 2.0, 1.0),
+        paced.expected_beta_weight(p, 20000, 2.0, 1.0),
+        paced.beta_kernel_weight(p, 2.0, 1.0),
         atol=2e-4,
     )
 
@@ -265,8 +266,10 @@ def test_efficiency_floor_adversarial_misspecification(sv, delta):
     assert np.all(np.abs(eps) <= delta + 1e-15)
     if delta > 0:
         res = minimize(
-            lambda e: paced.snr_efficiency(w_star * (1 + e), s, v), eps * 0.9,
-            bounds=[(-delta, delta)] * s.size, method="L-BFGS-B",
+            lambda e: paced.snr_efficiency(w_star * (1 + e), s, v),
+            eps * 0.9,
+            bounds=[(-delta, delta)] * s.size,
+            method="L-BFGS-B",
         )
         assert res.fun >= floor - 1e-9
 
@@ -295,8 +298,12 @@ def test_bound_is_approached_by_many_equal_problems(delta, n):
 
 @pytest.mark.claim("paced.misspec-pointwise")
 @given(
-    st.floats(0.01, 5.0), st.floats(0.01, 5.0), st.floats(0.01, 2.0), st.floats(0.1, 3.0),
-    deltas, st.floats(-1.0, 1.0),
+    st.floats(0.01, 5.0),
+    st.floats(0.01, 5.0),
+    st.floats(0.01, 2.0),
+    st.floats(0.1, 3.0),
+    deltas,
+    st.floats(-1.0, 1.0),
 )
 @pytest.mark.paper("paced2026", "paced.misspec-pointwise")
 def test_pointwise_progress_floor(s, v, lr, L, delta, u):
@@ -316,7 +323,9 @@ def test_pointwise_progress_floor(s, v, lr, L, delta, u):
 
 @pytest.mark.claim("paced.beta-fit-recovers")
 @given(
-    a=st.floats(0.0, 3.0), b=st.floats(0.0, 3.0), c=st.floats(0.01, 100.0),
+    a=st.floats(0.0, 3.0),
+    b=st.floats(0.0, 3.0),
+    c=st.floats(0.01, 100.0),
     method=st.sampled_from(["lsq", "boundary", "minimax"]),
 )
 @pytest.mark.paper("paced2026", "paced.beta-fit-recovers")
