@@ -359,7 +359,7 @@ class Trainer:
                     k=cfg.topk or None)
             l_d = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
             loss = loss + d_w * l_d
-            metrics["distill_loss"] = float(l_d)
+            metrics["distill_loss"] = float(l_d.detach())
         if g_w > 0:
             adv = grpo_advantages(rewards, ro.group.cpu(), scale=cfg.scale_rewards).to(mask.device)
             logp = torch.log_softmax(logits.float(), -1).gather(
@@ -367,7 +367,7 @@ class Trainer:
             per_tok = -adv[:, None] * torch.exp(logp - logp.detach())
             l_g = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
             loss = loss + g_w * l_g
-            metrics["grpo_loss"] = float(l_g)
+            metrics["grpo_loss"] = float(l_g.detach())
         self.acc.backward(loss * self.world)
         grad_norm = float("nan")
         if cfg.grad_clip > 0:
@@ -380,7 +380,7 @@ class Trainer:
             self.teacher.update(self.unwrapped)
         t3 = time.perf_counter()
 
-        stats = torch.tensor([float(loss), float(rewards.sum()), float(len(rewards)),
+        stats = torch.tensor([float(loss.detach()), float(rewards.sum()), float(len(rewards)),
                               float(mask.sum()), float(t1 - t0), float(t2 - t1), float(t3 - t2)],
                              dtype=torch.float64, device=mask.device)
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
@@ -441,6 +441,15 @@ class Trainer:
     def load(self, path: Path) -> None:
         state = torch.load(Path(path) / "state.pt", map_location=self.acc.device,
                            weights_only=False)
+        free = {"resume", "progress", "out", "eval_every", "save_every", "threads", "n_eval",
+                "eval_k", "eval_temperature"}
+        if self.cfg.schedule == "constant":
+            free.add("steps")
+        changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
+                   if k not in free and v != getattr(self.cfg, k)}
+        if changed:
+            raise ValueError(f"resume: the config differs from the checkpoint's in {changed} "
+                             "(old, new); only run-control fields may change")
         self.unwrapped.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -457,8 +466,9 @@ class Trainer:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
-    def train(self) -> list[dict]:
-        """Run to `cfg.steps`; returns the metric records of this call (train and eval)."""
+    def train(self, until: int | None = None) -> list[dict]:
+        """Run to `cfg.steps` (or stop after step `until`, checkpointing as an interrupted run
+        would); returns the metric records of this call (train and eval)."""
         from tqdm.auto import tqdm
 
         cfg, main = self.cfg, self.acc.is_main_process
@@ -484,7 +494,8 @@ class Trainer:
                    desc=f"{cfg.method}", dynamic_ncols=True)
         if self.step == 0:
             do_eval()
-        while self.step < cfg.steps:
+        stop = cfg.steps if until is None else min(int(until), cfg.steps)
+        while self.step < stop:
             rec = self.train_step()
             self._log(rec)
             history.append(rec)
@@ -495,6 +506,9 @@ class Trainer:
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save()
         bar.close()
+        if stop < cfg.steps:
+            self.save()
+            return history
         if not history or history[-1].get("kind") != "eval" or history[-1]["step"] != self.step:
             do_eval()
         self.save()
