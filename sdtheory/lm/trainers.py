@@ -380,15 +380,20 @@ class Trainer:
             self.teacher.update(self.unwrapped)
         t3 = time.perf_counter()
 
+        parts = [metrics.get("distill_loss", 0.0), metrics.get("grpo_loss", 0.0)]
         stats = torch.tensor([float(loss.detach()), float(rewards.sum()), float(len(rewards)),
-                              float(mask.sum()), float(t1 - t0), float(t2 - t1), float(t3 - t2)],
-                             dtype=torch.float64, device=mask.device)
+                              float(mask.sum()), float(t1 - t0), float(t2 - t1), float(t3 - t2),
+                              *parts], dtype=torch.float64, device=mask.device)
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
         if self.world > 1:
             stats = self.acc.reduce(stats, reduction="sum")
+        for i, name in ((7, "distill_loss"), (8, "grpo_loss")):
+            if name in metrics:  # the rank losses are partial sums of the global loss
+                metrics[name] = float(stats[i])
         self.step += 1
         metrics.update(
             kind="train", step=self.step, loss=float(stats[0]), on_policy=bool(on_policy),
+            processes=self.world,
             reward=float(stats[1] / stats[2]), completion_tokens=float(stats[3] / stats[2]),
             solved_all=float((pr == 1).double().mean()),
             solved_none=float((pr == 0).double().mean()), lr=lr, grad_norm=grad_norm,
