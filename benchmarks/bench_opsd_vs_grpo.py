@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--k", type=int, default=4, help="samples per problem")
     ap.add_argument("--max-new-tokens", type=int, default=32, help="completion length cap")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--eval-problems", type=int, default=0,
+                    help="also report the untrained model's held-out accuracy on N problems "
+                         "(greedy, and avg@4 at temperature 1)")
+    ap.add_argument("--eval-max-new-tokens", type=int, default=48,
+                    help="completion cap for the accuracy measurement")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args(argv)
 
@@ -72,6 +77,22 @@ def main(argv: list[str] | None = None) -> dict:
         res[f"{m}_completion_tokens"] = statistics.mean(r["completion_tokens"] for r in rs)
     res["ratio_opsd_over_grpo"] = res["opsd_time_step"] / res["grpo_time_step"]
     res["goal_met"] = res["ratio_opsd_over_grpo"] <= 1.3
+    if args.eval_problems:
+        import dataclasses
+        import time
+
+        ev = trainers["grpo"]
+        held_out = ev.task.split(64, args.eval_problems, seed=0)[1]
+        for name, temp, k in (("greedy", 0.0, 1), ("avg@4_T1", 1.0, 4)):
+            ev.cfg = dataclasses.replace(ev.cfg, eval_temperature=temp, eval_k=k,
+                                         max_new_tokens=args.eval_max_new_tokens)
+            t0 = time.perf_counter()
+            rec = ev.evaluate(held_out)
+            res[f"base_accuracy_{name}"] = rec["accuracy"]
+            res[f"base_accuracy_{name}_seconds"] = time.perf_counter() - t0
+            print(f"base accuracy {name}: {rec['accuracy']:.3f} ({rec['example']!r})",
+                  file=sys.stderr)
+        res["base_accuracy_problems"] = args.eval_problems
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Rollouts", "completion_logits", "left_pad", "pass_rates", "sample", "stop_ids"]
+__all__ = ["Rollouts", "completion_hidden", "completion_logits", "left_pad", "pass_rates",
+           "sample", "stop_ids"]
 
 
 @dataclass
@@ -199,13 +200,7 @@ def sample(
                     torch.stack(slps, 1), group)
 
 
-def completion_logits(model, prompts: Sequence[Sequence[int]], completions: torch.Tensor,
-                      completion_mask: torch.Tensor) -> torch.Tensor:
-    """Logits `(N, T, V)` that `model` assigns to each completion token after its prompt.
-
-    Row `i` is `prompts[i]` (left-padded) followed by `completions[i]`; position `t` of the output
-    holds the logits predicting `completions[i, t]`. Gradients flow if enabled by the caller.
-    """
+def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
     if completions.shape != completion_mask.shape or completions.ndim != 2:
         raise ValueError(
             f"completions and completion_mask must be equal (N, T) shapes, got "
@@ -213,13 +208,37 @@ def completion_logits(model, prompts: Sequence[Sequence[int]], completions: torc
         )
     if len(prompts) != completions.shape[0]:
         raise ValueError(f"prompts has {len(prompts)} rows, completions {completions.shape[0]}")
-    device = completions.device
-    p_ids, p_mask = left_pad(prompts, 0, device)
+    p_ids, p_mask = left_pad(prompts, 0, completions.device)
     ids = torch.cat([p_ids, completions], 1)
     mask = torch.cat([p_mask, completion_mask.long()], 1)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False)
-    width = p_ids.shape[1]
-    return out.logits[:, width - 1: width - 1 + completions.shape[1]]
+    return model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                 use_cache=False, **kwargs)
+
+
+def completion_logits(model, prompts: Sequence[Sequence[int]], completions: torch.Tensor,
+                      completion_mask: torch.Tensor) -> torch.Tensor:
+    """Logits `(N, T, V)` that `model` assigns to each completion token after its prompt.
+
+    Row `i` is `prompts[i]` (left-padded) followed by `completions[i]`; position `t` of the output
+    holds the logits predicting `completions[i, t]`. Only the last $T+1$ positions are projected
+    onto the vocabulary. Gradients flow if enabled by the caller.
+    """
+    t = completions.shape[1]
+    out = _completion_forward(model, prompts, completions, completion_mask, logits_to_keep=t + 1)
+    return out.logits[:, :t]
+
+
+def completion_hidden(model, prompts: Sequence[Sequence[int]], completions: torch.Tensor,
+                      completion_mask: torch.Tensor) -> torch.Tensor:
+    """Final (normed) hidden states `(N, T, H)` at the positions predicting each completion token.
+
+    `completion_hidden(...) @ lm_head.weight.T` equals `completion_logits(...)` (for models
+    without an output bias); used by the fused, chunked distillation loss.
+    """
+    t = completions.shape[1]
+    out = _completion_forward(model, prompts, completions, completion_mask, logits_to_keep=1,
+                              output_hidden_states=True)
+    return out.hidden_states[-1][:, -(t + 1):-1]
 
 
 def pass_rates(rewards: torch.Tensor, group: torch.Tensor, num_groups: int | None = None):

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .rollout import completion_logits
+from .rollout import completion_hidden, completion_logits
 from .tasks import Problem, Task, chat_prompt_ids
 
 __all__ = ["ModelTeacher", "SelfTeacher", "TEACHER_MODES"]
@@ -85,6 +85,23 @@ class SelfTeacher:
             self.model.train(was_training)
 
     @torch.no_grad()
+    def hidden(self, problems: Sequence[Problem], completions: torch.Tensor,
+               completion_mask: torch.Tensor) -> torch.Tensor:
+        """Teacher final hidden states `(N, T, H)` on the completion tokens (for fused losses)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return completion_hidden(self.model, self.prompts(problems), completions,
+                                     completion_mask)
+        finally:
+            self.model.train(was_training)
+
+    @property
+    def lm_head_weight(self) -> torch.Tensor:
+        """The teacher's output embedding `(V, H)`."""
+        return self.model.get_output_embeddings().weight
+
+    @torch.no_grad()
     def update(self, student=None) -> None:
         """After an optimiser step: EMA teachers move toward the student; others do nothing."""
         if self.mode != "ema":
@@ -129,6 +146,14 @@ class ModelTeacher:
     @torch.no_grad()
     def logits(self, problems, completions, completion_mask) -> torch.Tensor:
         return completion_logits(self.model, self.prompts(problems), completions, completion_mask)
+
+    @torch.no_grad()
+    def hidden(self, problems, completions, completion_mask) -> torch.Tensor:
+        return completion_hidden(self.model, self.prompts(problems), completions, completion_mask)
+
+    @property
+    def lm_head_weight(self) -> torch.Tensor:
+        return self.model.get_output_embeddings().weight
 
     def update(self, student=None) -> None:
         return None

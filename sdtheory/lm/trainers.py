@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .rollout import Rollouts, completion_logits, pass_rates, sample, stop_ids
+from .rollout import Rollouts, completion_hidden, completion_logits, pass_rates, sample, stop_ids
 from .tasks import VIEWS, Problem, Task, chat_prompt_ids, make_task
 from .teachers import TEACHER_MODES, ModelTeacher, SelfTeacher
 
@@ -92,6 +92,9 @@ class TrainConfig:
     estimator: str = _h("'' = full-distribution divergence; else a sampled-token estimator "
                         "k1, k2, k3 or advantage", default="")
     reduction: str = _h("token_mean, sequence_mean or sum", default="token_mean")
+    fused_loss: bool = _h("full-distribution losses from hidden states in token chunks "
+                          "(fused_linear_distillation_loss: same value, less memory, faster)",
+                          default=True)
     teacher_mode: str = _h("self-teacher weights: fixed (initial), ema or live", default="fixed")
     ema_rate: float = _h("EMA teacher rate r: teacher <- (1-r) teacher + r student",
                          default=0.05)
@@ -327,9 +330,12 @@ class Trainer:
                                                                        strict=True)])
         t1 = time.perf_counter()
         mask = ro.completion_mask
-        teacher_logits = None
-        if self.teacher is not None and d_w > 0:
-            teacher_logits = self.teacher.logits(rows, ro.completions, mask)
+        distill = self.teacher is not None and d_w > 0
+        fused = distill and cfg.fused_loss and not cfg.estimator
+        if fused:
+            teacher_out = self.teacher.hidden(rows, ro.completions, mask)
+        elif distill:
+            teacher_out = self.teacher.logits(rows, ro.completions, mask)
         t2 = time.perf_counter()
 
         # global normalisers (sum over ranks), so DDP averaging reproduces the full batch
@@ -341,10 +347,24 @@ class Trainer:
                     "sum": ("sum", None)}[cfg.reduction]
 
         self.model.train()
-        logits = completion_logits(self.model, ro.prompts, ro.completions, mask)
-        loss = logits.new_zeros(())
+        div_kw = dict(divergence=cfg.divergence, beta=cfg.beta, temperature=cfg.loss_temperature,
+                      support=cfg.support, k=cfg.topk or None)
         metrics = {}
-        if teacher_logits is not None:
+        if fused:
+            hidden = completion_hidden(self.model, ro.prompts, ro.completions, mask)
+            head = self.unwrapped.get_output_embeddings()
+            l_d = losses.fused_linear_distillation_loss(
+                hidden, head.weight, teacher_out, self.teacher.lm_head_weight, mask,
+                reduction=red, num_items=num, **div_kw)
+            logits = head(hidden) if g_w > 0 else None
+        else:
+            logits = completion_logits(self.model, ro.prompts, ro.completions, mask)
+        loss = torch.zeros((), device=mask.device)
+        if fused:
+            loss = loss + d_w * l_d
+            metrics["distill_loss"] = float(l_d.detach())
+        elif distill:
+            teacher_logits = teacher_out
             if cfg.estimator:
                 s_lp = torch.log_softmax(logits.float() / cfg.loss_temperature, -1)
                 t_lp = torch.log_softmax(teacher_logits.float() / cfg.loss_temperature, -1)
@@ -353,10 +373,7 @@ class Trainer:
                                                     t_lp.gather(-1, tokens).squeeze(-1),
                                                     estimator=cfg.estimator)
             else:
-                per_tok = losses.token_divergence(
-                    logits, teacher_logits, divergence=cfg.divergence, beta=cfg.beta,
-                    temperature=cfg.loss_temperature, support=cfg.support,
-                    k=cfg.topk or None)
+                per_tok = losses.token_divergence(logits, teacher_logits, **div_kw)
             l_d = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
             loss = loss + d_w * l_d
             metrics["distill_loss"] = float(l_d.detach())
