@@ -38,7 +38,9 @@ __all__ = [
 
 VIEWS = ("answer", "solution", "partial")
 
-ANSWER_FORMAT = "End your response with 'The answer is N.' where N is the final answer."
+# Measured with SmolLM2-135M-Instruct, greedy, 32 held-out 2-term chain_sum problems: this line
+# gives 10/32 correct; no line 8/32; "End your response with 'The answer is N.'" only 1/32.
+ANSWER_FORMAT = "Give the final answer as a number."
 TEACHER_INTRO = "Here is privileged information about this problem:"
 TEACHER_OUTRO = (
     "Use it to reason step by step in your own words and reach the same final answer. "
