@@ -55,8 +55,9 @@ for method in ("opsd", "grpo"):
     steps = [r["time_step"] for r in tr]
     print(f"{method}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f}, "
           f"median step {sorted(steps)[len(steps) // 2]:.2f} s")
-ax.set(xlabel="step", ylabel="held-out accuracy (avg@k)", title="evaluation")
-bx.set(xlabel="step", ylabel="mean reward of rollouts", title="training rollouts")
+ax.set(xlabel="step", ylabel="held-out accuracy (avg@k)", title="evaluation", ylim=(-0.02, 1.02))
+bx.set(xlabel="step", ylabel="mean reward of rollouts", title="training rollouts",
+       ylim=(-0.02, 1.02))
 ax.legend()
 fig.tight_layout()
 fig.savefig(out / "opsd_vs_grpo.png", dpi=120)
