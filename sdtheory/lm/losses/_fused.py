@@ -2,24 +2,29 @@ r"""Chunked, fused linear + divergence loss: never holds the (tokens x vocab) lo
 
 `fused_linear_distillation_loss` takes the last hidden states and output-embedding (lm_head)
 weights of student and teacher. Its forward pass walks over the selected tokens in chunks; for each
-chunk it forms the student and teacher logits, the per-token divergence and its gradient with
-respect to the student logits, and immediately contracts that gradient into the gradients of the
-hidden states and of the weight. Backward only scales the stored gradients by the incoming
-gradient. Peak memory is a few (chunk x vocab) buffers instead of the many (tokens x vocab)
-tensors autograd keeps for the plain version (the Liger-Kernel "fused linear" design, methods.md
-§3.2, written here in plain torch).
+chunk it forms the student and teacher logits, then (in blocks of rows) the per-token divergence
+and its gradient with respect to the student logits, written over the logits, and immediately
+contracts that gradient into the gradients of the hidden states and of the weight. Backward only
+scales the stored gradients by the incoming gradient. Peak memory is two (chunk x vocab) buffers
+plus the weight gradient, instead of the many (tokens x vocab) tensors autograd keeps for the
+plain version (the Liger-Kernel "fused linear" design, methods.md §3.2, written in plain torch).
 
 The full support uses closed-form logit gradients (`DivergenceSpec.value_and_logit_grad`); the
-top-k supports run autograd on one chunk at a time. Prompt and padding positions are dropped
+top-k supports run autograd on one block of rows at a time. Prompt and padding positions are dropped
 before any logit is formed.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from ._reduce import REDUCTIONS, _as_bool_mask, _check_choice, token_coefficients
 from ._token import DivergenceSpec, _check_float_tensor, _compute_dtype
+
+# Elements per block of elementwise work inside a chunk (2**22 float32 = 16 MiB per temporary).
+_BLOCK_ELEMENTS = 2**22
 
 
 def _chunk_value_and_grad(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor, force_autograd):
@@ -43,23 +48,29 @@ class _FusedLinearDivergence(torch.autograd.Function):
         grad_h = torch.empty_like(hs) if need_h else None
         grad_w = torch.zeros(ws.shape, dtype=cd, device=ws.device) if need_w else None
         coef = coef.detach().to(cd)
+        rows = max(1, _BLOCK_ELEMENTS // ws.shape[0])
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             h = hs[start:stop]
             zs = h @ ws.T
             zt = ht[start:stop] @ wt.T
-            value, g = _chunk_value_and_grad(spec, zs, zt, force_autograd)
-            del zs, zt
-            values[start:stop] = value
-            g = g.mul_(coef[start:stop, None]).to(hs.dtype)
+            # Elementwise work in row blocks; each block's logit gradient overwrites its logits,
+            # so a chunk costs two (chunk x V) buffers plus block-sized temporaries.
+            for r in range(0, stop - start, rows):
+                sl = slice(r, min(r + rows, stop - start))
+                value, g = _chunk_value_and_grad(spec, zs[sl], zt[sl], force_autograd)
+                values[start + sl.start : start + sl.stop] = value
+                zs[sl] = g.mul_(coef[start + sl.start : start + sl.stop, None])
+                del g
+            del zt
             if need_h:
-                grad_h[start:stop] = g @ ws
+                grad_h[start:stop] = zs @ ws
             if need_w:
-                if grad_w.dtype == g.dtype:
-                    grad_w.addmm_(g.T, h)
+                if grad_w.dtype == zs.dtype:
+                    grad_w.addmm_(zs.T, h)
                 else:
-                    grad_w += (g.T @ h).to(cd)
-            del g
+                    grad_w += (zs.T @ h).to(cd)
+            del zs
         ctx.save_for_backward(grad_h, grad_w, values if need_c else None)
         ctx.weight_dtype = ws.dtype
         return (values * coef).sum()
@@ -158,8 +169,13 @@ def fused_linear_distillation_loss(
             f"teacher_weight has {teacher_weight.shape[0]} rows but student_weight has "
             f"{student_weight.shape[0]}: student and teacher must share the vocabulary"
         )
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, numbers.Integral)
+        or chunk_size < 1
+    ):
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    chunk_size = int(chunk_size)
     spec.check_vocab(student_weight.shape[0])
     m = _as_bool_mask(mask, lead)
     cd = _compute_dtype(student_hidden.dtype)

@@ -15,8 +15,8 @@ from ._token import (
     _check_choice,
     _check_float_tensor,
     _check_positive,
+    _compute_dtype,
     sampled_token_loss,
-    token_divergence,
 )
 
 REDUCTIONS = ("token_mean", "sequence_mean", "sum")
@@ -149,6 +149,9 @@ def distillation_loss(
     log-probabilities (after `temperature`, the only divergence keyword accepted then), gathered at
     `sampled_tokens` (B, T) and passed to `sampled_token_loss`: the sampled-token support.
 
+    Positions outside `mask` are dropped before anything is computed, so their logits (even NaN)
+    never reach the loss or the gradient, and prompt tokens cost nothing.
+
     Example:
       >>> import torch
       >>> z = torch.randn(2, 5, 11, dtype=torch.float64, requires_grad=True)
@@ -159,27 +162,48 @@ def distillation_loss(
     if estimator is None:
         if sampled_tokens is not None:
             raise ValueError("sampled_tokens is only used with an estimator, got estimator=None")
-        per_token = token_divergence(student_logits, teacher_logits, **divergence_kwargs)
+        spec = DivergenceSpec(**divergence_kwargs)
     else:
         _check_choice(estimator, ESTIMATORS, "estimator")
         extra = sorted(set(divergence_kwargs) - {"temperature"})
         if extra:
             raise ValueError(f"with an estimator only temperature applies, got keywords {extra}")
         spec = DivergenceSpec(temperature=divergence_kwargs.get("temperature", 1.0))
-        _check_float_tensor(student_logits, "student_logits")
-        _check_float_tensor(teacher_logits, "teacher_logits")
-        if student_logits.shape != teacher_logits.shape:
-            raise ValueError(
-                f"student_logits with shape {tuple(student_logits.shape)} and teacher_logits "
-                f"with shape {tuple(teacher_logits.shape)} must have the same shape"
-            )
-        tokens = _check_tokens(sampled_tokens, student_logits.shape)
-        ls, lt = spec.log_probs(student_logits, teacher_logits)
+    _check_float_tensor(student_logits, "student_logits")
+    _check_float_tensor(teacher_logits, "teacher_logits")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(
+            f"student_logits with shape {tuple(student_logits.shape)} and teacher_logits "
+            f"with shape {tuple(teacher_logits.shape)} must have the same shape"
+        )
+    spec.check_vocab(student_logits.shape[-1])
+    lead = student_logits.shape[:-1]
+    if len(lead) == 0:
+        raise ValueError(
+            f"student_logits must be (..., T, V), got shape {tuple(student_logits.shape)}"
+        )
+    m = _as_bool_mask(mask, lead)
+    tokens = None if estimator is None else _check_tokens(sampled_tokens, student_logits.shape)
+    coef = token_coefficients(
+        m,
+        weights=weights,
+        reduction=reduction,
+        num_items=num_items,
+        dtype=_compute_dtype(student_logits.dtype),
+    )
+    zs, zt = student_logits, teacher_logits
+    if not bool(m.all()):  # prompt and padding positions are never computed at all
+        zs, zt, coef = zs[m], zt[m], coef[m]
+        tokens = None if tokens is None else tokens[m]
+    ls, lt = spec.log_probs(zs, zt)
+    if estimator is None:
+        per_token = spec.from_log_probs(ls, lt)
+    else:
         idx = tokens.unsqueeze(-1)
         per_token = sampled_token_loss(
             ls.gather(-1, idx).squeeze(-1), lt.gather(-1, idx).squeeze(-1), estimator=estimator
         )
-    return reduce_loss(per_token, mask, weights=weights, reduction=reduction, num_items=num_items)
+    return (per_token * coef).sum()
 
 
 def _check_tokens(tokens, logits_shape) -> torch.Tensor:

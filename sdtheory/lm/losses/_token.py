@@ -21,6 +21,7 @@ which is exactly $\log s$ when $d = 0$.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -156,10 +157,12 @@ class DivergenceSpec:
                 raise ValueError(
                     f"k is only used with a top-k support, got k={self.k!r} with support='full'"
                 )
-        elif isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+        elif isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
             raise ValueError(
                 f"k must be an integer >= 1 for support={self.support!r}, got {self.k!r}"
             )
+        else:
+            object.__setattr__(self, "k", int(self.k))
 
     def check_vocab(self, vocab: int) -> None:
         if self.support == "teacher_topk" and self.k > vocab:
@@ -333,9 +336,9 @@ def token_divergence(
       student_logits: student logits (..., V).
       teacher_logits: teacher logits with the same shape.
       divergence: one of `"forward_kl"`, `"reverse_kl"`, `"jsd"`, `"skew_kl"`, `"tvd"`.
-      beta: JSD mixing weight in $[0, 1]$ (teacher weight in $m$).
-      normalized: divide the JSD by $\beta(1-\beta)$ and continue it at the ends.
-      alpha: skew-KL weight in $[0, 1]$ (teacher weight in the mixture).
+      beta: JSD mixing weight in $[0, 1]$ (teacher weight in $m$); read by `"jsd"` only.
+      normalized: divide the JSD by $\beta(1-\beta)$ and continue it at the ends; `"jsd"` only.
+      alpha: skew-KL weight in $[0, 1]$ (teacher weight in the mixture); `"skew_kl"` only.
       temperature: $\tau > 0$ dividing both logits before `log_softmax`.
       support: `"full"`, `"teacher_topk"` or `"student_topk_tail"`.
       k: support size for the top-k supports ($1 \le k \le V$, and $k < V$ with a tail).
