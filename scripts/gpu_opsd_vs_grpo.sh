@@ -22,9 +22,9 @@ if [[ $TINY == 1 ]]; then
           --max-new-tokens 8 --n-train 16 --n-eval 4 --eval-k 2 --eval-every 2 --lr 3e-3
           --threads 1 --progress false)
 else
-  # 50 steps x 8 problems x 8 samples x <= 64 tokens per method; lr as for full fine-tuning
+  # 40 steps x 8 problems x 8 samples x <= 64 tokens per method; lr as for full fine-tuning
   # of a 135M model; OPSD defaults: fixed self-teacher with the worked solution, JSD beta 0.5.
-  COMMON=(--model smollm2 --steps 50 --batch-problems 8 --k 8 --max-new-tokens 64
+  COMMON=(--model smollm2 --steps 40 --batch-problems 8 --k 8 --max-new-tokens 64
           --n-train 1024 --n-eval 64 --eval-k 4 --eval-every 10 --lr 1e-5 --temperature 1.0
           --warmup-steps 5 --schedule constant)
 fi
