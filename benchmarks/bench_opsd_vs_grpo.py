@@ -23,8 +23,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     ap.add_argument("--model", default="tiny", help="tiny, smollm2, smollm2-small or a directory")
     ap.add_argument("--task", default="chain_sum", help="task name")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per method (after 1 warm-up)")
@@ -32,11 +33,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--k", type=int, default=4, help="samples per problem")
     ap.add_argument("--max-new-tokens", type=int, default=32, help="completion length cap")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    ap.add_argument("--eval-problems", type=int, default=0,
-                    help="also report the untrained model's held-out accuracy on N problems "
-                         "(greedy, and avg@4 at temperature 1)")
-    ap.add_argument("--eval-max-new-tokens", type=int, default=48,
-                    help="completion cap for the accuracy measurement")
+    ap.add_argument(
+        "--eval-problems",
+        type=int,
+        default=0,
+        help="also report the untrained model's held-out accuracy on N problems "
+        "(greedy, and avg@4 at temperature 1)",
+    )
+    ap.add_argument(
+        "--eval-max-new-tokens",
+        type=int,
+        default=48,
+        help="completion cap for the accuracy measurement",
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here too")
     args = ap.parse_args(argv)
 
@@ -48,15 +57,27 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     model, tok = build_model(args.model, hidden_size=64, num_layers=2, seed=0)
     tmp = Path(tempfile.mkdtemp(prefix="bench_opsd_grpo_"))
-    common = dict(model=args.model, task=args.task, n_train=64, n_eval=0, lr=0.0,
-                  steps=args.steps + 1, batch_problems=args.batch_problems, k=args.k,
-                  max_new_tokens=args.max_new_tokens, temperature=1.0, progress=False,
-                  threads=args.threads)
+    common = dict(
+        model=args.model,
+        task=args.task,
+        n_train=64,
+        n_eval=0,
+        lr=0.0,
+        steps=args.steps + 1,
+        batch_problems=args.batch_problems,
+        k=args.k,
+        max_new_tokens=args.max_new_tokens,
+        temperature=1.0,
+        progress=False,
+        threads=args.threads,
+    )
     trainers = {
-        "opsd": Trainer(TrainConfig(method="opsd", out=str(tmp / "opsd"), **common),
-                        model=model, tokenizer=tok),
-        "grpo": Trainer(TrainConfig(method="grpo", out=str(tmp / "grpo"), **common),
-                        model=model, tokenizer=tok),
+        "opsd": Trainer(
+            TrainConfig(method="opsd", out=str(tmp / "opsd"), **common), model=model, tokenizer=tok
+        ),
+        "grpo": Trainer(
+            TrainConfig(method="grpo", out=str(tmp / "grpo"), **common), model=model, tokenizer=tok
+        ),
     }
     recs = {m: [] for m in trainers}
     for i in range(args.steps + 1):
@@ -64,13 +85,25 @@ def main(argv: list[str] | None = None) -> dict:
             r = tr.train_step()
             if i > 0:
                 recs[m].append(r)
-            print(f"[{m}] step {i}: generate {r['time_generate']:.2f}s teacher "
-                  f"{r['time_teacher']:.2f}s student {r['time_student']:.2f}s", file=sys.stderr)
-    same = all(a["completion_tokens"] == b["completion_tokens"] and a["reward"] == b["reward"]
-               for a, b in zip(recs["opsd"], recs["grpo"], strict=True))
-    res = {"model": args.model, "task": args.task, "batch_problems": args.batch_problems,
-           "k": args.k, "max_new_tokens": args.max_new_tokens, "timed_steps": args.steps,
-           "threads": torch.get_num_threads(), "identical_rollouts": same}
+            print(
+                f"[{m}] step {i}: generate {r['time_generate']:.2f}s teacher "
+                f"{r['time_teacher']:.2f}s student {r['time_student']:.2f}s",
+                file=sys.stderr,
+            )
+    same = all(
+        a["completion_tokens"] == b["completion_tokens"] and a["reward"] == b["reward"]
+        for a, b in zip(recs["opsd"], recs["grpo"], strict=True)
+    )
+    res = {
+        "model": args.model,
+        "task": args.task,
+        "batch_problems": args.batch_problems,
+        "k": args.k,
+        "max_new_tokens": args.max_new_tokens,
+        "timed_steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "identical_rollouts": same,
+    }
     for m, rs in recs.items():
         for part in ("time_generate", "time_teacher", "time_student", "time_step"):
             res[f"{m}_{part}"] = statistics.median(r[part] for r in rs)
@@ -84,14 +117,16 @@ def main(argv: list[str] | None = None) -> dict:
         ev = trainers["grpo"]
         held_out = ev.task.split(64, args.eval_problems, seed=0)[1]
         for name, temp, k in (("greedy", 0.0, 1), ("avg@4_T1", 1.0, 4)):
-            ev.cfg = dataclasses.replace(ev.cfg, eval_temperature=temp, eval_k=k,
-                                         max_new_tokens=args.eval_max_new_tokens)
+            ev.cfg = dataclasses.replace(
+                ev.cfg, eval_temperature=temp, eval_k=k, max_new_tokens=args.eval_max_new_tokens
+            )
             t0 = time.perf_counter()
             rec = ev.evaluate(held_out)
             res[f"base_accuracy_{name}"] = rec["accuracy"]
             res[f"base_accuracy_{name}_seconds"] = time.perf_counter() - t0
-            print(f"base accuracy {name}: {rec['accuracy']:.3f} ({rec['example']!r})",
-                  file=sys.stderr)
+            print(
+                f"base accuracy {name}: {rec['accuracy']:.3f} ({rec['example']!r})", file=sys.stderr
+            )
         res["base_accuracy_problems"] = args.eval_problems
     text = json.dumps(res, indent=1)
     print(text)

@@ -114,10 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
     sp.add_argument("--strict", action="store_true", help="exit 1 if any claim failed")
     sp.set_defaults(fn=cmd_reproduce)
+    sp = sub.add_parser(
+        "train",
+        help="on-policy distillation / RL on a language model (OPSD, GKD, GRPO); "
+        "flags: sdtheory train --help",
+    )
+    sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `train` over first
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [
+        "train"
+    ]:  # every later flag belongs to the trainer; torch is imported here only
+        from .lm import train_cli
+
+        return train_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.fn(args)
 

@@ -174,8 +174,12 @@ def small_config(
     """
     from transformers import LlamaConfig
 
-    for name, v in [("hidden_size", hidden_size), ("num_layers", num_layers),
-                    ("num_heads", num_heads), ("num_kv_heads", num_kv_heads)]:
+    for name, v in [
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+        ("num_heads", num_heads),
+        ("num_kv_heads", num_kv_heads),
+    ]:
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1, got {v!r}")
     if hidden_size % num_heads or num_heads % num_kv_heads:
@@ -245,13 +249,18 @@ def tiny_tokenizer(vocab_size: int = 320):
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tk.train_from_iterator([_TINY_CORPUS] * 4, trainer=trainer)
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<|im_start|>", eos_token="<|im_end|>",
-        pad_token="<|im_end|>", unk_token="<|endoftext|>",
+        tokenizer_object=tk,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
     )
     tok.chat_template = CHATML_TEMPLATE
     return tok

@@ -20,8 +20,15 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Rollouts", "completion_hidden", "completion_logits", "left_pad", "pass_rates",
-           "sample", "stop_ids"]
+__all__ = [
+    "Rollouts",
+    "completion_hidden",
+    "completion_logits",
+    "left_pad",
+    "pass_rates",
+    "sample",
+    "stop_ids",
+]
 
 
 @dataclass
@@ -79,8 +86,8 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None):
     mask = torch.zeros((len(seqs), width), dtype=torch.long, device=device)
     for i, s in enumerate(seqs):
         if len(s):
-            ids[i, width - len(s):] = torch.as_tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s):] = 1
+            ids[i, width - len(s) :] = torch.as_tensor(list(s), dtype=torch.long)
+            mask[i, width - len(s) :] = 1
     return ids, mask
 
 
@@ -158,8 +165,13 @@ def sample(
         gens.append(g)
 
     ids, mask = left_pad(rows, pad_id, device)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=True,
-                logits_to_keep=1)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=_positions(mask),
+        use_cache=True,
+        logits_to_keep=1,
+    )
     past, logits = _cache(out), out.logits[:, -1].float()
     stops = torch.tensor(sorted(set(int(s) for s in stop_token_ids)), device=device)
     done = torch.zeros(n, dtype=torch.bool, device=device)
@@ -192,12 +204,23 @@ def sample(
             break
         mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], -1)
         pos = pos + 1
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
-                    cache=past, use_cache=True)
+        out = model(
+            input_ids=tok[:, None],
+            attention_mask=mask,
+            position_ids=pos[:, None],
+            cache=past,
+            use_cache=True,
+        )
         past, logits = _cache(out), out.logits[:, -1].float()
     group = torch.arange(len(prompts), device=device).repeat_interleave(int(k))
-    return Rollouts(rows, torch.stack(toks, 1), torch.stack(live, 1), torch.stack(lps, 1),
-                    torch.stack(slps, 1), group)
+    return Rollouts(
+        rows,
+        torch.stack(toks, 1),
+        torch.stack(live, 1),
+        torch.stack(lps, 1),
+        torch.stack(slps, 1),
+        group,
+    )
 
 
 def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
@@ -211,12 +234,17 @@ def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
     p_ids, p_mask = left_pad(prompts, 0, completions.device)
     ids = torch.cat([p_ids, completions], 1)
     mask = torch.cat([p_mask, completion_mask.long()], 1)
-    return model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
-                 use_cache=False, **kwargs)
+    return model(
+        input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False, **kwargs
+    )
 
 
-def completion_logits(model, prompts: Sequence[Sequence[int]], completions: torch.Tensor,
-                      completion_mask: torch.Tensor) -> torch.Tensor:
+def completion_logits(
+    model,
+    prompts: Sequence[Sequence[int]],
+    completions: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
     """Logits `(N, T, V)` that `model` assigns to each completion token after its prompt.
 
     Row `i` is `prompts[i]` (left-padded) followed by `completions[i]`; position `t` of the output
@@ -228,17 +256,22 @@ def completion_logits(model, prompts: Sequence[Sequence[int]], completions: torc
     return out.logits[:, :t]
 
 
-def completion_hidden(model, prompts: Sequence[Sequence[int]], completions: torch.Tensor,
-                      completion_mask: torch.Tensor) -> torch.Tensor:
+def completion_hidden(
+    model,
+    prompts: Sequence[Sequence[int]],
+    completions: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
     """Final (normed) hidden states `(N, T, H)` at the positions predicting each completion token.
 
     `completion_hidden(...) @ lm_head.weight.T` equals `completion_logits(...)` (for models
     without an output bias); used by the fused, chunked distillation loss.
     """
     t = completions.shape[1]
-    out = _completion_forward(model, prompts, completions, completion_mask, logits_to_keep=1,
-                              output_hidden_states=True)
-    return out.hidden_states[-1][:, -(t + 1):-1]
+    out = _completion_forward(
+        model, prompts, completions, completion_mask, logits_to_keep=1, output_hidden_states=True
+    )
+    return out.hidden_states[-1][:, -(t + 1) : -1]
 
 
 def pass_rates(rewards: torch.Tensor, group: torch.Tensor, num_groups: int | None = None):

@@ -146,7 +146,7 @@ class Task:
         if int(n_eval) < 0:
             raise ValueError(f"n_eval must be >= 0, got {n_eval!r}")
         pool = self.problems(int(n_train) + int(n_eval), seed)
-        return pool[: int(n_train)], pool[int(n_train):]
+        return pool[: int(n_train)], pool[int(n_train) :]
 
     def _dedup(self, items: list[Problem], size: int) -> list[Problem]:
         seen, out = set(), []

@@ -55,8 +55,17 @@ class SelfTeacher:
         ema_rate: EMA rate $r \\in (0, 1]$ (only for `mode="ema"`).
     """
 
-    def __init__(self, student, tokenizer, task: Task, *, mode: str = "fixed",
-                 view: str = "solution", rho: float = 0.5, ema_rate: float = 0.05):
+    def __init__(
+        self,
+        student,
+        tokenizer,
+        task: Task,
+        *,
+        mode: str = "fixed",
+        view: str = "solution",
+        rho: float = 0.5,
+        ema_rate: float = 0.05,
+    ):
         if mode not in TEACHER_MODES:
             raise ValueError(f"mode must be one of {TEACHER_MODES}, got {mode!r}")
         if not (0.0 < float(ema_rate) <= 1.0):
@@ -69,30 +78,36 @@ class SelfTeacher:
 
     def prompts(self, problems: Sequence[Problem]) -> list[list[int]]:
         """Teacher prompt ids: question + privileged view, through the chat template."""
-        return [chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
-                for p in problems]
+        return [
+            chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
+            for p in problems
+        ]
 
     @torch.no_grad()
-    def logits(self, problems: Sequence[Problem], completions: torch.Tensor,
-               completion_mask: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self, problems: Sequence[Problem], completions: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Teacher logits `(N, T, V)` on the completion tokens (row i scores problem i's prompt)."""
         was_training = self.model.training
         self.model.eval()
         try:
-            return completion_logits(self.model, self.prompts(problems), completions,
-                                     completion_mask)
+            return completion_logits(
+                self.model, self.prompts(problems), completions, completion_mask
+            )
         finally:
             self.model.train(was_training)
 
     @torch.no_grad()
-    def hidden(self, problems: Sequence[Problem], completions: torch.Tensor,
-               completion_mask: torch.Tensor) -> torch.Tensor:
+    def hidden(
+        self, problems: Sequence[Problem], completions: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
         """Teacher final hidden states `(N, T, H)` on the completion tokens (for fused losses)."""
         was_training = self.model.training
         self.model.eval()
         try:
-            return completion_hidden(self.model, self.prompts(problems), completions,
-                                     completion_mask)
+            return completion_hidden(
+                self.model, self.prompts(problems), completions, completion_mask
+            )
         finally:
             self.model.train(was_training)
 
@@ -130,18 +145,22 @@ class ModelTeacher:
     """
 
     def __init__(self, model, tokenizer, task: Task, *, view: str | None = None, rho: float = 0.5):
-        self.model = _frozen_copy(model) if any(p.requires_grad for p in model.parameters()) \
-            else model
+        self.model = (
+            _frozen_copy(model) if any(p.requires_grad for p in model.parameters()) else model
+        )
         self.model.eval()
         self.tokenizer, self.task, self.view, self.rho = tokenizer, task, view, float(rho)
         self.mode = "model"
 
     def prompts(self, problems: Sequence[Problem]) -> list[list[int]]:
         if self.view is None:
-            return [chat_prompt_ids(self.tokenizer, self.task.student_messages(p))
-                    for p in problems]
-        return [chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
-                for p in problems]
+            return [
+                chat_prompt_ids(self.tokenizer, self.task.student_messages(p)) for p in problems
+            ]
+        return [
+            chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
+            for p in problems
+        ]
 
     @torch.no_grad()
     def logits(self, problems, completions, completion_mask) -> torch.Tensor:

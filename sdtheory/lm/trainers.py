@@ -59,19 +59,24 @@ def _h(text: str, **kw):
 class TrainConfig:
     """Configuration of one on-policy training run (every field is a `sdtheory train` flag)."""
 
-    method: str = _h("opsd (self-teacher with privileged view), gkd (separate teacher), or grpo",
-                     default="opsd")
-    model: str = _h("student: smollm2 (cached SmolLM2-135M-Instruct), tiny (tiny tokenizer + "
-                    "small Llama, for tests), smollm2-small (SmolLM2 tokenizer + small Llama), "
-                    "or a local checkpoint directory", default="tiny")
+    method: str = _h(
+        "opsd (self-teacher with privileged view), gkd (separate teacher), or grpo", default="opsd"
+    )
+    model: str = _h(
+        "student: smollm2 (cached SmolLM2-135M-Instruct), tiny (tiny tokenizer + "
+        "small Llama, for tests), smollm2-small (SmolLM2 tokenizer + small Llama), "
+        "or a local checkpoint directory",
+        default="tiny",
+    )
     hidden_size: int = _h("width of tiny/smollm2-small models", default=64)
     num_layers: int = _h("depth of tiny/smollm2-small models", default=2)
-    teacher_model: str = _h("GKD teacher: smollm2, tiny (another random init), or a checkpoint "
-                            "directory", default="smollm2")
+    teacher_model: str = _h(
+        "GKD teacher: smollm2, tiny (another random init), or a checkpoint directory",
+        default="smollm2",
+    )
     task: str = _h("chain_sum, basic_arithmetic, gsm_symbolic or champ", default="chain_sum")
     n_train: int = _h("number of training problems", default=256)
-    n_eval: int = _h("number of held-out evaluation problems (disjoint from training)",
-                     default=32)
+    n_eval: int = _h("number of held-out evaluation problems (disjoint from training)", default=32)
     steps: int = _h("optimiser steps", default=20)
     batch_problems: int = _h("problems per step (global, over all processes)", default=4)
     k: int = _h("samples per problem (GRPO group size)", default=4)
@@ -83,31 +88,36 @@ class TrainConfig:
     warmup_steps: int = _h("linear warm-up steps", default=0)
     schedule: str = _h("LR schedule after warm-up: constant, linear or cosine", default="constant")
     grad_clip: float = _h("max gradient norm (0 = no clipping)", default=1.0)
-    distill_weight: float | None = _h("weight of the distillation loss (default 1 for opsd/gkd, "
-                                      "0 for grpo)", default=None)
-    grpo_weight: float | None = _h("weight of the GRPO loss (default 1 for grpo, 0 otherwise)",
-                                   default=None)
-    divergence: str = _h("forward_kl, reverse_kl, jsd, skew_kl or tvd (teacher = p)",
-                         default="jsd")
+    distill_weight: float | None = _h(
+        "weight of the distillation loss (default 1 for opsd/gkd, 0 for grpo)", default=None
+    )
+    grpo_weight: float | None = _h(
+        "weight of the GRPO loss (default 1 for grpo, 0 otherwise)", default=None
+    )
+    divergence: str = _h("forward_kl, reverse_kl, jsd, skew_kl or tvd (teacher = p)", default="jsd")
     beta: float = _h("JSD beta (0 forward KL, 1 reverse KL)", default=0.5)
-    loss_temperature: float = _h("temperature applied to both logits inside the divergence",
-                                 default=1.0)
+    loss_temperature: float = _h(
+        "temperature applied to both logits inside the divergence", default=1.0
+    )
     support: str = _h("full, teacher_topk or student_topk_tail", default="full")
     topk: int = _h("k of the top-k supports (0 = unused)", default=0)
-    estimator: str = _h("'' = full-distribution divergence; else a sampled-token estimator "
-                        "k1, k2, k3 or advantage", default="")
+    estimator: str = _h(
+        "'' = full-distribution divergence; else a sampled-token estimator k1, k2, k3 or advantage",
+        default="",
+    )
     reduction: str = _h("token_mean, sequence_mean or sum", default="token_mean")
-    fused_loss: bool = _h("full-distribution losses from hidden states in token chunks "
-                          "(fused_linear_distillation_loss: same value, less memory, faster)",
-                          default=True)
+    fused_loss: bool = _h(
+        "full-distribution losses from hidden states in token chunks "
+        "(fused_linear_distillation_loss: same value, less memory, faster)",
+        default=True,
+    )
     teacher_mode: str = _h("self-teacher weights: fixed (initial), ema or live", default="fixed")
-    ema_rate: float = _h("EMA teacher rate r: teacher <- (1-r) teacher + r student",
-                         default=0.05)
-    view: str = _h("privileged view of the self-teacher: answer, solution or partial",
-                   default="solution")
+    ema_rate: float = _h("EMA teacher rate r: teacher <- (1-r) teacher + r student", default=0.05)
+    view: str = _h(
+        "privileged view of the self-teacher: answer, solution or partial", default="solution"
+    )
     rho: float = _h("fraction of solution steps the partial view reveals", default=0.5)
-    gkd_lambda: float = _h("GKD: probability that a step trains on student samples",
-                           default=1.0)
+    gkd_lambda: float = _h("GKD: probability that a step trains on student samples", default=1.0)
     scale_rewards: bool = _h("GRPO: divide advantages by the group std", default=True)
     eval_every: int = _h("evaluate every N steps (0 = only at the start and end)", default=10)
     eval_k: int = _h("samples per held-out problem for avg@k accuracy", default=4)
@@ -153,10 +163,16 @@ class TrainConfig:
     @property
     def weights(self) -> tuple[float, float]:
         """(distill_weight, grpo_weight) with the method defaults filled in."""
-        d = self.distill_weight if self.distill_weight is not None else \
-            (0.0 if self.method == "grpo" else 1.0)
-        g = self.grpo_weight if self.grpo_weight is not None else \
-            (1.0 if self.method == "grpo" else 0.0)
+        d = (
+            self.distill_weight
+            if self.distill_weight is not None
+            else (0.0 if self.method == "grpo" else 1.0)
+        )
+        g = (
+            self.grpo_weight
+            if self.grpo_weight is not None
+            else (1.0 if self.method == "grpo" else 0.0)
+        )
         if d < 0 or g < 0 or d + g == 0:
             raise ValueError(f"distill_weight and grpo_weight must be >= 0, not both 0: {d}, {g}")
         return float(d), float(g)
@@ -171,16 +187,23 @@ def build_model(name: str, *, hidden_size: int = 64, num_layers: int = 2, seed: 
     if name in ("tiny", "smollm2-small"):
         tok = models.tiny_tokenizer() if name == "tiny" else models.load_smollm2()[1]
         heads = max(1, hidden_size // 16)
-        model = models.small_model(tok, hidden_size=hidden_size, num_layers=num_layers,
-                                   num_heads=heads, num_kv_heads=1, seed=seed)
+        model = models.small_model(
+            tok,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_heads=heads,
+            num_kv_heads=1,
+            seed=seed,
+        )
         return model, tok
     if not Path(name).is_dir():
         raise ValueError(f"model must be smollm2, tiny, smollm2-small or a directory, got {name!r}")
     return models.from_pretrained(name)
 
 
-def grpo_advantages(rewards: torch.Tensor, group: torch.Tensor, *, scale: bool = True,
-                    eps: float = 1e-4) -> torch.Tensor:
+def grpo_advantages(
+    rewards: torch.Tensor, group: torch.Tensor, *, scale: bool = True, eps: float = 1e-4
+) -> torch.Tensor:
     """Group-relative advantages $(r_i - \\bar r_g) / (s_g + \\epsilon)$, $s_g$ the sample std.
 
     Examples:
@@ -209,8 +232,11 @@ def _schedule(cfg: TrainConfig):
         if cfg.schedule == "constant":
             return 1.0
         frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return max(0.0, 1.0 - frac) if cfg.schedule == "linear" else \
-            0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+        return (
+            max(0.0, 1.0 - frac)
+            if cfg.schedule == "linear"
+            else 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+        )
 
     return factor
 
@@ -225,8 +251,15 @@ class Trainer:
         task: an already built task (default: `make_task(cfg.task)`).
     """
 
-    def __init__(self, cfg: TrainConfig, *, model=None, tokenizer=None, teacher_model=None,
-                 task: Task | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        model=None,
+        tokenizer=None,
+        teacher_model=None,
+        task: Task | None = None,
+    ):
         from accelerate import Accelerator
 
         self.cfg = cfg
@@ -235,11 +268,14 @@ class Trainer:
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if cfg.batch_problems % self.world:
-            raise ValueError(f"batch_problems ({cfg.batch_problems}) must divide by the number of "
-                             f"processes ({self.world})")
+            raise ValueError(
+                f"batch_problems ({cfg.batch_problems}) must divide by the number of "
+                f"processes ({self.world})"
+            )
         if model is None:
-            model, tokenizer = build_model(cfg.model, hidden_size=cfg.hidden_size,
-                                           num_layers=cfg.num_layers, seed=cfg.seed)
+            model, tokenizer = build_model(
+                cfg.model, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, seed=cfg.seed
+            )
         self.tok = tokenizer
         self.task = task or make_task(cfg.task)
         self.train_set, self.eval_set = self.task.split(cfg.n_train, cfg.n_eval, seed=cfg.seed)
@@ -250,12 +286,23 @@ class Trainer:
         if d_w > 0:
             if cfg.method == "gkd":
                 if teacher_model is None:
-                    teacher_model, _ = build_model(cfg.teacher_model, hidden_size=cfg.hidden_size,
-                                                   num_layers=cfg.num_layers, seed=cfg.seed + 1)
+                    teacher_model, _ = build_model(
+                        cfg.teacher_model,
+                        hidden_size=cfg.hidden_size,
+                        num_layers=cfg.num_layers,
+                        seed=cfg.seed + 1,
+                    )
                 self.teacher = ModelTeacher(teacher_model.to(self.acc.device), tokenizer, self.task)
             else:
-                self.teacher = SelfTeacher(model, tokenizer, self.task, mode=cfg.teacher_mode,
-                                           view=cfg.view, rho=cfg.rho, ema_rate=cfg.ema_rate)
+                self.teacher = SelfTeacher(
+                    model,
+                    tokenizer,
+                    self.task,
+                    mode=cfg.teacher_mode,
+                    view=cfg.view,
+                    rho=cfg.rho,
+                    ema_rate=cfg.ema_rate,
+                )
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
@@ -300,8 +347,14 @@ class Trainer:
             mask[i, : len(r)] = True
         dev = self.acc.device
         zeros = torch.zeros(comp.shape, device=dev)
-        return Rollouts(self._student_prompts(problems), comp.to(dev), mask.to(dev), zeros,
-                        zeros, torch.arange(len(rows), device=dev))
+        return Rollouts(
+            self._student_prompts(problems),
+            comp.to(dev),
+            mask.to(dev),
+            zeros,
+            zeros,
+            torch.arange(len(rows), device=dev),
+        )
 
     # --- one step ---------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -313,26 +366,40 @@ class Trainer:
         idx = self.batch_indices(step)
         per_rank = cfg.batch_problems // self.world
         lo = self.rank * per_rank
-        local = idx[lo: lo + per_rank]
+        local = idx[lo : lo + per_rank]
         problems = [self.train_set[i] for i in local]
-        on_policy = cfg.method != "gkd" or \
-            np.random.default_rng([cfg.seed, step, 1]).random() < cfg.gkd_lambda
+        on_policy = (
+            cfg.method != "gkd"
+            or np.random.default_rng([cfg.seed, step, 1]).random() < cfg.gkd_lambda
+        )
         t0 = time.perf_counter()
         self.model.eval()
         if on_policy:
             k = cfg.k
-            row_seeds = [(step * cfg.batch_problems + lo + i) * k + j
-                         for i in range(per_rank) for j in range(k)]
-            ro = sample(self.unwrapped, self._student_prompts(problems),
-                        max_new_tokens=cfg.max_new_tokens, stop_token_ids=self.stops,
-                        pad_id=self.pad, temperature=cfg.temperature, top_p=cfg.top_p,
-                        seed=cfg.seed, row_seeds=row_seeds, k=k)
+            row_seeds = [
+                (step * cfg.batch_problems + lo + i) * k + j
+                for i in range(per_rank)
+                for j in range(k)
+            ]
+            ro = sample(
+                self.unwrapped,
+                self._student_prompts(problems),
+                max_new_tokens=cfg.max_new_tokens,
+                stop_token_ids=self.stops,
+                pad_id=self.pad,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                seed=cfg.seed,
+                row_seeds=row_seeds,
+                k=k,
+            )
         else:
             k = 1
             ro = self._offpolicy(problems)
         rows = [problems[int(g)] for g in ro.group]
-        rewards = torch.tensor([self.task.verify(t, p) for t, p in zip(ro.texts(self.tok), rows,
-                                                                       strict=True)])
+        rewards = torch.tensor(
+            [self.task.verify(t, p) for t, p in zip(ro.texts(self.tok), rows, strict=True)]
+        )
         t1 = time.perf_counter()
         mask = ro.completion_mask
         distill = self.teacher is not None and d_w > 0
@@ -344,23 +411,39 @@ class Trainer:
         t2 = time.perf_counter()
 
         # global normalisers (sum over ranks), so DDP averaging reproduces the full batch
-        counts = torch.tensor([mask.sum(), (mask.sum(-1) > 0).sum()], dtype=torch.float64,
-                              device=mask.device)
+        counts = torch.tensor(
+            [mask.sum(), (mask.sum(-1) > 0).sum()], dtype=torch.float64, device=mask.device
+        )
         counts = self.acc.reduce(counts, reduction="sum") if self.world > 1 else counts
         n_tok, n_seq = max(float(counts[0]), 1.0), max(float(counts[1]), 1.0)
-        red, num = {"token_mean": ("sum", n_tok), "sequence_mean": ("sequence_mean", n_seq),
-                    "sum": ("sum", None)}[cfg.reduction]
+        red, num = {
+            "token_mean": ("sum", n_tok),
+            "sequence_mean": ("sequence_mean", n_seq),
+            "sum": ("sum", None),
+        }[cfg.reduction]
 
         self.model.train()
-        div_kw = dict(divergence=cfg.divergence, beta=cfg.beta, temperature=cfg.loss_temperature,
-                      support=cfg.support, k=cfg.topk or None)
+        div_kw = dict(
+            divergence=cfg.divergence,
+            beta=cfg.beta,
+            temperature=cfg.loss_temperature,
+            support=cfg.support,
+            k=cfg.topk or None,
+        )
         metrics = {}
         if fused:
             hidden = completion_hidden(self.model, ro.prompts, ro.completions, mask)
             head = self.unwrapped.get_output_embeddings()
             l_d = losses.fused_linear_distillation_loss(
-                hidden, head.weight, teacher_out, self.teacher.lm_head_weight, mask,
-                reduction=red, num_items=num, **div_kw)
+                hidden,
+                head.weight,
+                teacher_out,
+                self.teacher.lm_head_weight,
+                mask,
+                reduction=red,
+                num_items=num,
+                **div_kw,
+            )
             logits = head(hidden) if g_w > 0 else None
         else:
             logits = completion_logits(self.model, ro.prompts, ro.completions, mask)
@@ -374,9 +457,11 @@ class Trainer:
                 s_lp = torch.log_softmax(logits.float() / cfg.loss_temperature, -1)
                 t_lp = torch.log_softmax(teacher_logits.float() / cfg.loss_temperature, -1)
                 tokens = ro.completions.unsqueeze(-1)
-                per_tok = losses.sampled_token_loss(s_lp.gather(-1, tokens).squeeze(-1),
-                                                    t_lp.gather(-1, tokens).squeeze(-1),
-                                                    estimator=cfg.estimator)
+                per_tok = losses.sampled_token_loss(
+                    s_lp.gather(-1, tokens).squeeze(-1),
+                    t_lp.gather(-1, tokens).squeeze(-1),
+                    estimator=cfg.estimator,
+                )
             else:
                 per_tok = losses.token_divergence(logits, teacher_logits, **div_kw)
             l_d = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
@@ -384,8 +469,11 @@ class Trainer:
             metrics["distill_loss"] = float(l_d.detach())
         if g_w > 0:
             adv = grpo_advantages(rewards, ro.group.cpu(), scale=cfg.scale_rewards).to(mask.device)
-            logp = torch.log_softmax(logits.float(), -1).gather(
-                -1, ro.completions.unsqueeze(-1)).squeeze(-1)
+            logp = (
+                torch.log_softmax(logits.float(), -1)
+                .gather(-1, ro.completions.unsqueeze(-1))
+                .squeeze(-1)
+            )
             per_tok = -adv[:, None] * torch.exp(logp - logp.detach())
             l_g = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
             loss = loss + g_w * l_g
@@ -403,9 +491,20 @@ class Trainer:
         t3 = time.perf_counter()
 
         parts = [metrics.get("distill_loss", 0.0), metrics.get("grpo_loss", 0.0)]
-        stats = torch.tensor([float(loss.detach()), float(rewards.sum()), float(len(rewards)),
-                              float(mask.sum()), float(t1 - t0), float(t2 - t1), float(t3 - t2),
-                              *parts], dtype=torch.float64, device=mask.device)
+        stats = torch.tensor(
+            [
+                float(loss.detach()),
+                float(rewards.sum()),
+                float(len(rewards)),
+                float(mask.sum()),
+                float(t1 - t0),
+                float(t2 - t1),
+                float(t3 - t2),
+                *parts,
+            ],
+            dtype=torch.float64,
+            device=mask.device,
+        )
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
         if self.world > 1:
             stats = self.acc.reduce(stats, reduction="sum")
@@ -414,16 +513,24 @@ class Trainer:
                 metrics[name] = float(stats[i])
         self.step += 1
         metrics.update(
-            kind="train", step=self.step, loss=float(stats[0]), on_policy=bool(on_policy),
+            kind="train",
+            step=self.step,
+            loss=float(stats[0]),
+            on_policy=bool(on_policy),
             processes=self.world,
-            reward=float(stats[1] / stats[2]), completion_tokens=float(stats[3] / stats[2]),
+            reward=float(stats[1] / stats[2]),
+            completion_tokens=float(stats[3] / stats[2]),
             solved_all=float((pr == 1).double().mean()),
-            solved_none=float((pr == 0).double().mean()), lr=lr, grad_norm=grad_norm,
-            time_generate=float(stats[4]) / self.world, time_teacher=float(stats[5]) / self.world,
+            solved_none=float((pr == 0).double().mean()),
+            lr=lr,
+            grad_norm=grad_norm,
+            time_generate=float(stats[4]) / self.world,
+            time_teacher=float(stats[5]) / self.world,
             time_student=float(stats[6]) / self.world,
         )
-        metrics["time_step"] = metrics["time_generate"] + metrics["time_teacher"] + \
-            metrics["time_student"]
+        metrics["time_step"] = (
+            metrics["time_generate"] + metrics["time_teacher"] + metrics["time_student"]
+        )
         return metrics
 
     # --- evaluation -------------------------------------------------------------------------
@@ -433,17 +540,31 @@ class Trainer:
         if not problems:
             return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
         k = self.cfg.eval_k
-        ro = sample(self.unwrapped, self._student_prompts(problems),
-                    max_new_tokens=self.cfg.max_new_tokens, stop_token_ids=self.stops,
-                    pad_id=self.pad, temperature=self.cfg.eval_temperature, top_p=self.cfg.top_p,
-                    seed=self.cfg.seed + 7919, k=k)
+        ro = sample(
+            self.unwrapped,
+            self._student_prompts(problems),
+            max_new_tokens=self.cfg.max_new_tokens,
+            stop_token_ids=self.stops,
+            pad_id=self.pad,
+            temperature=self.cfg.eval_temperature,
+            top_p=self.cfg.top_p,
+            seed=self.cfg.seed + 7919,
+            k=k,
+        )
         texts = ro.texts(self.tok)
-        rewards = torch.tensor([self.task.verify(t, problems[int(g)])
-                                for t, g in zip(texts, ro.group, strict=True)])
+        rewards = torch.tensor(
+            [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]
+        )
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
-        return {"kind": "eval", "step": self.step, "accuracy": float(rewards.mean()),
-                "pass_at_k": float((pr > 0).double().mean()), "k": k, "n": len(problems),
-                "example": texts[0][:200]}
+        return {
+            "kind": "eval",
+            "step": self.step,
+            "accuracy": float(rewards.mean()),
+            "pass_at_k": float((pr > 0).double().mean()),
+            "k": k,
+            "n": len(problems),
+            "example": texts[0][:200],
+        }
 
     # --- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> Path:
@@ -453,11 +574,14 @@ class Trainer:
         if self.acc.is_main_process:
             path.mkdir(parents=True, exist_ok=True)
             state = {
-                "model": self.unwrapped.state_dict(), "optimizer": self.opt.state_dict(),
+                "model": self.unwrapped.state_dict(),
+                "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else {},
-                "step": self.step, "data_position": self.step * self.cfg.batch_problems,
-                "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(self.cfg),
+                "step": self.step,
+                "data_position": self.step * self.cfg.batch_problems,
+                "torch_rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(self.cfg),
             }
             tmp = path / "state.pt.tmp"
             torch.save(state, tmp)
@@ -466,17 +590,32 @@ class Trainer:
         return path
 
     def load(self, path: Path) -> None:
-        state = torch.load(Path(path) / "state.pt", map_location=self.acc.device,
-                           weights_only=False)
-        free = {"resume", "progress", "out", "eval_every", "save_every", "threads", "n_eval",
-                "eval_k", "eval_temperature"}
+        state = torch.load(
+            Path(path) / "state.pt", map_location=self.acc.device, weights_only=False
+        )
+        free = {
+            "resume",
+            "progress",
+            "out",
+            "eval_every",
+            "save_every",
+            "threads",
+            "n_eval",
+            "eval_k",
+            "eval_temperature",
+        }
         if self.cfg.schedule == "constant":
             free.add("steps")
-        changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
-                   if k not in free and v != getattr(self.cfg, k)}
+        changed = {
+            k: (v, getattr(self.cfg, k))
+            for k, v in state["config"].items()
+            if k not in free and v != getattr(self.cfg, k)
+        }
         if changed:
-            raise ValueError(f"resume: the config differs from the checkpoint's in {changed} "
-                             "(old, new); only run-control fields may change")
+            raise ValueError(
+                f"resume: the config differs from the checkpoint's in {changed} "
+                "(old, new); only run-control fields may change"
+            )
         self.unwrapped.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
@@ -503,8 +642,11 @@ class Trainer:
             (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
             log = self.out / "metrics.jsonl"
             if log.exists():  # drop records past the resumed step
-                keep = [ln for ln in log.read_text().splitlines()
-                        if ln and json.loads(ln)["step"] <= self.step]
+                keep = [
+                    ln
+                    for ln in log.read_text().splitlines()
+                    if ln and json.loads(ln)["step"] <= self.step
+                ]
                 log.write_text("".join(k + "\n" for k in keep))
         history = []
 
@@ -513,12 +655,18 @@ class Trainer:
                 rec = self.evaluate()
                 self._log(rec)
                 history.append(rec)
-                bar.write(f"step {self.step}: eval accuracy avg@{cfg.eval_k} = "
-                          f"{rec['accuracy']:.3f}")
+                bar.write(
+                    f"step {self.step}: eval accuracy avg@{cfg.eval_k} = {rec['accuracy']:.3f}"
+                )
             self.acc.wait_for_everyone()
 
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and main),
-                   desc=f"{cfg.method}", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (cfg.progress and main),
+            desc=f"{cfg.method}",
+            dynamic_ncols=True,
+        )
         if self.step == 0:
             do_eval()
         stop = cfg.steps if until is None else min(int(until), cfg.steps)

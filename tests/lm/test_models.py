@@ -16,8 +16,9 @@ def tok():
 def test_tiny_tokenizer_chatml_roundtrip(tok):
     text = "What is 17 + 25? The answer is 42."
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
-    rendered = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                       add_generation_prompt=True)
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id
 
@@ -41,8 +42,10 @@ def test_small_model_seed_controls_init_and_leaves_global_rng(tok):
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
 
 
-@pytest.mark.parametrize("bad", [dict(hidden_size=0), dict(hidden_size=30, num_heads=4),
-                                 dict(num_heads=4, num_kv_heads=3)])
+@pytest.mark.parametrize(
+    "bad",
+    [dict(hidden_size=0), dict(hidden_size=30, num_heads=4), dict(num_heads=4, num_kv_heads=3)],
+)
 def test_small_config_rejects_bad_shapes(tok, bad):
     with pytest.raises(ValueError, match="num_heads|hidden_size"):
         models.small_config(tok, **bad)
@@ -56,8 +59,9 @@ def test_from_pretrained_local_directory_roundtrip(tok, tmp_path):
     ids = torch.tensor([tok("12 + 30 =")["input_ids"]])
     with torch.no_grad():
         assert torch.equal(m(input_ids=ids).logits, m2(input_ids=ids).logits)
-    assert tok2.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False) == \
-        tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
+    assert tok2.apply_chat_template(
+        [{"role": "user", "content": "x"}], tokenize=False
+    ) == tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)
     with pytest.raises(ValueError, match="path_or_id"):
         models.from_pretrained("")
 

@@ -13,15 +13,23 @@ from sdtheory.lm.tasks import chat_prompt_ids  # noqa: E402
 def setup():
     tok = models.tiny_tokenizer()
     model = models.small_model(tok, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1)
-    prompts = [chat_prompt_ids(tok, [{"role": "user", "content": q}])
-               for q in ("1 + 2 =", "What is 17 + 25? Solve step by step.")]
+    prompts = [
+        chat_prompt_ids(tok, [{"role": "user", "content": q}])
+        for q in ("1 + 2 =", "What is 17 + 25? Solve step by step.")
+    ]
     return tok, model, prompts
 
 
 def _sample(setup, **kw):
     tok, model, prompts = setup
-    args = dict(max_new_tokens=10, stop_token_ids=rollout.stop_ids(tok), pad_id=tok.pad_token_id,
-                temperature=1.0, seed=0, k=3)
+    args = dict(
+        max_new_tokens=10,
+        stop_token_ids=rollout.stop_ids(tok),
+        pad_id=tok.pad_token_id,
+        temperature=1.0,
+        seed=0,
+        k=3,
+    )
     args.update(kw)
     return rollout.sample(model, prompts, **args)
 
@@ -44,9 +52,14 @@ def test_greedy_matches_transformers_generate(setup):
     tok, model, prompts = setup
     ro = _sample(setup, temperature=0.0, k=1, max_new_tokens=8)
     for i, p in enumerate(prompts):
-        ref = model.generate(torch.tensor([p]), max_new_tokens=8, do_sample=False,
-                             eos_token_id=rollout.stop_ids(tok), pad_token_id=tok.pad_token_id)
-        ref = ref[0, len(p):].tolist()
+        ref = model.generate(
+            torch.tensor([p]),
+            max_new_tokens=8,
+            do_sample=False,
+            eos_token_id=rollout.stop_ids(tok),
+            pad_token_id=tok.pad_token_id,
+        )
+        ref = ref[0, len(p) :].tolist()
         got = ro.completions[i][ro.completion_mask[i]].tolist()
         assert got == ref
 
@@ -58,8 +71,9 @@ def test_rows_stop_at_end_of_turn_and_pad_after():
         model.lm_head.weight.zero_()
         model.model.embed_tokens.weight.zero_()
     eos = tok.eos_token_id
-    ro = rollout.sample(model, [[1, 5, 6]], max_new_tokens=6, stop_token_ids=[eos],
-                        pad_id=eos, temperature=1.0, k=4)
+    ro = rollout.sample(
+        model, [[1, 5, 6]], max_new_tokens=6, stop_token_ids=[eos], pad_id=eos, temperature=1.0, k=4
+    )
     for row, m in zip(ro.completions, ro.completion_mask, strict=True):
         n = int(m.sum())
         stops = (row[:n] == eos).nonzero().flatten().tolist()
@@ -71,9 +85,16 @@ def test_rows_stop_at_end_of_turn_and_pad_after():
 def test_row_sample_independent_of_batch_composition(setup):
     tok, model, prompts = setup
     both = _sample(setup, row_seeds=[10, 11, 12, 20, 21, 22])
-    alone = rollout.sample(model, prompts[1:], max_new_tokens=10,
-                           stop_token_ids=rollout.stop_ids(tok), pad_id=tok.pad_token_id,
-                           seed=0, row_seeds=[20, 21, 22], k=3)
+    alone = rollout.sample(
+        model,
+        prompts[1:],
+        max_new_tokens=10,
+        stop_token_ids=rollout.stop_ids(tok),
+        pad_id=tok.pad_token_id,
+        seed=0,
+        row_seeds=[20, 21, 22],
+        k=3,
+    )
     for j in range(3):
         m = alone.completion_mask[j]
         assert torch.equal(both.completions[3 + j][: m.numel()][m], alone.completions[j][m])
@@ -106,9 +127,15 @@ def test_pass_rates():
     assert rollout.pass_rates(r, g).tolist() == [0.5, 1.0, 0.0]
 
 
-@pytest.mark.parametrize("kw, name", [(dict(max_new_tokens=0), "max_new_tokens"),
-                                      (dict(top_p=0.0), "top_p"), (dict(k=0), "k"),
-                                      (dict(temperature=-1.0), "temperature")])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(k=0), "k"),
+        (dict(temperature=-1.0), "temperature"),
+    ],
+)
 def test_sample_rejects_bad_arguments(setup, kw, name):
     with pytest.raises(ValueError, match=name):
         _sample(setup, **kw)

@@ -7,23 +7,35 @@ pytest.importorskip("reasoning_gym")
 from sdtheory.lm import tasks  # noqa: E402
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("12 + 30 = 42. The answer is 42.", "42"),
-    ("the answer is: -7", "-7"),
-    ("Answer: 1,234", "1,234"),
-    ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),
-    ("work\n#### 288", "288"),
-    ("I think 3, no wait, 5", "5"),
-    ("The answer is 4. Then answer is 9.", "9"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("12 + 30 = 42. The answer is 42.", "42"),
+        ("the answer is: -7", "-7"),
+        ("Answer: 1,234", "1,234"),
+        ("so \\boxed{\\frac{1}{2}} done", "\\frac{1}{2}"),
+        ("work\n#### 288", "288"),
+        ("I think 3, no wait, 5", "5"),
+        ("The answer is 4. Then answer is 9.", "9"),
+    ],
+)
 def test_extract_answer(text, expected):
     assert tasks.extract_answer(text) == expected
 
 
-@pytest.mark.parametrize("got, ref, equal", [
-    ("1,234", "1234", True), ("42.0", "42", True), ("6/4", "1.5", True), ("x = 3", "3", True),
-    ("-4", "4", False), ("$17$", "17", True), ("n+1", "N + 1", True), ("41", "42", False),
-])
+@pytest.mark.parametrize(
+    "got, ref, equal",
+    [
+        ("1,234", "1234", True),
+        ("42.0", "42", True),
+        ("6/4", "1.5", True),
+        ("x = 3", "3", True),
+        ("-4", "4", False),
+        ("$17$", "17", True),
+        ("n+1", "N + 1", True),
+        ("41", "42", False),
+    ],
+)
 def test_normalize_answer(got, ref, equal):
     assert (tasks.normalize_answer(got) == tasks.normalize_answer(ref)) is equal
 
@@ -33,8 +45,9 @@ def test_chain_sum_verifier_agrees_with_reasoning_gym_scorer():
 
     task = tasks.make_task("chain_sum")
     probs = task.problems(40, seed=3)
-    ds = reasoning_gym.create_dataset("chain_sum", size=200, seed=3, min_terms=2, max_terms=2,
-                                      min_digits=1, max_digits=2)
+    ds = reasoning_gym.create_dataset(
+        "chain_sum", size=200, seed=3, min_terms=2, max_terms=2, min_digits=1, max_digits=2
+    )
     entries = {e["question"]: e for e in ds}
     for p in probs:
         good = f"Let me add. The answer is {p.answer}."

@@ -18,14 +18,21 @@ def env():
 
 
 def _student(tok, seed=0):
-    return models.small_model(tok, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                              seed=seed)
+    return models.small_model(
+        tok, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, seed=seed
+    )
 
 
 def _rollouts(model, tok, task, probs):
     prompts = [tasks.chat_prompt_ids(tok, task.student_messages(p)) for p in probs]
-    return rollout.sample(model, prompts, max_new_tokens=6, stop_token_ids=rollout.stop_ids(tok),
-                          pad_id=tok.pad_token_id, k=2)
+    return rollout.sample(
+        model,
+        prompts,
+        max_new_tokens=6,
+        stop_token_ids=rollout.stop_ids(tok),
+        pad_id=tok.pad_token_id,
+        k=2,
+    )
 
 
 def _tokenizers():
@@ -51,11 +58,12 @@ def test_chat_template_boundary_completion_tokens_identical(env, name):
     comp_ids = tok(answer, add_special_tokens=False)["input_ids"]
     for msgs in (task.student_messages(p), task.teacher_messages(p, "solution")):
         prompt = tasks.chat_prompt_ids(tok, msgs)
-        full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": answer}],
-                                       tokenize=True)
+        full = tok.apply_chat_template(
+            msgs + [{"role": "assistant", "content": answer}], tokenize=True
+        )
         full = list(full["input_ids"] if hasattr(full, "keys") else full)
         assert full[: len(prompt)] == prompt
-        assert full[len(prompt): len(prompt) + len(comp_ids)] == comp_ids
+        assert full[len(prompt) : len(prompt) + len(comp_ids)] == comp_ids
         assert full[len(prompt) + len(comp_ids)] == tok.convert_tokens_to_ids("<|im_end|>")
 
 
@@ -74,7 +82,7 @@ def test_self_teacher_scores_same_tokens_under_privileged_prompt(env):
         n = int(ro.completion_mask[i].sum())
         seq = torch.tensor([t_prompts[i] + ro.completions[i, :n].tolist()])
         with torch.no_grad():
-            ref = model(input_ids=seq).logits[0, len(t_prompts[i]) - 1: len(t_prompts[i]) - 1 + n]
+            ref = model(input_ids=seq).logits[0, len(t_prompts[i]) - 1 : len(t_prompts[i]) - 1 + n]
         assert torch.allclose(lt[i, :n], ref, atol=1e-4)
     assert not lt.requires_grad
 
@@ -101,8 +109,9 @@ def test_fixed_teacher_frozen_live_follows_ema_interpolates(env):
 def test_model_teacher_sees_student_prompt_by_default(env):
     tok, task, probs = env
     teacher = teachers.ModelTeacher(_student(tok, seed=5), tok, task)
-    assert teacher.prompts(probs) == [tasks.chat_prompt_ids(tok, task.student_messages(p))
-                                      for p in probs]
+    assert teacher.prompts(probs) == [
+        tasks.chat_prompt_ids(tok, task.student_messages(p)) for p in probs
+    ]
     assert not any(p.requires_grad for p in teacher.model.parameters())
 
 

