@@ -42,13 +42,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .methods import NEW_METHODS, MethodState, after_step, kl_direction, method_loss
 from .rollout import Rollouts, completion_hidden, completion_logits, pass_rates, sample, stop_ids
 from .tasks import VIEWS, Problem, Task, chat_prompt_ids, make_task
 from .teachers import TEACHER_MODES, ModelTeacher, SelfTeacher
 
 __all__ = ["METHODS", "TrainConfig", "Trainer", "build_model", "grpo_advantages", "train"]
 
-METHODS = ("opsd", "gkd", "grpo")
+METHODS = ("opsd", "gkd", "grpo", *NEW_METHODS)
+SELF_TEACHER_METHODS = ("opsd", "paced", "sdpo", "srpo", "avsd", "atesd")
 
 
 def _h(text: str, **kw):
@@ -60,7 +62,12 @@ class TrainConfig:
     """Configuration of one on-policy training run (every field is a `sdtheory train` flag)."""
 
     method: str = _h(
-        "opsd (self-teacher with privileged view), gkd (separate teacher), or grpo", default="opsd"
+        "opsd (self-teacher with privileged view), gkd (separate teacher), grpo, paced "
+        "(OPSD with PACED pass-rate weights), taid (separate teacher, interpolated target), "
+        "sdpo (self-teacher sees a successful sibling), srpo (correct -> GRPO, failed -> SDPO), "
+        "avsd (multi-view consensus target) or atesd (learned solution-prefix exposure); "
+        "see docs/lm/methods.md",
+        default="opsd",
     )
     model: str = _h(
         "student: smollm2 (cached SmolLM2-135M-Instruct), tiny (tiny tokenizer + "
@@ -128,6 +135,51 @@ class TrainConfig:
     seed: int = _h("seed of data order, sampling and initialisation", default=0)
     threads: int = _h("torch CPU threads (0 = leave as is)", default=0)
     progress: bool = _h("show a progress bar", default=True)
+    # --- method family (sdtheory.lm.methods; docs/lm/methods.md) ---
+    kl_switch_step: int = _h(
+        "two-stage KL (PACED): forward KL before this step, reverse KL from it on "
+        "(-1 = off: use --divergence); applies to opsd, gkd, paced, sdpo, srpo, atesd",
+        default=-1,
+    )
+    paced_alpha: float = _h("PACED: exponent a of the weight p^a (1-p)^b", default=1.0)
+    paced_beta: float = _h("PACED: exponent b of the weight p^a (1-p)^b", default=1.0)
+    paced_memory: float = _h(
+        "PACED (ours): pass-rate estimate = memory * previous + (1 - memory) * this step's "
+        "k rollouts (0 = current rollouts only)",
+        default=0.0,
+    )
+    paced_normalize: bool = _h(
+        "PACED (ours): divide the per-rollout weights by their batch mean", default=True
+    )
+    taid_t_start: float = _h("TAID: initial interpolation t", default=0.4)
+    taid_t_end: float = _h("TAID: final interpolation t", default=1.0)
+    taid_alpha: float = _h("TAID: t learning rate (official default 5e-4)", default=5e-4)
+    taid_beta: float = _h("TAID: momentum coefficient", default=0.99)
+    taid_adaptive: bool = _h("TAID: adaptive t (false = linear schedule)", default=True)
+    is_clip: float = _h("SDPO/SRPO: clip of the importance ratio pi/pi_old", default=2.0)
+    sdpo_feedback: bool = _h(
+        "SDPO/SRPO (ours): failed rollouts also get a generic 'wrong answer' feedback line, so "
+        "they have a teacher even without a successful sibling",
+        default=False,
+    )
+    srpo_entropy_beta: float = _h(
+        "SRPO: beta_H of the token weights exp(-beta_H H(teacher)) (normalised to mean 1)",
+        default=1.0,
+    )
+    avsd_views: str = _h(
+        "AVSD: comma-separated privileged views (answer, solution, partial)",
+        default="solution,partial,answer",
+    )
+    atesd_hold: int = _h("ATESD (ours): steps each drawn rho is held (H)", default=4)
+    atesd_gamma: float = _h("ATESD (ours): discount of the learning-progress reward", default=0.9)
+    atesd_lr: float = _h("ATESD (ours): Adam learning rate of the exposure policy", default=0.05)
+    atesd_hidden: int = _h("ATESD (ours): hidden width of the policy MLP", default=16)
+    atesd_entropy_target: float = _h(
+        "ATESD (ours): policy entropy above this is penalised", default=-1.0
+    )
+    atesd_entropy_coef: float = _h("ATESD (ours): weight of the entropy penalty", default=0.1)
+    atesd_rho_min: float = _h("ATESD (ours): lower clip of the reveal ratio", default=0.0)
+    atesd_rho_max: float = _h("ATESD (ours): upper clip of the reveal ratio", default=1.0)
 
     def __post_init__(self):
         def choice(name, options):
@@ -152,13 +204,39 @@ class TrainConfig:
             v = float(getattr(self, name))
             if not v >= 0 or math.isinf(v):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        for name in ("gkd_lambda", "rho", "beta"):
+        for name in ("gkd_lambda", "rho", "beta", "atesd_gamma", "atesd_rho_min", "atesd_rho_max"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)!r}")
         if self.support != "full" and self.topk < 1:
             raise ValueError(f"topk must be >= 1 with support={self.support!r}, got {self.topk}")
         if self.method == "grpo" and self.k < 2 and self.weights[1] > 0:
             raise ValueError(f"k must be >= 2 for GRPO group-relative advantages, got {self.k}")
+        if self.method in ("paced", "sdpo", "srpo") and self.k < 2:
+            raise ValueError(
+                f"k must be >= 2 for {self.method} (pass rates/siblings), got {self.k}"
+            )
+        for name in ("paced_alpha", "paced_beta", "srpo_entropy_beta", "atesd_entropy_coef"):
+            if not float(getattr(self, name)) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.paced_memory < 1.0:
+            raise ValueError(f"paced_memory must lie in [0, 1), got {self.paced_memory!r}")
+        if not self.is_clip > 0:
+            raise ValueError(f"is_clip must be > 0, got {self.is_clip!r}")
+        for name in ("atesd_hold", "atesd_hidden"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.atesd_rho_min > self.atesd_rho_max:
+            raise ValueError(
+                f"atesd_rho_min ({self.atesd_rho_min}) must be <= atesd_rho_max ({self.atesd_rho_max})"
+            )
+        if self.kl_switch_step < -1:
+            raise ValueError(f"kl_switch_step must be >= -1, got {self.kl_switch_step!r}")
+        views = [v.strip() for v in self.avsd_views.split(",") if v.strip()]
+        if not views or any(v not in VIEWS for v in views):
+            raise ValueError(f"avsd_views must be a comma list of {VIEWS}, got {self.avsd_views!r}")
+        from ..theory.taid import TAIDSchedule
+
+        TAIDSchedule(self.taid_t_start, self.taid_t_end, self.taid_alpha, self.taid_beta)
 
     @property
     def weights(self) -> tuple[float, float]:
@@ -171,7 +249,7 @@ class TrainConfig:
         g = (
             self.grpo_weight
             if self.grpo_weight is not None
-            else (1.0 if self.method == "grpo" else 0.0)
+            else (1.0 if self.method in ("grpo", "srpo") else 0.0)
         )
         if d < 0 or g < 0 or d + g == 0:
             raise ValueError(f"distill_weight and grpo_weight must be >= 0, not both 0: {d}, {g}")
@@ -284,7 +362,7 @@ class Trainer:
         d_w, _ = cfg.weights
         self.teacher = None
         if d_w > 0:
-            if cfg.method == "gkd":
+            if cfg.method in ("gkd", "taid"):
                 if teacher_model is None:
                     teacher_model, _ = build_model(
                         cfg.teacher_model,
@@ -303,6 +381,7 @@ class Trainer:
                     rho=cfg.rho,
                     ema_rate=cfg.ema_rate,
                 )
+        self.method_state = MethodState(cfg)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
@@ -324,6 +403,11 @@ class Trainer:
             perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(n)
             out.append(int(perm[i]))
         return out
+
+    def global_count(self, x) -> float:
+        """A count summed over processes (a float)."""
+        t = torch.as_tensor(x, dtype=torch.float64, device=self.acc.device).reshape(1)
+        return float(self.acc.reduce(t, reduction="sum")[0] if self.world > 1 else t[0])
 
     @property
     def unwrapped(self):
@@ -402,7 +486,8 @@ class Trainer:
         )
         t1 = time.perf_counter()
         mask = ro.completion_mask
-        distill = self.teacher is not None and d_w > 0
+        new_method = cfg.method in NEW_METHODS
+        distill = self.teacher is not None and d_w > 0 and not new_method
         fused = distill and cfg.fused_loss and not cfg.estimator
         if fused:
             teacher_out = self.teacher.hidden(rows, ro.completions, mask)
@@ -424,14 +509,16 @@ class Trainer:
 
         self.model.train()
         div_kw = dict(
-            divergence=cfg.divergence,
+            divergence=kl_direction(step, cfg.kl_switch_step, cfg.divergence),
             beta=cfg.beta,
             temperature=cfg.loss_temperature,
             support=cfg.support,
             k=cfg.topk or None,
         )
         metrics = {}
-        if fused:
+        if new_method:
+            pass
+        elif fused:
             hidden = completion_hidden(self.model, ro.prompts, ro.completions, mask)
             head = self.unwrapped.get_output_embeddings()
             l_d = losses.fused_linear_distillation_loss(
@@ -448,7 +535,10 @@ class Trainer:
         else:
             logits = completion_logits(self.model, ro.prompts, ro.completions, mask)
         loss = torch.zeros((), device=mask.device)
-        if fused:
+        if new_method:
+            loss, m_metrics = method_loss(self, ro, rows, rewards, local, red, num)
+            metrics.update(m_metrics)
+        elif fused:
             loss = loss + d_w * l_d
             metrics["distill_loss"] = float(l_d.detach())
         elif distill:
@@ -467,7 +557,7 @@ class Trainer:
             l_d = losses.reduce_loss(per_tok, mask, reduction=red, num_items=num)
             loss = loss + d_w * l_d
             metrics["distill_loss"] = float(l_d.detach())
-        if g_w > 0:
+        if g_w > 0 and not new_method:
             adv = grpo_advantages(rewards, ro.group.cpu(), scale=cfg.scale_rewards).to(mask.device)
             logp = (
                 torch.log_softmax(logits.float(), -1)
@@ -489,6 +579,8 @@ class Trainer:
         if self.teacher is not None:
             self.teacher.update(self.unwrapped)
         t3 = time.perf_counter()
+        if new_method:
+            metrics.update(after_step(self, metrics, float(rewards.mean()), self.step + 1))
 
         parts = [metrics.get("distill_loss", 0.0), metrics.get("grpo_loss", 0.0)]
         stats = torch.tensor(
@@ -578,6 +670,7 @@ class Trainer:
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else {},
+                "method_state": self.method_state.state_dict(),
                 "step": self.step,
                 "data_position": self.step * self.cfg.batch_problems,
                 "torch_rng": torch.get_rng_state(),
@@ -621,6 +714,8 @@ class Trainer:
         self.sched.load_state_dict(state["scheduler"])
         if self.teacher is not None:
             self.teacher.load_state_dict(state["teacher"])
+        if "method_state" in state:
+            self.method_state.load_state_dict(state["method_state"])
         self.step = int(state["step"])
         if state["data_position"] != self.step * self.cfg.batch_problems:
             raise ValueError("checkpoint data position does not match its step and batch size")
