@@ -1,0 +1,364 @@
+"""The method family's own pieces on hand-made inputs with known answers (weights, schedules,
+routing, gates, exposure), and a short CPU run of each method that logs its quantities."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+pytest.importorskip("reasoning_gym")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sdtheory.lm import methods as M  # noqa: E402
+from sdtheory.lm.taid import taid_loss  # noqa: E402
+from sdtheory.lm.tasks import Problem, make_task  # noqa: E402
+from sdtheory.lm.trainers import METHODS, TrainConfig, Trainer  # noqa: E402
+from sdtheory.theory.taid import TAIDSchedule  # noqa: E402
+
+FAST = dict(
+    model="tiny",
+    hidden_size=32,
+    num_layers=2,
+    n_train=16,
+    n_eval=0,
+    batch_problems=2,
+    k=3,
+    max_new_tokens=6,
+    eval_k=1,
+    eval_every=0,
+    progress=False,
+    threads=1,
+    steps=3,
+    lr=1e-2,
+)
+
+
+# ----------------------------------------------------------------------------- PACED
+def test_paced_weights_known_values():
+    # p = S/K = (0, 1/4, 1/2, 1): w = p(1-p) = (0, 3/16, 1/4, 0) [v3 default a = b = 1]
+    p, w = M.paced_weights([0, 1, 2, 4], 4)
+    assert np.allclose(p, [0, 0.25, 0.5, 1]) and np.allclose(w, [0, 3 / 16, 1 / 4, 0])
+    _, w2 = M.paced_weights([1], 4, alpha=2.0, beta=0.5)
+    assert math.isclose(float(w2[0]), 0.25**2 * 0.75**0.5)
+
+
+def test_pass_rate_table_reestimates():
+    t = M.PassRateTable(memory=0.25)
+    assert t.update([0, 1], [0.5, 1.0]).tolist() == [0.5, 1.0]  # first sight: the estimate
+    assert t.update([1], [0.0]).tolist() == [0.25]  # 0.25 * 1 + 0.75 * 0
+    t0 = M.PassRateTable(memory=0.0)
+    t0.update([3], [1.0])
+    assert t0.update([3], [0.0]).tolist() == [0.0]  # memory 0: current rollouts only
+    with pytest.raises(ValueError, match="memory"):
+        M.PassRateTable(memory=1.0)
+
+
+def test_two_stage_switch():
+    assert [M.kl_direction(s, 3, "jsd") for s in (0, 2, 3, 9)] == [
+        "forward_kl",
+        "forward_kl",
+        "reverse_kl",
+        "reverse_kl",
+    ]
+    assert M.kl_direction(0, 0, "jsd") == "reverse_kl"  # switch at 0 = reverse KL only
+    assert M.kl_direction(7, -1, "tvd") == "tvd"
+
+
+# ----------------------------------------------------------------------------- TAID
+def test_taid_per_token_matches_taid_loss():
+    g = torch.Generator().manual_seed(0)
+    zs, zt = torch.randn(3, 5, 11, generator=g), torch.randn(3, 5, 11, generator=g)
+    mask = torch.rand(3, 5, generator=g) > 0.3
+    for t in (0.0, 0.4, 1.0):
+        per = M.taid_per_token(zs, zt, t)
+        assert torch.allclose(per[mask].mean(), taid_loss(zs, zt, t, mask), atol=1e-6)
+    assert torch.allclose(M.taid_per_token(zs, zt, 0.0), torch.zeros(3, 5), atol=1e-6)
+
+
+def test_taid_schedule_stepped_once_per_optimizer_step(tmp_path):
+    """The logged t of each step is the schedule replayed on the logged losses (t_{n+1} from
+    loss n at step n), starting at t_start; large alpha so the adaptive part moves."""
+    cfg = TrainConfig(
+        method="taid",
+        teacher_model="tiny",
+        taid_t_start=0.2,
+        taid_alpha=0.5,
+        taid_beta=0.5,
+        out=str(tmp_path),
+        **{**FAST, "steps": 4},
+    )
+    hist = [r for r in Trainer(cfg).train() if r["kind"] == "train"]
+    ref = TAIDSchedule(0.2, 1.0, 0.5, 0.5)
+    for n, r in enumerate(hist):
+        assert math.isclose(r["taid_t"], ref.t, rel_tol=1e-12), (n, r["taid_t"], ref.t)
+        ref.update(r["distill_loss"], n, cfg.steps)
+        assert math.isclose(r["taid_t_next"], ref.t, rel_tol=1e-12)
+    assert hist[0]["taid_t"] == 0.2 and hist[-1]["taid_t"] > 0.2
+
+
+# ----------------------------------------------------------------------------- SDPO / SRPO
+def test_successful_siblings_rules():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    g = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    # group 0: one success (row 0) -> demo for rows 1, 2; the lone success itself gets none
+    # group 1: two successes -> each other's demo; group 2: all fail -> none
+    assert M.successful_siblings(r, g) == [None, 0, 0, 4, 3, 3, None, None]
+    assert M.successful_siblings(r, g, exclude_self=False)[:3] == [0, 0, 0]
+    assert M.successful_siblings(torch.tensor([0.4, 0.6]), torch.tensor([0, 0])) == [1, None]
+
+
+def test_sdpo_messages_show_demo_and_feedback():
+    task = make_task("chain_sum")
+    p = Problem("1 + 2", "3")
+    text = M.sdpo_messages(task, p, "1 + 2 = 3. The answer is 3.", "wrong")[0]["content"]
+    assert text.startswith("1 + 2") and "The answer is 3." in text and "wrong" in text
+    assert text.endswith(M.SDPO_OUTRO)
+    assert "Correct solution" not in M.sdpo_messages(task, p, None)[0]["content"]
+
+
+def test_importance_weights_clip():
+    w = M.importance_weights(torch.tensor([0.0, 2.0, -30.0]), torch.zeros(3), clip=2.0)
+    assert torch.allclose(w, torch.tensor([1.0, 2.0, math.exp(-20.0)]))  # clamp at -20
+    assert not w.requires_grad
+    with pytest.raises(ValueError, match="clip"):
+        M.importance_weights(torch.zeros(1), torch.zeros(1), clip=0.0)
+
+
+def test_srpo_routing_table():
+    r = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    has = torch.tensor([True, False, True, False])
+    # correct -> GRPO whatever the teacher; failed+teacher -> distill; failed alone -> GRPO
+    assert M.srpo_routes(r, has).tolist() == [False, False, True, False]
+
+
+def test_entropy_weights_mean_one_and_order():
+    z = torch.tensor([[[0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [50.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    m = torch.tensor([[True, True, True, False]])
+    w, h = M.entropy_weights(z, m, beta_h=1.0)
+    assert math.isclose(float(w[m].mean()), 1.0, rel_tol=1e-6)
+    assert float(w[0, 3]) == 0.0 and w[0, 0] < w[0, 1] < w[0, 2]  # high entropy, low weight
+    assert math.isclose(float(h[0, 0]), math.log(3), rel_tol=1e-6)
+    raw = torch.exp(-h[0, :3].double())  # normalisation by hand
+    assert torch.allclose(w[0, :3].double(), raw * 3 / raw.sum(), atol=1e-6)
+    w0, _ = M.entropy_weights(z, m, beta_h=0.0)
+    assert torch.allclose(w0[m], torch.ones(3))
+
+
+# ----------------------------------------------------------------------------- AVSD
+def test_avsd_target_hand_values():
+    # views agree in sign: delta = (2, 1), c = 1.5, alignment 1
+    out = M.avsd_target(torch.tensor([[-1.0], [-2.0]]), torch.tensor([-3.0]))
+    j = math.log((math.exp(-1) + math.exp(-2)) / 2) + 1.5
+    prop = 1.5 / (1.5 + j)
+    assert math.isclose(float(out["jensen"]), j, rel_tol=1e-9)
+    assert math.isclose(float(out["alignment"]), 1.0, rel_tol=1e-6)
+    assert math.isclose(float(out["gate"]), prop, rel_tol=1e-6)
+    assert math.isclose(float(out["target"]), -1.5 + prop * j, rel_tol=1e-6)
+    # views disagree symmetrically: c = 0 -> gate 0 -> target = geometric mean -2
+    out = M.avsd_target(torch.tensor([[-1.0], [-3.0]]), torch.tensor([-2.0]))
+    assert float(out["gate"]) == 0.0 and math.isclose(float(out["target"]), -2.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(-30, 0), min_size=2, max_size=4),
+    st.floats(-30, 0),
+)
+def test_avsd_target_bounds(views, student):
+    out = M.avsd_target(torch.tensor(views, dtype=torch.float64)[:, None], torch.tensor([student]))
+    gm, am = np.mean(views), np.log(np.mean(np.exp(views)))
+    assert -1e-9 <= float(out["jensen"]) and 0 <= float(out["gate"]) <= 1 + 1e-9
+    # the target lies between the geometric and arithmetic means
+    assert gm - 1e-9 <= float(out["target"]) <= am + 1e-9
+
+
+# ----------------------------------------------------------------------------- ATESD
+def test_prefix_view_keeps_answer():
+    task = make_task("chain_sum")
+    p = Problem("1 + 2 + 3 + 4", "10", steps=("1 + 2 = 3", "3 + 3 = 6", "6 + 4 = 10"))
+    assert M.prefix_view(task, p, 0.0) == "The final answer is 10."
+    assert M.prefix_view(task, p, 1.0) == "1 + 2 = 3\n3 + 3 = 6\n6 + 4 = 10"
+    assert M.prefix_view(task, p, 0.67) == "1 + 2 = 3\n3 + 3 = 6\n...\nThe final answer is 10."
+    with pytest.raises(ValueError, match="rho"):
+        M.prefix_view(task, p, 1.5)
+
+
+def test_learning_progress_hand_value():
+    # gamma^0 * (3-2) + gamma^1 * 0 (a rise counts 0) + gamma^2 * (2.5-1.5)
+    assert M.learning_progress([3.0, 2.0, 2.5, 1.5], 0.5) == 1.0 + 0.25 * 1.0
+    assert M.learning_progress([1.0], 0.9) == 0.0
+
+
+def test_exposure_controller_holds_and_learns():
+    c = M.ExposureController(hold=3, lr=0.5, entropy_coef=0.0, rho_min=0.1, rho_max=0.9, seed=3)
+    rhos = [c.current(0.0)]
+    for i in range(2):
+        assert c.observe(3.0 - i, 0.5) == {}  # mid-hold: no update
+        rhos.append(c.current(0.1))
+    assert len(set(rhos)) == 1 and 0.1 <= rhos[0] <= 0.9  # held for H = 3 steps
+    first = c.observe(1.0, 0.5)  # end of hold: losses 3, 2, 1 -> reward 1 + 0.9 * 1; adv 0
+    assert math.isclose(first["atesd_reward"], 1.9) and first["atesd_advantage"] == 0
+    # REINFORCE direction: a positive advantage raises the log-probability of the drawn rho
+    c.current(0.5)
+    c.baseline = 0.0
+    state, raw = torch.tensor(c.state_vec), torch.tensor(c.raw)
+    before = float(c.policy(state).log_prob(raw).detach())
+    for loss in (2.0, 1.0, 0.0):
+        out = c.observe(loss, 0.5)
+    assert out["atesd_advantage"] > 0
+    assert float(c.policy(state).log_prob(raw).detach()) > before
+    twin = M.ExposureController(hold=3, lr=0.5, entropy_coef=0.0, rho_min=0.1, rho_max=0.9, seed=3)
+    assert twin.current(0.0) == rhos[0]  # same seed, same draw
+
+
+# ----------------------------------------------------------------------------- trainer runs
+class _RecordingTask:
+    """chain_sum with a hand-made verifier (reward 1 iff the completion has an even number of
+    characters), so a tiny random model gets mixed rewards; records every reward."""
+
+    def __init__(self):
+        self.base, self.rewards = make_task("chain_sum"), []
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def verify(self, completion, problem):
+        r = float(len(completion) % 2 == 0)
+        self.rewards.append(r)
+        return r
+
+
+def _per_step(task, n_steps, rows):
+    r = torch.tensor(task.rewards, dtype=torch.float64).reshape(n_steps, rows)
+    g = torch.arange(FAST["batch_problems"]).repeat_interleave(FAST["k"])
+    return r, g
+
+
+@pytest.mark.parametrize("method", ["paced", "sdpo", "srpo"])
+def test_routing_and_weights_follow_rewards(tmp_path, method):
+    task = _RecordingTask()
+    cfg = TrainConfig(method=method, out=str(tmp_path), **FAST)
+    hist = [r for r in Trainer(cfg, task=task).train() if r["kind"] == "train"]
+    rows = FAST["batch_problems"] * FAST["k"]
+    rewards, g = _per_step(task, cfg.steps, rows)
+    assert 0 < rewards.mean() < 1  # the rigged verifier gives mixed rewards
+    for rec, r in zip(hist, rewards, strict=True):
+        sib = M.successful_siblings(r, g)
+        has = torch.tensor([s is not None for s in sib])
+        if method == "paced":
+            p = r.reshape(-1, FAST["k"]).mean(1).numpy()
+            assert math.isclose(rec["pass_rate_mean"], float(p.mean()), rel_tol=1e-9)
+            assert math.isclose(rec["paced_weight_mean"], float((p * (1 - p)).mean()), rel_tol=1e-9)
+        elif method == "sdpo":
+            assert math.isclose(rec["sdpo_frac_with_teacher"], float(has.double().mean()))
+            if not has.any():
+                assert rec["distill_loss"] == 0.0 and rec["grad_norm"] == 0.0
+        else:
+            frac = float(M.srpo_routes(r, has).double().mean())
+            assert math.isclose(rec["srpo_frac_distill"], frac)
+            assert math.isclose(rec["srpo_frac_grpo"], 1 - frac)
+
+
+def test_paced_two_stage_switch_in_run(tmp_path):
+    cfg = TrainConfig(method="paced", kl_switch_step=2, out=str(tmp_path), **{**FAST, "steps": 3})
+    hist = [r for r in Trainer(cfg, task=_RecordingTask()).train() if r["kind"] == "train"]
+    assert [r["divergence"] for r in hist] == ["forward_kl", "forward_kl", "reverse_kl"]
+
+
+_LOGGED = {
+    "paced": ("pass_rate_mean", "paced_weight_mean", "paced_zero_frac", "divergence"),
+    "taid": ("taid_t", "taid_t_next"),
+    "sdpo": ("sdpo_frac_with_teacher", "is_ratio_mean", "is_clipped_frac"),
+    "srpo": ("srpo_frac_distill", "srpo_frac_grpo", "teacher_entropy", "grpo_loss"),
+    "avsd": ("avsd_gate", "avsd_alignment", "avsd_proportionality", "avsd_jensen"),
+    "atesd": ("atesd_rho",),
+}
+
+
+@pytest.mark.parametrize("method", M.NEW_METHODS)
+def test_each_method_runs_and_logs(tmp_path, method):
+    from sdtheory.lm.train_cli import main
+
+    extra = ["--teacher-model", "tiny"] if method == "taid" else []
+    extra += ["--atesd-hold", "2", "--teacher-mode", "ema"] if method in ("atesd", "sdpo") else []
+    flags = dict(FAST, n_eval=2, steps=4)
+    argv = ["--method", method, "--out", str(tmp_path), *extra]
+    for k, v in flags.items():
+        argv += ["--" + k.replace("_", "-"), str(v).lower() if isinstance(v, bool) else str(v)]
+    t0 = time.perf_counter()
+    assert main(argv) == 0
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["kind"] == "train"]
+    assert len(train) == 4 and all(math.isfinite(r["loss"]) for r in train)
+    for key in _LOGGED[method]:
+        assert all(key in r for r in train), key
+    if method == "atesd":  # held for 2 steps, then the controller updates
+        rho = [r["atesd_rho"] for r in train]
+        assert rho[0] == rho[1] and rho[2] == rho[3] and "atesd_reward" in train[1]
+    assert (tmp_path / "eval.csv").is_file()
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("method", ["taid", "atesd", "paced"])
+def test_method_state_resumes_exactly(tmp_path, method):
+    extra = {"teacher_model": "tiny"} if method == "taid" else {"atesd_hold": 2}
+    if method == "paced":
+        extra = {"paced_memory": 0.5}
+    base = dict(FAST, steps=4, **extra, method=method)
+    full = Trainer(TrainConfig(out=str(tmp_path / "full"), **base))
+    full.train()
+    part = Trainer(TrainConfig(out=str(tmp_path / "part"), **base))
+    part.train(until=3)  # interrupted mid-hold for atesd
+    resumed = Trainer(TrainConfig(out=str(tmp_path / "part"), resume=True, **base))
+    resumed.train()
+    for a, b in zip(full.unwrapped.parameters(), resumed.unwrapped.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert full.method_state.state_dict().keys() == resumed.method_state.state_dict().keys()
+    if method == "taid":
+        assert full.method_state.taid.t == resumed.method_state.taid.t
+    if method == "atesd":
+        assert full.method_state.ctrl.stats == resumed.method_state.ctrl.stats
+
+
+def test_help_lists_every_method_flag():
+    from sdtheory.lm.train_cli import build_parser
+
+    text = build_parser().format_help()
+    for name in METHODS:
+        assert name in text
+    for flag in (
+        "--kl-switch-step",
+        "--paced-alpha",
+        "--taid-t-start",
+        "--is-clip",
+        "--srpo-entropy-beta",
+        "--avsd-views",
+        "--atesd-hold",
+        "--atesd-gamma",
+    ):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(method="paced", k=1), "k must be >= 2"),
+        (dict(method="sdpo", k=1), "k must be >= 2"),
+        (dict(paced_alpha=-1.0), "paced_alpha"),
+        (dict(is_clip=0.0), "is_clip"),
+        (dict(avsd_views="solution,nope"), "avsd_views"),
+        (dict(atesd_rho_min=0.8, atesd_rho_max=0.2), "atesd_rho_min"),
+        (dict(kl_switch_step=-2), "kl_switch_step"),
+        (dict(taid_t_start=1.0), "t_start"),
+        (dict(atesd_hold=0), "atesd_hold"),
+    ],
+)
+def test_config_rejects_bad_method_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
