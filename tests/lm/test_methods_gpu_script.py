@@ -1,0 +1,35 @@
+"""The GPU script `scripts/gpu_methods.sh` passes at CPU scale (`--tiny`)."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+pytest.importorskip("reasoning_gym")
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = {"grpo", "opsd", "paced", "srpo", "avsd", "atesd"}
+
+
+@pytest.mark.slow
+def test_gpu_methods_script_tiny(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_methods.sh"), "--tiny", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
+    assert {r["method"] for r in rows} == METHODS
+    assert [int(r["step"]) for r in rows if r["method"] == "paced"] == [0, 1, 2]
+    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert {r["method"] for r in table} == METHODS
+    assert (tmp_path / "methods.png").stat().st_size > 10_000
