@@ -516,6 +516,8 @@ class Trainer:
             k=cfg.topk or None,
         )
         metrics = {}
+        if distill and cfg.kl_switch_step >= 0:
+            metrics["divergence"] = div_kw["divergence"]
         if new_method:
             pass
         elif fused:

@@ -271,6 +271,12 @@ def test_paced_two_stage_switch_in_run(tmp_path):
     assert [r["divergence"] for r in hist] == ["forward_kl", "forward_kl", "reverse_kl"]
 
 
+def test_two_stage_switch_in_opsd_run(tmp_path):
+    cfg = TrainConfig(method="opsd", kl_switch_step=1, out=str(tmp_path), **{**FAST, "steps": 2})
+    hist = [r for r in Trainer(cfg).train() if r["kind"] == "train"]
+    assert [r["divergence"] for r in hist] == ["forward_kl", "reverse_kl"]
+
+
 _LOGGED = {
     "paced": ("pass_rate_mean", "paced_weight_mean", "paced_zero_frac", "divergence"),
     "taid": ("taid_t", "taid_t_next"),
