@@ -1,6 +1,9 @@
-"""`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO) on a language model.
+"""`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
+ATESD) on a language model.
 
     sdtheory train --method opsd --model smollm2 --task chain_sum --steps 50 --out runs/opsd
+    sdtheory train --method paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL
+    sdtheory train --method srpo --teacher-mode ema --out runs/srpo         # see docs/lm/methods.md
     sdtheory train --method grpo --model smollm2 --k 8 --out runs/grpo
     sdtheory train --method gkd --model smollm2-small --teacher-model smollm2 --gkd-lambda 0.5
     accelerate launch --num_processes 2 -m sdtheory.lm.train_cli --method opsd ...   # DDP
