@@ -4,8 +4,9 @@ Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), 
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
 methods.opsd-vs-grpo (our hypotheses). Quick default ~20 s on 2 CPU cores (1 seed, 3 steps: the
 comparisons are inconclusive by construction there).
-Larger run (the table in docs/lm/methods.md, ~15 min on 2 cores):
-    python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 150 --eval-every 10 --n-eval 48
+Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
+    python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
+        --eval-every 10 --n-eval 48 --eval-k 4
 
 Setting. A tiny Llama (tiny byte-BPE tokenizer, `--hidden-size` x `--num-layers`) on 2-term,
 1-digit `chain_sum` (a +/- b). It is warm-started by supervised fine-tuning (`--sft-steps`) on
@@ -17,7 +18,9 @@ same warm-started weights and gets the same budget: `--steps` optimiser steps of
 rate, and the same evaluation (avg@`--eval-k` on `--n-eval` held-out problems, identical
 sampling seeds). Methods: GRPO, OPSD (fixed self-teacher, full solution, JSD 0.5), PACED-OPSD
 (p(1-p) weights), SRPO (EMA self-teacher), AVSD (3 views, sampled reverse KL), ATESD (learned
-prefix exposure); `--methods` adds `sdpo`. Paired differences over seeds (same seed = same
+prefix exposure); `--methods` adds `sdpo`. Besides held-out accuracy, the table reports the
+mean reward of the training rollouts over the last quarter of the steps (progress on the
+training problems themselves). Paired differences over seeds (same seed = same
 warm start, data order and evaluation) give the mean +- standard error; a comparison claim is
 held when the difference exceeds 2 SE, failed below -2 SE, inconclusive otherwise.
 """
@@ -178,13 +181,13 @@ def warm_start(cfg: Config, seed: int):
     return model, tok, task
 
 
-def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict]]:
+def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
     import torch
 
     from sdtheory.lm.trainers import TrainConfig, Trainer
 
     torch.set_num_threads(1)
-    curves, logs = [], []
+    curves, logs, rewards = [], [], []
     t0 = time.perf_counter()
     for rep in range(cfg.seeds):
         seed = cfg.seed + rep
@@ -210,6 +213,10 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict]]:
             )
             hist = Trainer(tc, model=copy.deepcopy(base), tokenizer=tok, task=task).train()
             train = [r for r in hist if r["kind"] == "train"]
+            rewards += [
+                {"method": method, "seed": seed, "step": r["step"], "reward": r["reward"]}
+                for r in train
+            ]
             for r in hist:
                 if r["kind"] == "eval":
                     curves.append(
@@ -238,11 +245,12 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict]]:
                 f"({time.perf_counter() - t0:.1f}s)",
                 flush=True,
             )
-    return curves, logs
+    return curves, logs, rewards
 
 
-def table(curves: list[dict], cfg: Config) -> list[dict]:
-    """Per method: start and final accuracy, mean and SE over seeds, and gain over GRPO."""
+def table(curves: list[dict], rewards: list[dict], cfg: Config) -> list[dict]:
+    """Per method: start and final held-out accuracy (mean, SE over seeds), gain over GRPO, and
+    the mean reward of the training rollouts over the last quarter of the steps."""
     last = max(c["step"] for c in curves)
 
     def acc(m, step):
@@ -270,6 +278,23 @@ def table(curves: list[dict], cfg: Config) -> list[dict]:
             d = fin - acc("grpo", last)
             row["minus_grpo_mean"] = float(d.mean())
             row["minus_grpo_se"] = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        late = max(1, cfg.steps // 4)
+        tr = np.array(
+            [
+                np.mean(
+                    [
+                        r["reward"]
+                        for r in rewards
+                        if r["method"] == m and r["seed"] == s and r["step"] > cfg.steps - late
+                    ]
+                )
+                for s in sorted({r["seed"] for r in rewards})
+            ]
+        )
+        row["late_train_reward_mean"] = float(tr.mean())
+        row["late_train_reward_se"] = (
+            float(tr.std(ddof=1) / np.sqrt(len(tr))) if len(tr) > 1 else float("nan")
+        )
         rows.append(row)
     return rows
 
@@ -322,9 +347,9 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
     return out
 
 
-def plot(curves: list[dict], cfg: Config):
+def plot(curves: list[dict], rewards: list[dict], cfg: Config):
     with simio.style() as plt:
-        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4))
         for i, m in enumerate(cfg.methods):
             steps = sorted({c["step"] for c in curves if c["method"] == m})
             y = [
@@ -340,6 +365,24 @@ def plot(curves: list[dict], cfg: Config):
             title=f"tiny model, 1-digit chain_sum, {cfg.seeds} seed(s)",
         )
         ax.legend(fontsize=7, ncol=2)
+        w = max(1, cfg.steps // 6)  # moving average of the rollout reward
+        for i, m in enumerate(cfg.methods):
+            seeds = sorted({r["seed"] for r in rewards})
+            y = np.array(
+                [
+                    [r["reward"] for r in rewards if r["method"] == m and r["seed"] == s]
+                    for s in seeds
+                ]
+            )
+            k = np.ones(w) / w
+            sm = np.array([np.convolve(v, k, mode="valid") for v in y])
+            x = np.arange(w, cfg.steps + 1)
+            bx.plot(x, sm.mean(0), color=f"C{i}", label=m.upper())
+        bx.set(
+            xlabel="optimiser step",
+            ylabel=f"training-rollout reward ({w}-step mean)",
+            title="training problems",
+        )
         return fig
 
 
@@ -348,18 +391,20 @@ def main(argv: list[str] | None = None) -> Path:
     bad = set(cfg.methods) - set(METHOD_FLAGS)
     if bad:
         raise ValueError(f"methods must be among {sorted(METHOD_FLAGS)}, got {sorted(bad)}")
-    curves, logs = run(cfg, out)
+    curves, logs, rewards = run(cfg, out)
     simio.save_table(out / "curves.csv", curves)
     simio.save_table(out / "runs.csv", logs)
-    rows = table(curves, cfg)
+    simio.save_table(out / "rewards.csv", rewards)
+    rows = table(curves, rewards, cfg)
     simio.save_table(out / "table.csv", rows)
     (out / "table.json").write_text(json.dumps(rows, indent=1))
     for r in rows:
         print(
             f"  {r['method']:5s} final accuracy {r['final_accuracy_mean']:.3f} +- "
-            f"{r['final_accuracy_se']:.3f} (start {r['start_accuracy']:.3f})"
+            f"{r['final_accuracy_se']:.3f} (start {r['start_accuracy']:.3f}); late training "
+            f"reward {r['late_train_reward_mean']:.3f} +- {r['late_train_reward_se']:.3f}"
         )
-    simio.save_figure(plot(curves, cfg), out / "curves")
+    simio.save_figure(plot(curves, rewards, cfg), out / "curves")
     simio.save_checks(out, check(curves, logs, cfg))
     return out
 
