@@ -219,8 +219,8 @@ def test_exposure_controller_holds_and_learns():
 
 # ----------------------------------------------------------------------------- trainer runs
 class _RecordingTask:
-    """chain_sum with a hand-made verifier (reward 1 iff the completion has an even number of
-    characters), so a tiny random model gets mixed rewards; records every reward."""
+    """chain_sum with a hand-made verifier (reward 1 iff the completion is non-empty with an even
+    number of characters), so a tiny random model gets mixed rewards; records every reward."""
 
     def __init__(self):
         self.base, self.rewards = make_task("chain_sum"), []
@@ -229,7 +229,7 @@ class _RecordingTask:
         return getattr(self.base, name)
 
     def verify(self, completion, problem):
-        r = float(len(completion) % 2 == 0)
+        r = float(len(completion) > 0 and len(completion) % 2 == 0)
         self.rewards.append(r)
         return r
 
@@ -368,3 +368,31 @@ def test_help_lists_every_method_flag():
 def test_config_rejects_bad_method_values(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
+
+
+def test_sdpo_teacher_sees_the_sibling_and_the_student_does_not(tmp_path, monkeypatch):
+    """The teacher prompt of each rollout with a successful sibling contains that sibling's
+    decoded completion; the student prompt never does."""
+    task = _RecordingTask()
+    seen = {}
+    orig = M._teacher_logits
+
+    def spy(model, prompts, ro):
+        seen["prompts"], seen["ro"] = prompts, ro
+        return orig(model, prompts, ro)
+
+    monkeypatch.setattr(M, "_teacher_logits", spy)
+    tr = Trainer(TrainConfig(method="sdpo", out=str(tmp_path), **{**FAST, "steps": 1}), task=task)
+    tr.train()
+    ro, prompts = seen["ro"], seen["prompts"]
+    rewards = torch.tensor(task.rewards, dtype=torch.float64)
+    sib = M.successful_siblings(rewards, ro.group.cpu())
+    texts = ro.texts(tr.tok)
+    assert any(s is not None for s in sib) and all(texts[s].strip() for s in sib if s is not None)
+    for i, s in enumerate(sib):
+        teacher = tr.tok.decode(prompts[i])
+        if s is not None:
+            assert "Correct solution:\n" + texts[s].strip() in teacher
+        else:
+            assert "Correct solution" not in teacher
+        assert "Correct solution" not in tr.tok.decode(ro.prompts[i])
