@@ -396,3 +396,13 @@ def test_sdpo_teacher_sees_the_sibling_and_the_student_does_not(tmp_path, monkey
         else:
             assert "Correct solution" not in teacher
         assert "Correct solution" not in tr.tok.decode(ro.prompts[i])
+
+
+def test_sdpo_feedback_gives_every_failed_rollout_a_teacher(tmp_path):
+    task = _RecordingTask()
+    cfg = TrainConfig(method="sdpo", sdpo_feedback=True, out=str(tmp_path), **FAST)
+    hist = [r for r in Trainer(cfg, task=task).train() if r["kind"] == "train"]
+    rewards, g = _per_step(task, cfg.steps, FAST["batch_problems"] * FAST["k"])
+    for rec, r in zip(hist, rewards, strict=True):
+        has = torch.tensor([s is not None for s in M.successful_siblings(r, g)]) | (r < 0.5)
+        assert math.isclose(rec["sdpo_frac_with_teacher"], float(has.double().mean()))
