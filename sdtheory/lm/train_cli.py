@@ -31,7 +31,9 @@ def build_parser(prog: str = "sdtheory train") -> argparse.ArgumentParser:
     from ..simio import parser_from_dataclass
     from .trainers import TrainConfig
 
-    return parser_from_dataclass(TrainConfig, prog=prog, description=__doc__.split("\n\n")[0])
+    parser = parser_from_dataclass(TrainConfig, prog=prog, description=__doc__.split("\n\n")[0])
+    parser.usage = f"{prog} [METHOD] [flags...]   (METHOD is the same as --method METHOD)"
+    return parser
 
 
 def _write_eval_csv(out: Path) -> Path:
@@ -53,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..simio import config_from_args
     from .trainers import TrainConfig, Trainer
 
-    ns = build_parser().parse_args(list(argv) if argv is not None else None)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-"):  # `sdtheory train opsd ...` == `--method opsd`
+        argv = ["--method", argv[0], *argv[1:]]
+    ns = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(TrainConfig, ns)
     except ValueError as e:

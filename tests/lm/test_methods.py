@@ -289,16 +289,16 @@ _LOGGED = {
 
 @pytest.mark.parametrize("method", M.NEW_METHODS)
 def test_each_method_runs_and_logs(tmp_path, method):
-    from sdtheory.lm.train_cli import main
+    from sdtheory import cli
 
     extra = ["--teacher-model", "tiny"] if method == "taid" else []
     extra += ["--atesd-hold", "2", "--teacher-mode", "ema"] if method in ("atesd", "sdpo") else []
     flags = dict(FAST, n_eval=2, steps=4)
-    argv = ["--method", method, "--out", str(tmp_path), *extra]
+    argv = ["train", method, "--out", str(tmp_path), *extra]  # `sdtheory train <method> ...`
     for k, v in flags.items():
         argv += ["--" + k.replace("_", "-"), str(v).lower() if isinstance(v, bool) else str(v)]
     t0 = time.perf_counter()
-    assert main(argv) == 0
+    assert cli.main(argv) == 0
     recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in recs if r["kind"] == "train"]
     assert len(train) == 4 and all(math.isfinite(r["loss"]) for r in train)
