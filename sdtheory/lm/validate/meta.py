@@ -71,8 +71,8 @@ class Config:
     max_tokens: int = 48
     lam: float = 0.3
     generations: int = 5
-    steps: int = 25  # optimiser steps per generation
-    batch: int = 8  # sequences per step
+    steps: int = 20  # optimiser steps per generation
+    batch: int = 4  # sequences per step
     lr_norm: float = 0.05  # Adam on the log-gain of the final norm
     lr_tiny: float = 3e-3
     perturb: float = 0.3  # sigma of the log-gain perturbation of q_0

@@ -119,7 +119,7 @@ def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_
             ev = D.evaluate(model, ids_te, mask_te, lp_te)
             model.train()
             hist.append(dict(method=method, hidden=hidden, layers=layers, step=step + 1,
-                             train_loss=float(loss), **ev))
+                             train_loss=float(loss.detach()), **ev))
     return hist, ts
 
 
