@@ -54,8 +54,10 @@ def test_fast_validation_writes_the_report(tmp_path):
         assert (run / "checks.json").is_file()
         assert list(run.glob("*.png")), name
     results = json.loads((tmp_path / "results.json").read_text())
-    by_exp = {name: [r for r in results if r["claim_id"].startswith(f"validate.{name}.")]
-              for name in validate.EXPERIMENTS}
+    by_exp = {
+        name: [r for r in results if r["claim_id"].startswith(f"validate.{name}.")]
+        for name in validate.EXPERIMENTS
+    }
     for name, rs in by_exp.items():
         assert rs, f"no verdicts from {name}"
         assert not any(r["claim_id"].endswith(".run") for r in rs), f"{name} crashed"

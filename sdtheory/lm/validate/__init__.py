@@ -152,7 +152,9 @@ def run_validation(
         "tolerance."
     )
     md, html = claims.write_report(
-        sections, out, title="sdtheory validate: theory against a real language model",
+        sections,
+        out,
+        title="sdtheory validate: theory against a real language model",
         preamble=preamble,
     )
     from ... import simio

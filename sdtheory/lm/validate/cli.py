@@ -44,9 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = simio.default_results_root() / "validate" / f"{tag}-{stamp}"
     else:
         out = Path(args.out)
-    _, _, results = run_validation(
-        args.scale, out, args.only, fast=args.fast, threads=args.threads
-    )
+    _, _, results = run_validation(args.scale, out, args.only, fast=args.fast, threads=args.threads)
     crashed = [r for r in results if r.claim_id.endswith(".run") and r.verdict == "failed"]
     if crashed:
         print(f"experiments that crashed: {[r.claim_id for r in crashed]}", file=sys.stderr)

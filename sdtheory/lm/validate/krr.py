@@ -206,9 +206,7 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         mse.append(float(np.mean((phi_te @ w2 - y_te) ** 2)))
     mse = np.array(mse)
     best = float(grid[int(np.argmin(mse))])
-    cf_mse = np.array(
-        [np.mean((sd_.predict(2, a, kernel_eval=K_te) - y_te) ** 2) for a in grid]
-    )
+    cf_mse = np.array([np.mean((sd_.predict(2, a, kernel_eval=K_te) - y_te) ** 2) for a in grid])
     spacing = (hi - lo) / (cfg.alpha_grid - 1)
 
     figs = []
@@ -221,9 +219,7 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         ax[0].set(xlabel="round", ylabel="held-out MSE", title="rounds: trained vs closed form")
         ax[0].legend(fontsize=7)
         dist = [_rel(tr_l[i], lim_tr) for i in range(cfg.limit_rounds)]
-        cfd = [
-            _rel(sd_.predict(i + 1, cfg.limit_alpha), lim_tr) for i in range(cfg.limit_rounds)
-        ]
+        cfd = [_rel(sd_.predict(i + 1, cfg.limit_alpha), lim_tr) for i in range(cfg.limit_rounds)]
         ax[1].semilogy(np.arange(1, cfg.limit_rounds + 1), dist, "o", label="trained")
         ax[1].semilogy(np.arange(1, cfg.limit_rounds + 1), cfd, "-", label="closed form")
         ax[1].set(
@@ -243,21 +239,32 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     tol_lim = cfg.rtol + tail
     results = [
         C.verdict(
-            C_ROUNDS, 0.0, worst, cfg.rtol, worst <= cfg.rtol,
+            C_ROUNDS,
+            0.0,
+            worst,
+            cfg.rtol,
+            worst <= cfg.rtol,
             details=f"max relative error over alphas {list(cfg.alphas)} and rounds 1..{cfg.rounds}, "
             f"train and held-out points; n={cfg.n_train}, lam={lam:.4g} "
             f"({cfg.lam_rel} x top eigenvalue), {it_total} GD iterations.",
             figure=fig_name,
         ),
         C.verdict(
-            C_LIMIT, 0.0, lim_err, tol_lim, lim_err <= tol_lim,
+            C_LIMIT,
+            0.0,
+            lim_err,
+            tol_lim,
+            lim_err <= tol_lim,
             details=f"round {cfg.limit_rounds} at alpha={cfg.limit_alpha} vs ridge(lam/alpha); "
             f"tolerance = rtol + closed-form tail at round {cfg.limit_rounds} ({tail:.2e}, "
             f"rate {rate:.3f}).",
             figure=fig_name,
         ),
         C.verdict(
-            C_ALPHA, a_star, best, spacing / 2 + 1e-12,
+            C_ALPHA,
+            a_star,
+            best,
+            spacing / 2 + 1e-12,
             abs(best - a_star) <= spacing / 2 + 1e-12,
             details=f"grid of {cfg.alpha_grid} trained round-2 heads on [{lo:.3g}, {hi:.3g}] "
             f"(alpha > 1 is the affine continuation); held-out MSE at the best alpha "

@@ -111,8 +111,10 @@ def normalised_hidden(model, ids, mask, batch=8):
     hook = norm.register_forward_hook(lambda mod, inp, out: cap.append(inp[0].float()))
     try:
         for i in range(0, ids.shape[0], batch):
-            model.model(input_ids=ids[i : i + batch].to(C.device()),
-                        attention_mask=mask[i : i + batch].to(C.device()))
+            model.model(
+                input_ids=ids[i : i + batch].to(C.device()),
+                attention_mask=mask[i : i + batch].to(C.device()),
+            )
     finally:
         hook.remove()
     h = torch.cat(cap)
@@ -144,11 +146,19 @@ def _generations_norm(cfg, lam, u, m, lp, u_te, m_te, lp_te, g0, weight, sampled
         prev = NormStudent(g0, weight).to(dev)
         prev.load_state_dict(student.state_dict())
         with torch.no_grad():
-            lq_prev = torch.cat([torch.log_softmax(prev(u[i : i + 4]).float(), -1).cpu()
-                                 for i in range(0, u.shape[0], 4)])
+            lq_prev = torch.cat(
+                [
+                    torch.log_softmax(prev(u[i : i + 4]).float(), -1).cpu()
+                    for i in range(0, u.shape[0], 4)
+                ]
+            )
         if sampled:  # empirical target: `samples` tokens drawn per position from q_n
-            draws = torch.multinomial(lq_prev.exp().reshape(-1, lq_prev.shape[-1]),
-                                      cfg.samples, replacement=True, generator=gen)
+            draws = torch.multinomial(
+                lq_prev.exp().reshape(-1, lq_prev.shape[-1]),
+                cfg.samples,
+                replacement=True,
+                generator=gen,
+            )
             tgt = torch.zeros_like(lq_prev).reshape(-1, lq_prev.shape[-1])
             tgt.scatter_add_(1, draws, torch.full(draws.shape, 1.0 / cfg.samples))
             target_p = tgt.reshape(lq_prev.shape)
@@ -156,8 +166,9 @@ def _generations_norm(cfg, lam, u, m, lp, u_te, m_te, lp_te, g0, weight, sampled
             target_p = None
         opt = torch.optim.Adam(student.parameters(), lr=cfg.lr_norm)
         for _ in range(cfg.steps):
-            idx = torch.from_numpy(rng.choice(u.shape[0], min(cfg.batch, u.shape[0]),
-                                              replace=False))
+            idx = torch.from_numpy(
+                rng.choice(u.shape[0], min(cfg.batch, u.shape[0]), replace=False)
+            )
             lq = torch.log_softmax(student(u[idx]).float(), -1)
             if target_p is None:
                 lt = _log_target(lp[idx].float().to(dev), lq_prev[idx].to(dev), lam)
@@ -175,8 +186,9 @@ def _tiny_model(cfg, tok):
     from ..models import small_model
 
     h, layers = cfg.tiny
-    return small_model(tok, seed=cfg.seed, hidden_size=h, num_layers=layers, num_heads=2,
-                       num_kv_heads=1).to(C.device())
+    return small_model(
+        tok, seed=cfg.seed, hidden_size=h, num_layers=layers, num_heads=2, num_kv_heads=1
+    ).to(C.device())
 
 
 def _tiny_train(cfg, tok, lam, ids, mask, lp, ids_te, mask_te, lp_te, generations, steps):
@@ -191,8 +203,9 @@ def _tiny_train(cfg, tok, lam, ids, mask, lp, ids_te, mask_te, lp_te, generation
         student.train()
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr_tiny, weight_decay=0.0)
         for _ in range(steps):
-            idx = torch.from_numpy(rng.choice(ids.shape[0], min(cfg.batch, ids.shape[0]),
-                                              replace=False))
+            idx = torch.from_numpy(
+                rng.choice(ids.shape[0], min(cfg.batch, ids.shape[0]), replace=False)
+            )
             mm = mask[idx].to(dev)
             x = ids[idx].to(dev)
             lq = torch.log_softmax(student(input_ids=x, attention_mask=mm).logits.float(), -1)
@@ -235,12 +248,17 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     C.log(NAME, f"drift control lam=0: {np.round(kl_drift, 4).tolist()} ({t2.seconds:.0f}s)")
     ids, mask, ids_te, mask_te = ids_all[:n], mask_all[:n], ids_all[n:], mask_all[n:]
     with C.Timer() as t3:
-        kl_tiny = _tiny_train(cfg, tok, cfg.lam, ids, mask, lp, ids_te, mask_te, lp_te,
-                              cfg.generations, cfg.steps)
-        floor = _tiny_train(cfg, tok, 1.0, ids, mask, lp, ids_te, mask_te, lp_te, 1,
-                            cfg.generations * cfg.steps)[-1]
-    C.log(NAME, f"tiny lam={cfg.lam}: {np.round(kl_tiny, 3).tolist()}, floor {floor:.3f} "
-          f"({t3.seconds:.0f}s)")
+        kl_tiny = _tiny_train(
+            cfg, tok, cfg.lam, ids, mask, lp, ids_te, mask_te, lp_te, cfg.generations, cfg.steps
+        )
+        floor = _tiny_train(
+            cfg, tok, 1.0, ids, mask, lp, ids_te, mask_te, lp_te, 1, cfg.generations * cfg.steps
+        )[-1]
+    C.log(
+        NAME,
+        f"tiny lam={cfg.lam}: {np.round(kl_tiny, 3).tolist()}, floor {floor:.3f} "
+        f"({t3.seconds:.0f}s)",
+    )
 
     gens = np.arange(cfg.generations + 1)
     bound_rep = kl_contraction_bound(kl_rep[0], cfg.lam, gens)
@@ -253,20 +271,25 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         ax[0].semilogy(gens, kl_rep, "o-", label=f"representable, lam={cfg.lam}")
         ax[0].semilogy(gens, bound_rep, "k--", label="(1-lam)^n KL0")
         ax[0].semilogy(gens, kl_drift, "s-", label="lam=0, sampled targets (drift)")
-        ax[0].set(xlabel="generation n", ylabel="held-out KL(p0||q_n)",
-                  title="student that can represent p0")
+        ax[0].set(
+            xlabel="generation n",
+            ylabel="held-out KL(p0||q_n)",
+            title="student that can represent p0",
+        )
         ax[0].legend(fontsize=7)
         ax[1].semilogy(gens, kl_tiny, "o-", label=f"tiny, lam={cfg.lam}")
         ax[1].semilogy(gens, bound_tiny, "k--", label="(1-lam)^n KL0")
         ax[1].axhline(floor, color="r", ls=":", label="floor: tiny trained on p0")
-        ax[1].set(xlabel="generation n", ylabel="held-out KL(p0||q_n)",
-                  title="student that cannot")
+        ax[1].set(xlabel="generation n", ylabel="held-out KL(p0||q_n)", title="student that cannot")
         ax[1].legend(fontsize=7)
         fig_path = simio.save_figure(fig, out / "meta_kl_per_generation")
     fig = fig_path.name
     res = [
         C.verdict(
-            C_BOUND, float(bound_rep[worst]), float(kl_rep[worst]), f"<= bound + {slack:.3g}",
+            C_BOUND,
+            float(bound_rep[worst]),
+            float(kl_rep[worst]),
+            f"<= bound + {slack:.3g}",
             bool(np.all(excess <= slack)),
             details=f"lam={cfg.lam}, {cfg.generations} generations x {cfg.steps} steps; worst "
             f"generation n={worst}; KL per generation {np.round(kl_rep, 4).tolist()}, bound "
@@ -274,7 +297,9 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             figure=fig,
         ),
         C.verdict(
-            C_TINY, f">= floor {floor:.3f} and > bound {bound_tiny[-1]:.3f}", float(kl_tiny[-1]),
+            C_TINY,
+            f">= floor {floor:.3f} and > bound {bound_tiny[-1]:.3f}",
+            float(kl_tiny[-1]),
             "floor within 2%",
             bool(kl_tiny[-1] >= 0.98 * floor and kl_tiny[-1] > bound_tiny[-1]),
             details=f"tiny student h={cfg.tiny[0]}, {cfg.tiny[1]} layer(s); KL per generation "
@@ -282,16 +307,37 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             figure=fig,
         ),
         C.verdict(
-            C_DRIFT, f">= KL0 = {kl_drift[0]:.4f}", float(kl_drift[-1]), ">= KL0",
+            C_DRIFT,
+            f">= KL0 = {kl_drift[0]:.4f}",
+            float(kl_drift[-1]),
+            ">= KL0",
             bool(kl_drift[-1] >= kl_drift[0]),
             details=f"{cfg.samples} sampled token(s) per position and generation; KL per "
             f"generation {np.round(kl_drift, 4).tolist()}.",
             figure=fig,
         ),
     ]
-    rows = [dict(generation=int(g), kl_representable=kl_rep[g], bound_representable=bound_rep[g],
-                 kl_drift_lam0=kl_drift[g], kl_tiny=kl_tiny[g], bound_tiny=bound_tiny[g],
-                 tiny_floor=floor) for g in gens]
-    C.save_run(out, cfg, dict(rows=rows, seconds=dict(p0=tp.seconds, representable=t1.seconds,
-                                                       drift=t2.seconds, tiny=t3.seconds)), rows)
+    rows = [
+        dict(
+            generation=int(g),
+            kl_representable=kl_rep[g],
+            bound_representable=bound_rep[g],
+            kl_drift_lam0=kl_drift[g],
+            kl_tiny=kl_tiny[g],
+            bound_tiny=bound_tiny[g],
+            tiny_floor=floor,
+        )
+        for g in gens
+    ]
+    C.save_run(
+        out,
+        cfg,
+        dict(
+            rows=rows,
+            seconds=dict(
+                p0=tp.seconds, representable=t1.seconds, drift=t2.seconds, tiny=t3.seconds
+            ),
+        ),
+        rows,
+    )
     return res

@@ -25,14 +25,15 @@ C_VS = claims.claim(
     "validate.opsd.opsd-vs-grpo",
     "At equal steps and rollouts, OPSD's held-out accuracy is at least GRPO's (inconclusive "
     "when the difference is within 2 standard errors).",
-    ("secondary", "Zhao et al. 2026 (OPSD, arXiv 2601.18734) comparison with GRPO; recalled, "
-     "a hypothesis"),
+    (
+        "secondary",
+        "Zhao et al. 2026 (OPSD, arXiv 2601.18734) comparison with GRPO; recalled, a hypothesis",
+    ),
     "sdtheory.lm.trainers.Trainer",
 )
 C_GAIN = claims.claim(
     "validate.opsd.opsd-improves",
-    "OPSD raises held-out accuracy over the initial model (inconclusive within 2 standard "
-    "errors).",
+    "OPSD raises held-out accuracy over the initial model (inconclusive within 2 standard errors).",
     ("secondary", "Zhao et al. 2026 (OPSD), recalled; a hypothesis at this scale"),
     "sdtheory.lm.trainers.Trainer",
 )
@@ -53,11 +54,20 @@ class Config:
 
 
 CONFIGS = {
-    "fast": Config(model="tiny", steps=1, batch_problems=2, k=2, max_new_tokens=6, n_train=4,
-                   n_eval=2, eval_k=1),
+    "fast": Config(
+        model="tiny",
+        steps=1,
+        batch_problems=2,
+        k=2,
+        max_new_tokens=6,
+        n_train=4,
+        n_eval=2,
+        eval_k=1,
+    ),
     "cpu": Config(),
-    "gpu": Config(steps=20, batch_problems=8, k=8, max_new_tokens=64, n_train=512, n_eval=64,
-                  eval_k=4),
+    "gpu": Config(
+        steps=20, batch_problems=8, k=8, max_new_tokens=64, n_train=512, n_eval=64, eval_k=4
+    ),
 }
 
 
@@ -72,10 +82,21 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     evals, rows, secs = {}, [], {}
     for method in METHODS:
         tc = TrainConfig(
-            method=method, model=cfg.model, task="chain_sum", steps=cfg.steps,
-            batch_problems=cfg.batch_problems, k=cfg.k, max_new_tokens=cfg.max_new_tokens,
-            lr=cfg.lr, n_train=cfg.n_train, n_eval=cfg.n_eval, eval_k=cfg.eval_k, eval_every=0,
-            out=str(out / method), seed=cfg.seed, progress=False,
+            method=method,
+            model=cfg.model,
+            task="chain_sum",
+            steps=cfg.steps,
+            batch_problems=cfg.batch_problems,
+            k=cfg.k,
+            max_new_tokens=cfg.max_new_tokens,
+            lr=cfg.lr,
+            n_train=cfg.n_train,
+            n_eval=cfg.n_eval,
+            eval_k=cfg.eval_k,
+            eval_every=0,
+            out=str(out / method),
+            seed=cfg.seed,
+            progress=False,
         )
         with C.Timer() as tm:
             hist = Trainer(tc).train()
@@ -83,37 +104,63 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         ev = [h for h in hist if h.get("kind") == "eval"]
         evals[method] = (ev[0], ev[-1])
         for h in hist:
-            rows.append({"method": method, **{k: v for k, v in h.items()
-                                              if isinstance(v, (int, float, str))
-                                              and k != "example"}})
-        C.log(NAME, f"{method}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f} "
-              f"in {tm.seconds:.0f}s")
+            rows.append(
+                {
+                    "method": method,
+                    **{
+                        k: v
+                        for k, v in h.items()
+                        if isinstance(v, (int, float, str)) and k != "example"
+                    },
+                }
+            )
+        C.log(
+            NAME,
+            f"{method}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f} "
+            f"in {tm.seconds:.0f}s",
+        )
     n = cfg.n_eval * cfg.eval_k
     a0 = evals["opsd"][0]["accuracy"]
     ao, ag = evals["opsd"][1]["accuracy"], evals["grpo"][1]["accuracy"]
     so, sg, s0 = _se(ao, n), _se(ag, n), _se(a0, n)
     with simio.style() as plt:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
-        ax.bar(["initial", "OPSD", "GRPO"], [a0, ao, ag], yerr=[2 * s0, 2 * so, 2 * sg],
-               capsize=4)
-        ax.set(ylabel=f"held-out avg@{cfg.eval_k} (±2 SE)",
-               title=f"{cfg.model}, {cfg.steps} steps x {cfg.batch_problems}x{cfg.k} rollouts")
+        ax.bar(["initial", "OPSD", "GRPO"], [a0, ao, ag], yerr=[2 * s0, 2 * so, 2 * sg], capsize=4)
+        ax.set(
+            ylabel=f"held-out avg@{cfg.eval_k} (±2 SE)",
+            title=f"{cfg.model}, {cfg.steps} steps x {cfg.batch_problems}x{cfg.k} rollouts",
+        )
         fig_path = simio.save_figure(fig, out / "opsd_vs_grpo")
     fig = fig_path.name
 
     def three_way(c, a, b, se, what):
         d = a - b
         ok = None if abs(d) < 2 * se else d > 0
-        return C.verdict(c, what, f"{a:.3f} vs {b:.3f}", f"2 SE = {2 * se:.3f}", ok,
-                         details=f"{cfg.n_eval} held-out problems x {cfg.eval_k} samples; "
-                         f"{cfg.steps} steps x {cfg.batch_problems} problems x {cfg.k} samples; "
-                         f"lr {cfg.lr}; run time OPSD {secs['opsd']:.0f} s, GRPO "
-                         f"{secs['grpo']:.0f} s.", figure=fig)
+        return C.verdict(
+            c,
+            what,
+            f"{a:.3f} vs {b:.3f}",
+            f"2 SE = {2 * se:.3f}",
+            ok,
+            details=f"{cfg.n_eval} held-out problems x {cfg.eval_k} samples; "
+            f"{cfg.steps} steps x {cfg.batch_problems} problems x {cfg.k} samples; "
+            f"lr {cfg.lr}; run time OPSD {secs['opsd']:.0f} s, GRPO "
+            f"{secs['grpo']:.0f} s.",
+            figure=fig,
+        )
 
     res = [
         three_way(C_VS, ao, ag, math.sqrt(so**2 + sg**2), "OPSD >= GRPO"),
         three_way(C_GAIN, ao, a0, math.sqrt(so**2 + s0**2), "OPSD > initial"),
     ]
-    C.save_run(out, cfg, json.loads(json.dumps(
-        dict(evals={m: list(v) for m, v in evals.items()}, seconds=secs), default=str)), rows)
+    C.save_run(
+        out,
+        cfg,
+        json.loads(
+            json.dumps(
+                dict(evals={m: list(v) for m, v in evals.items()}, seconds=secs), default=str
+            )
+        ),
+        rows,
+    )
     return res

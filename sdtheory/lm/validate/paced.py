@@ -87,11 +87,28 @@ class Config:
 
 
 CONFIGS = {
-    "fast": Config(n_problems=5, k=2, max_new_tokens=4, train_steps=1, batch_problems=2,
-                   train_k=2, n_eval=2, eval_k=1),
+    "fast": Config(
+        n_problems=5,
+        k=2,
+        max_new_tokens=4,
+        train_steps=1,
+        batch_problems=2,
+        train_k=2,
+        n_eval=2,
+        eval_k=1,
+    ),
     "cpu": Config(),
-    "gpu": Config(n_problems=128, k=16, max_new_tokens=48, train_steps=30, batch_problems=8,
-                  train_k=8, n_eval=128, eval_k=4, chunk=64),
+    "gpu": Config(
+        n_problems=128,
+        k=16,
+        max_new_tokens=48,
+        train_steps=30,
+        batch_problems=8,
+        train_k=8,
+        n_eval=128,
+        eval_k=4,
+        chunk=64,
+    ),
 }
 
 
@@ -119,12 +136,20 @@ class Setup:
     def rollouts(self, problems, g, k, seed):
         prompts = [chat_prompt_ids(self.tok, self.task.student_messages(p)) for p in problems]
         with gain(self.model, g), torch.no_grad():
-            ro = sample(self.model, prompts, max_new_tokens=self.cfg.max_new_tokens,
-                        stop_token_ids=self.stops, pad_id=self.pad,
-                        temperature=self.cfg.temperature, seed=seed, k=k)
+            ro = sample(
+                self.model,
+                prompts,
+                max_new_tokens=self.cfg.max_new_tokens,
+                stop_token_ids=self.stops,
+                pad_id=self.pad,
+                temperature=self.cfg.temperature,
+                seed=seed,
+                k=k,
+            )
         texts = ro.texts(self.tok)
-        rewards = torch.tensor([self.task.verify(t, problems[int(i)])
-                                for t, i in zip(texts, ro.group, strict=True)])
+        rewards = torch.tensor(
+            [self.task.verify(t, problems[int(i)]) for t, i in zip(texts, ro.group, strict=True)]
+        )
         return ro, rewards
 
     @torch.no_grad()
@@ -139,8 +164,11 @@ class Setup:
         with gain(self.model, torch.ones_like(self.g_star)):
             for a in range(0, len(prompts), self.cfg.chunk):
                 b = a + self.cfg.chunk
-                out.append(completion_hidden(self.model, prompts[a:b], ro.completions[a:b],
-                                             ro.completion_mask[a:b]).float())
+                out.append(
+                    completion_hidden(
+                        self.model, prompts[a:b], ro.completions[a:b], ro.completion_mask[a:b]
+                    ).float()
+                )
         return torch.cat(out)
 
     def losses(self, u_s, u_t, mask, g):
@@ -156,8 +184,11 @@ class Setup:
         """Exact per-rollout gradients of the token-mean KL in the gain g, (N, H)."""
         out = []
         for a in range(0, u_s.shape[0], self.cfg.chunk):
-            us, ut, m = u_s[a : a + self.cfg.chunk], u_t[a : a + self.cfg.chunk], mask[
-                a : a + self.cfg.chunk].float()
+            us, ut, m = (
+                u_s[a : a + self.cfg.chunk],
+                u_t[a : a + self.cfg.chunk],
+                mask[a : a + self.cfg.chunk].float(),
+            )
             q = torch.softmax((us * g) @ self.W.T, -1)
             p = torch.softmax((ut * self.g_star) @ self.W.T, -1)
             gt = ((q - p) @ self.W) * us  # (n, T, H)
@@ -166,8 +197,13 @@ class Setup:
 
 
 def _bins(p):
-    edges = [(0.0, 0.0, "0"), (1e-9, 1 / 3, "(0,1/3]"), (1 / 3 + 1e-9, 2 / 3 - 1e-9, "(1/3,2/3)"),
-             (2 / 3 - 1e-9, 1 - 1e-9, "[2/3,1)"), (1.0, 1.0, "1")]
+    edges = [
+        (0.0, 0.0, "0"),
+        (1e-9, 1 / 3, "(0,1/3]"),
+        (1 / 3 + 1e-9, 2 / 3 - 1e-9, "(1/3,2/3)"),
+        (2 / 3 - 1e-9, 1 - 1e-9, "[2/3,1)"),
+        (1.0, 1.0, "1"),
+    ]
     return [(lab, (p >= lo - 1e-12) & (p <= hi + 1e-12)) for lo, hi, lab in edges]
 
 
@@ -184,7 +220,7 @@ def _train(st, cfg, train_set, weighting: str):
     for step in range(cfg.train_steps):
         idx = rng.choice(len(train_set), cfg.batch_problems, replace=False)
         probs = [train_set[int(i)] for i in idx]
-        cur = (st.g_star * s.detach().exp())
+        cur = st.g_star * s.detach().exp()
         ro, rew = st.rollouts(probs, cur, cfg.train_k, seed=cfg.seed + 1000 * (step + 1))
         p_hat = pass_rates(rew, ro.group.cpu(), len(probs)).numpy()
         if weighting == "p(1-p)":
@@ -202,7 +238,7 @@ def _train(st, cfg, train_set, weighting: str):
         loss.backward()
         opt.step()
     del g
-    return (st.g_star * s.detach().exp())
+    return st.g_star * s.detach().exp()
 
 
 def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
@@ -215,22 +251,33 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         u_s = st.normalised(problems, ro, teacher=False)
         u_t = st.normalised(problems, ro, teacher=True)
         g = st.grads(u_s, u_t, ro.completion_mask, st.g_star)
-    C.log(NAME, f"{len(problems)} problems x {cfg.k} rollouts, mean pass rate "
-          f"{p_hat.mean():.3f}, gradients {g.shape} in {t1.seconds:.0f}s")
+    C.log(
+        NAME,
+        f"{len(problems)} problems x {cfg.k} rollouts, mean pass rate "
+        f"{p_hat.mean():.3f}, gradients {g.shape} in {t1.seconds:.0f}s",
+    )
     grp = ro.group.cpu().numpy()
     prob_grad = np.stack([g[grp == i].mean(0) for i in range(len(problems))])
-    prob_snr = np.array([gradient_snr(g[grp == i]) if (grp == i).sum() >= 2 else np.nan
-                         for i in range(len(problems))])
+    prob_snr = np.array(
+        [
+            gradient_snr(g[grp == i]) if (grp == i).sum() >= 2 else np.nan
+            for i in range(len(problems))
+        ]
+    )
     rows = []
     for lab, sel in _bins(p_hat):
         n = int(sel.sum())
-        rows.append(dict(
-            bin=lab, n_problems=n,
-            mean_problem_snr=float(np.nanmean(prob_snr[sel])) if n else float("nan"),
-            cross_problem_snr=float(gradient_snr(prob_grad[sel])) if n >= 3 else float("nan"),
-            mean_grad_norm=float(np.linalg.norm(prob_grad[sel], axis=1).mean()) if n else
-            float("nan"),
-        ))
+        rows.append(
+            dict(
+                bin=lab,
+                n_problems=n,
+                mean_problem_snr=float(np.nanmean(prob_snr[sel])) if n else float("nan"),
+                cross_problem_snr=float(gradient_snr(prob_grad[sel])) if n >= 3 else float("nan"),
+                mean_grad_norm=float(np.linalg.norm(prob_grad[sel], axis=1).mean())
+                if n
+                else float("nan"),
+            )
+        )
     interior = [r["mean_problem_snr"] for r in rows[1:4] if r["n_problems"] > 0]
     peak = max(interior) if interior else float("nan")
     snr0, snr1 = rows[0]["mean_problem_snr"], rows[-1]["mean_problem_snr"]
@@ -250,15 +297,22 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
 
     with simio.style() as plt:
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-        ax[0].scatter(p_hat + np.random.default_rng(0).uniform(-0.01, 0.01, p_hat.shape),
-                      prob_snr, s=12, label="per problem (debiased SNR over K rollouts)")
+        ax[0].scatter(
+            p_hat + np.random.default_rng(0).uniform(-0.01, 0.01, p_hat.shape),
+            prob_snr,
+            s=12,
+            label="per problem (debiased SNR over K rollouts)",
+        )
         centres = [0.0, 1 / 6, 0.5, 5 / 6, 1.0]
         ax[0].plot(centres, [r["mean_problem_snr"] for r in rows], "ko-", label="bin mean")
         if fit is not None:
             pp = np.linspace(0.02, 0.98, 50)
             ax[0].plot(pp, fit(pp), "r--", label=f"Beta fit a={fit.alpha:.2f}, b={fit.beta:.2f}")
-        ax[0].set(xlabel="pass rate p (K rollouts)", ylabel="gradient SNR",
-                  title="distillation-gradient SNR vs pass rate")
+        ax[0].set(
+            xlabel="pass rate p (K rollouts)",
+            ylabel="gradient SNR",
+            title="distillation-gradient SNR vs pass rate",
+        )
         ax[0].legend(fontsize=7)
         names = ["before", "p(1-p)", "uniform"]
         vals = [acc0, accs["p(1-p)"], accs["uniform"]]
@@ -266,39 +320,86 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         ax[1].set(ylabel="held-out accuracy (±2 SE)", title=f"{cfg.train_steps} steps each")
         fig_path = simio.save_figure(fig, out / "paced_snr")
     fig = fig_path.name
-    bins_txt = "; ".join(f"{r['bin']}: n={r['n_problems']}, SNR={r['mean_problem_snr']:.3g}"
-                         for r in rows)
+    bins_txt = "; ".join(
+        f"{r['bin']}: n={r['n_problems']}, SNR={r['mean_problem_snr']:.3g}" for r in rows
+    )
 
     def end_check(c, val, label):
         if not (math.isfinite(val) and math.isfinite(peak)):
-            return C.verdict(c, "< 0.5 x peak interior SNR", val, "factor 0.5", None,
-                             details=f"no problems at pass rate {label} or in the interior; "
-                             f"{bins_txt}.", figure=fig)
-        return C.verdict(c, f"< {0.5 * peak:.3g}", val, "factor 0.5 of the peak", val < 0.5 * peak,
-                         details=f"{bins_txt}.", figure=fig)
+            return C.verdict(
+                c,
+                "< 0.5 x peak interior SNR",
+                val,
+                "factor 0.5",
+                None,
+                details=f"no problems at pass rate {label} or in the interior; {bins_txt}.",
+                figure=fig,
+            )
+        return C.verdict(
+            c,
+            f"< {0.5 * peak:.3g}",
+            val,
+            "factor 0.5 of the peak",
+            val < 0.5 * peak,
+            details=f"{bins_txt}.",
+            figure=fig,
+        )
 
     res = [end_check(C_LOW, snr0, "0"), end_check(C_HIGH, snr1, "1")]
     if fit is None:
-        res.append(C.verdict(C_BETA, "a > 0, b > 0", "no fit", "sign", None,
-                             details=f"fewer than 3 problems with 0 < p < 1 and SNR > 0 "
-                             f"({int(mid.sum())}).", figure=fig))
+        res.append(
+            C.verdict(
+                C_BETA,
+                "a > 0, b > 0",
+                "no fit",
+                "sign",
+                None,
+                details=f"fewer than 3 problems with 0 < p < 1 and SNR > 0 ({int(mid.sum())}).",
+                figure=fig,
+            )
+        )
     else:
-        res.append(C.verdict(C_BETA, "a > 0, b > 0", f"a={fit.alpha:.3f}, b={fit.beta:.3f}",
-                             "sign", fit.alpha > 0 and fit.beta > 0,
-                             details=f"lsq fit on {int(mid.sum())} problems; implied "
-                             f"misspecification delta={fit.delta:.3f}.", figure=fig))
+        res.append(
+            C.verdict(
+                C_BETA,
+                "a > 0, b > 0",
+                f"a={fit.alpha:.3f}, b={fit.beta:.3f}",
+                "sign",
+                fit.alpha > 0 and fit.beta > 0,
+                details=f"lsq fit on {int(mid.sum())} problems; implied "
+                f"misspecification delta={fit.delta:.3f}.",
+                figure=fig,
+            )
+        )
     (aw, sw), (au, su) = accs["p(1-p)"], accs["uniform"]
     se = math.sqrt(sw**2 + su**2)
     diff = aw - au
     ok = None if abs(diff) < 2 * se or se == 0 else diff > 0
-    res.append(C.verdict(C_TRAIN, ">= uniform", f"{aw:.3f} vs {au:.3f}", f"2 SE = {2 * se:.3f}",
-                         ok, details=f"before training {acc0[0]:.3f}; {cfg.train_steps} steps x "
-                         f"{cfg.batch_problems} problems x {cfg.train_k} rollouts per arm; "
-                         f"held-out {cfg.n_eval} problems x {cfg.eval_k} samples.", figure=fig))
-    C.save_run(out, cfg, dict(
-        bins=rows, pass_rates=p_hat, problem_snr=prob_snr,
-        beta_fit=None if fit is None else dict(alpha=fit.alpha, beta=fit.beta, delta=fit.delta),
-        accuracy_before=acc0, accuracy_after=accs,
-        seconds=dict(snr=t1.seconds, training=t2.seconds)),
-        [dict(problem=i, pass_rate=p_hat[i], snr=prob_snr[i]) for i in range(len(problems))])
+    res.append(
+        C.verdict(
+            C_TRAIN,
+            ">= uniform",
+            f"{aw:.3f} vs {au:.3f}",
+            f"2 SE = {2 * se:.3f}",
+            ok,
+            details=f"before training {acc0[0]:.3f}; {cfg.train_steps} steps x "
+            f"{cfg.batch_problems} problems x {cfg.train_k} rollouts per arm; "
+            f"held-out {cfg.n_eval} problems x {cfg.eval_k} samples.",
+            figure=fig,
+        )
+    )
+    C.save_run(
+        out,
+        cfg,
+        dict(
+            bins=rows,
+            pass_rates=p_hat,
+            problem_snr=prob_snr,
+            beta_fit=None if fit is None else dict(alpha=fit.alpha, beta=fit.beta, delta=fit.delta),
+            accuracy_before=acc0,
+            accuracy_after=accs,
+            seconds=dict(snr=t1.seconds, training=t2.seconds),
+        ),
+        [dict(problem=i, pass_rate=p_hat[i], snr=prob_snr[i]) for i in range(len(problems))],
+    )
     return res

@@ -89,7 +89,11 @@ def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_
 
     heads = 4 if hidden >= 64 else 2
     model = small_model(
-        tok, seed=cfg.seed, hidden_size=hidden, num_layers=layers, num_heads=heads,
+        tok,
+        seed=cfg.seed,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
         num_kv_heads=max(1, heads // 2),
     ).to(C.device())
     model.train()
@@ -118,8 +122,16 @@ def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_
             model.eval()
             ev = D.evaluate(model, ids_te, mask_te, lp_te)
             model.train()
-            hist.append(dict(method=method, hidden=hidden, layers=layers, step=step + 1,
-                             train_loss=float(loss.detach()), **ev))
+            hist.append(
+                dict(
+                    method=method,
+                    hidden=hidden,
+                    layers=layers,
+                    step=step + 1,
+                    train_loss=float(loss.detach()),
+                    **ev,
+                )
+            )
     return hist, ts
 
 
@@ -137,14 +149,18 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     for hidden, layers in cfg.students:
         for method in METHODS:
             with C.Timer() as tm:
-                hist, ts = _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te,
-                                  mask_te, lp_te)
+                hist, ts = _train(
+                    cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_te
+                )
             rows += hist
             final[(hidden, method)] = hist[-1]
             if ts:
                 t_traj[hidden] = ts
-            C.log(NAME, f"h={hidden} {method}: KL(p||q)={hist[-1]['kl_pq']:.3f} "
-                  f"KL(q||p)={hist[-1]['kl_qp']:.3f} in {tm.seconds:.1f}s")
+            C.log(
+                NAME,
+                f"h={hidden} {method}: KL(p||q)={hist[-1]['kl_pq']:.3f} "
+                f"KL(q||p)={hist[-1]['kl_qp']:.3f} in {tm.seconds:.1f}s",
+            )
     sizes = [h for h, _ in cfg.students]
     small, large = min(sizes), max(sizes)
 
@@ -158,10 +174,15 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             for method in METHODS:
                 r = [x for x in rows if x["hidden"] == h and x["method"] == method]
                 ls = "-" if h == small else "--"
-                ax[0].plot([x["step"] for x in r], [x["kl_pq"] for x in r], ls,
-                           label=f"{method}, h={h}")
-                ax[1].plot([x["step"] for x in r], [x["entropy_student"] for x in r], ls,
-                           label=f"{method}, h={h}")
+                ax[0].plot(
+                    [x["step"] for x in r], [x["kl_pq"] for x in r], ls, label=f"{method}, h={h}"
+                )
+                ax[1].plot(
+                    [x["step"] for x in r],
+                    [x["entropy_student"] for x in r],
+                    ls,
+                    label=f"{method}, h={h}",
+                )
         ax[1].axhline(rows[-1]["entropy_teacher"], color="k", lw=0.8, label="teacher")
         ax[0].set(xlabel="step", ylabel="held-out KL(p||q)", title="forward KL, held out")
         ax[1].set(xlabel="step", ylabel="entropy (nats)", title="student entropy, held out")
@@ -178,54 +199,81 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     fig = fig_path.name
     res = []
     per_size = "; ".join(
-        f"h={h}: " + ", ".join(f"{m} {final[(h, m)]['kl_pq']:.3f}" for m in METHODS)
-        for h in sizes
+        f"h={h}: " + ", ".join(f"{m} {final[(h, m)]['kl_pq']:.3f}" for m in METHODS) for h in sizes
     )
     for h in sizes:
         best = min(final[(h, m)]["kl_pq"] for m in ("forward_kl", "reverse_kl"))
-        res.append(C.verdict(
-            C_BEATS, f"<= {best:.4g}", final[(h, "taid")]["kl_pq"], "<= best baseline",
-            final[(h, "taid")]["kl_pq"] <= best,
-            details=f"student h={h}; held-out KL(p||q) after {cfg.steps} steps: {per_size}.",
-            figure=fig,
-        ))
+        res.append(
+            C.verdict(
+                C_BEATS,
+                f"<= {best:.4g}",
+                final[(h, "taid")]["kl_pq"],
+                "<= best baseline",
+                final[(h, "taid")]["kl_pq"] <= best,
+                details=f"student h={h}; held-out KL(p||q) after {cfg.steps} steps: {per_size}.",
+                figure=fig,
+            )
+        )
     a_s, a_l = adv(small), adv(large)
-    res.append(C.verdict(
-        C_GAP, f"adv(h={small}) > adv(h={large})", f"{a_s:.4f} vs {a_l:.4f}",
-        f"margin {cfg.gap_margin}", a_s - a_l > cfg.gap_margin,
-        details="advantage = (best baseline KL - TAID KL) / best baseline KL, held out; "
-        "one seed.", figure=fig,
-    ))
+    res.append(
+        C.verdict(
+            C_GAP,
+            f"adv(h={small}) > adv(h={large})",
+            f"{a_s:.4f} vs {a_l:.4f}",
+            f"margin {cfg.gap_margin}",
+            a_s - a_l > cfg.gap_margin,
+            details="advantage = (best baseline KL - TAID KL) / best baseline KL, held out; "
+            "one seed.",
+            figure=fig,
+        )
+    )
     ent_ok = all(
         final[(h, "reverse_kl")]["entropy_student"] < final[(h, "forward_kl")]["entropy_student"]
         for h in sizes
     )
-    res.append(C.verdict(
-        C_MODES, "H(RKL) < H(FKL)",
-        "; ".join(f"h={h}: {final[(h, 'reverse_kl')]['entropy_student']:.3f} vs "
-                  f"{final[(h, 'forward_kl')]['entropy_student']:.3f}" for h in sizes),
-        "strict", ent_ok, figure=fig,
-        details=f"teacher entropy {rows[-1]['entropy_teacher']:.3f} nats.",
-    ))
+    res.append(
+        C.verdict(
+            C_MODES,
+            "H(RKL) < H(FKL)",
+            "; ".join(
+                f"h={h}: {final[(h, 'reverse_kl')]['entropy_student']:.3f} vs "
+                f"{final[(h, 'forward_kl')]['entropy_student']:.3f}"
+                for h in sizes
+            ),
+            "strict",
+            ent_ok,
+            figure=fig,
+            details=f"teacher entropy {rows[-1]['entropy_teacher']:.3f} nats.",
+        )
+    )
     t_ok = True
     for ts in t_traj.values():
         ts = np.array(ts)
         # the first update only records the loss, so t at step i sits on the floor of step i-1
         prev = np.maximum(np.arange(len(ts)) - 1, 0)
         floor = cfg.t_start + (cfg.t_end - cfg.t_start) * prev / cfg.steps
-        t_ok &= bool(np.all(np.diff(ts) >= 0) and np.all(ts >= floor - 1e-12)
-                     and ts.max() <= cfg.t_end)
-    res.append(C.verdict(
-        C_T, "monotone, >= floor, <= t_end",
-        ", ".join(f"h={h}: t {ts[0]:.3f} -> {ts[-1]:.3f}" for h, ts in t_traj.items()),
-        "exact", t_ok, figure=fig,
-    ))
+        t_ok &= bool(
+            np.all(np.diff(ts) >= 0) and np.all(ts >= floor - 1e-12) and ts.max() <= cfg.t_end
+        )
+    res.append(
+        C.verdict(
+            C_T,
+            "monotone, >= floor, <= t_end",
+            ", ".join(f"h={h}: t {ts[0]:.3f} -> {ts[-1]:.3f}" for h, ts in t_traj.items()),
+            "exact",
+            t_ok,
+            figure=fig,
+        )
+    )
     C.save_run(
-        out, cfg,
-        dict(final={f"{h}/{m}": v for (h, m), v in final.items()},
-             advantage={str(small): a_s, str(large): a_l},
-             t_trajectory={str(h): ts for h, ts in t_traj.items()},
-             teacher_seconds=tt.seconds),
+        out,
+        cfg,
+        dict(
+            final={f"{h}/{m}": v for (h, m), v in final.items()},
+            advantage={str(small): a_s, str(large): a_l},
+            t_trajectory={str(h): ts for h, ts in t_traj.items()},
+            teacher_seconds=tt.seconds,
+        ),
         rows,
     )
     return res
