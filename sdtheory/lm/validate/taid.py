@@ -66,8 +66,8 @@ class Config:
     n_train: int = 48
     n_test: int = 16
     max_tokens: int = 64
-    steps: int = 150
-    batch: int = 8
+    steps: int = 100
+    batch: int = 6
     lr: float = 3e-3
     students: tuple[tuple[int, int], ...] = ((32, 1), (128, 2))  # (hidden, layers)
     t_start: float = 0.4
