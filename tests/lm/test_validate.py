@@ -2,6 +2,7 @@
 all five experiments with verdicts (whether the predictions hold is not asserted: the reduced
 version is too small for that; the CPU-scale verdicts are in docs/lm/validate.md)."""
 
+import html
 import json
 
 import pytest
@@ -44,11 +45,11 @@ def test_fast_validation_writes_the_report(tmp_path):
     rc = cli.main(["--scale", "cpu", "--fast", "--out", str(tmp_path)])
     assert rc == 0  # no experiment crashed (failed predictions do not change the exit code)
     md = (tmp_path / "report.md").read_text()
-    html = (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
     assert "Scale: **cpu (reduced CI version, --fast)**" in md
     for name in validate.EXPERIMENTS:
         mod = validate.load_experiment(name)
-        assert mod.TITLE in md and mod.TITLE in html
+        assert mod.TITLE in md and html.escape(mod.TITLE) in page
         run = tmp_path / name
         assert (run / "config.json").is_file() and (run / "metrics.json").is_file()
         assert (run / "checks.json").is_file()
