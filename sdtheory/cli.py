@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         "flags: sdtheory train --help",
     )
     sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `train` over first
+    sp = sub.add_parser(
+        "validate",
+        help="theory vs real-LM runs on SmolLM2 (--scale cpu|gpu, --fast, --only); "
+        "flags: sdtheory validate --help",
+    )
+    sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `validate` over first
     return p
 
 
@@ -131,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .lm import train_cli
 
         return train_cli.main(argv[1:])
+    if argv[:1] == ["validate"]:  # torch is imported here only
+        from .lm.validate import cli as validate_cli
+
+        return validate_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.fn(args)
 

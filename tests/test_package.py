@@ -83,3 +83,15 @@ def test_console_script_help():
         [sys.executable, "-m", "sdtheory.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "reproduce" in out and "list" in out
+
+
+def test_validate_and_train_are_handed_over_before_parsing(capsys):
+    pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["validate", "--help"])
+    assert exc.value.code == 0
+    assert "--scale" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--help"])
+    assert exc.value.code == 0
+    assert "--method" in capsys.readouterr().out
