@@ -1,10 +1,14 @@
-r"""Experiment 5: OPSD vs GRPO at equal compute with the on-policy trainer.
+r"""Experiment 5: OPSD vs GRPO (and PACED-OPSD) at equal compute with the on-policy trainer.
 
 Both methods run `sdtheory.lm.trainers.Trainer` (used as is) from SmolLM2-135M-Instruct on
 reasoning-gym `chain_sum` with the same steps, problems per step, samples per problem, completion
 length, learning rate, seed and held-out set, so they see the same number of rollouts (equal
 generation compute; OPSD additionally scores the completions with the privileged-context
 self-teacher, one forward pass). Held-out accuracy (avg@k) at the start and the end.
+
+The family's representative is PACED-OPSD (`--method paced`: OPSD with per-problem weights
+p(1-p) from the step's own rollouts), the only family member that beat OPSD at equal compute in
+the CPU comparison of `sims/lm_methods.py` (weakly; see docs/lm/methods.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from . import _common as C
 
 NAME = "opsd"
 TITLE = "5. OPSD vs GRPO at equal compute"
-METHODS = ("opsd", "grpo")
+METHODS = ("opsd", "grpo", "paced")
 
 C_VS = claims.claim(
     "validate.opsd.opsd-vs-grpo",
@@ -30,6 +34,13 @@ C_VS = claims.claim(
         "Zhao et al. 2026 (OPSD, arXiv 2601.18734) comparison with GRPO; recalled, a hypothesis",
     ),
     "sdtheory.lm.trainers.Trainer",
+)
+C_BEST = claims.claim(
+    "validate.opsd.family-best-vs-grpo",
+    "At equal steps and rollouts, PACED-OPSD (the family's best in the CPU method comparison) "
+    "reaches at least GRPO's held-out accuracy (inconclusive within 2 standard errors).",
+    ("secondary", "PACED v3 abstract (arXiv 2603.11178) and OPSD; a hypothesis at this scale"),
+    "sdtheory.lm.methods",
 )
 C_GAIN = claims.claim(
     "validate.opsd.opsd-improves",
@@ -122,10 +133,16 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     n = cfg.n_eval * cfg.eval_k
     a0 = evals["opsd"][0]["accuracy"]
     ao, ag = evals["opsd"][1]["accuracy"], evals["grpo"][1]["accuracy"]
-    so, sg, s0 = _se(ao, n), _se(ag, n), _se(a0, n)
+    ap = evals["paced"][1]["accuracy"]
+    so, sg, s0, sp = _se(ao, n), _se(ag, n), _se(a0, n), _se(ap, n)
     with simio.style() as plt:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
-        ax.bar(["initial", "OPSD", "GRPO"], [a0, ao, ag], yerr=[2 * s0, 2 * so, 2 * sg], capsize=4)
+        ax.bar(
+            ["initial", "OPSD", "GRPO", "PACED-OPSD"],
+            [a0, ao, ag, ap],
+            yerr=[2 * s0, 2 * so, 2 * sg, 2 * sp],
+            capsize=4,
+        )
         ax.set(
             ylabel=f"held-out avg@{cfg.eval_k} (±2 SE)",
             title=f"{cfg.model}, {cfg.steps} steps x {cfg.batch_problems}x{cfg.k} rollouts",
@@ -145,12 +162,13 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             details=f"{cfg.n_eval} held-out problems x {cfg.eval_k} samples; "
             f"{cfg.steps} steps x {cfg.batch_problems} problems x {cfg.k} samples; "
             f"lr {cfg.lr}; run time OPSD {secs['opsd']:.0f} s, GRPO "
-            f"{secs['grpo']:.0f} s.",
+            f"{secs['grpo']:.0f} s, PACED-OPSD {secs['paced']:.0f} s.",
             figure=fig,
         )
 
     res = [
         three_way(C_VS, ao, ag, math.sqrt(so**2 + sg**2), "OPSD >= GRPO"),
+        three_way(C_BEST, ap, ag, math.sqrt(sp**2 + sg**2), "PACED-OPSD >= GRPO"),
         three_way(C_GAIN, ao, a0, math.sqrt(so**2 + s0**2), "OPSD > initial"),
     ]
     C.save_run(
