@@ -445,8 +445,10 @@ class MobahiRounds:
     ratio_top_bottom: np.ndarray
 
 
-def _solve_c(z: np.ndarray, d: np.ndarray, target: float) -> float:
-    r"""Root $c>0$ of $\|c z/(c+d)\|=\sqrt{n\epsilon}$ (=`target`), bracketed by the bounds.
+def mobahi_constant(z: np.ndarray, d: np.ndarray, target: float) -> float:
+    r"""Mobahi's per-round constant: the root $c>0$ of $\|c z/(c+d)\|=\sqrt{n\epsilon}$ (=`target`).
+
+    Requires $\|z\| >$ `target` (no collapse); the root is bracketed by the bounds below.
 
     $\|z\|\,c/(c+d_{\max})\le\|cz/(c+d)\|\le\|z\|\,c/(c+d_{\min})$ gives
     $d_{\min}/(r-1)\le c\le d_{\max}/(r-1)$ with $r=\|z\|/$target; Brent's method on that
@@ -549,7 +551,7 @@ def mobahi_rounds(
             zs.append(np.zeros(n))
             bs.append(np.zeros(n))
             break
-        c = _solve_c(zt, d, target)
+        c = mobahi_constant(zt, d, target)
         fac = d / (c + d)
         cs.append(c)
         zs.append(fac * zt)

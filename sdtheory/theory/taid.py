@@ -29,10 +29,10 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..core import kl, log_softmax
 from ..core._checks import as_float_array, broadcast_pair
+from . import krr
 
 __all__ = [
     "ProxyRounds",
@@ -307,7 +307,8 @@ def mobahi_constant(z, d, k_eps: float) -> float:
     $\sum_k \big(c\,z_k/(c+d_k)\big)^2 = K\epsilon$. A root $c>0$ exists iff
     $\|z\|^2 > K\epsilon$; otherwise the zero function is feasible and optimal (collapse).
     With $r=\|z\|/\sqrt{K\epsilon}$ the root lies in $[d_{\min}/(r-1),\ d_{\max}/(r-1)]$
-    (derived), which brackets the solve.
+    (derived), which brackets the solve (`sdtheory.theory.krr.mobahi_constant`, shared with
+    `krr.mobahi_rounds`).
 
     Args:
       z: target in the eigenbasis (K,).
@@ -320,22 +321,10 @@ def mobahi_constant(z, d, k_eps: float) -> float:
         raise ValueError(f"d must be finite and > 0, got min {d.min()!r}")
     if not (k_eps > 0):
         raise ValueError(f"k_eps must be > 0, got {k_eps!r}")
-    r = math.sqrt(float(z @ z) / k_eps)
-    if r <= 1.0:
+    target = math.sqrt(k_eps)
+    if float(np.linalg.norm(z)) / target <= 1.0:  # the same r as the solver's: collapse
         return math.nan
-    lo, hi = d.min() / (r - 1.0), d.max() / (r - 1.0)
-
-    def f(c):
-        return float(np.sum((c * z / (c + d)) ** 2)) / k_eps - 1.0
-
-    if hi - lo <= 4 * np.finfo(float).eps * hi:  # kappa = 1: the root is exact
-        return float(lo)
-    flo, fhi = f(lo), f(hi)
-    if flo >= 0.0:
-        return float(lo)
-    if fhi <= 0.0:
-        return float(hi)
-    return float(brentq(f, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
+    return krr.mobahi_constant(z, d, target)
 
 
 @dataclasses.dataclass(frozen=True)
