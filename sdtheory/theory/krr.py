@@ -39,6 +39,7 @@ __all__ = [
     "MobahiRounds",
     "distillation_grid",
     "iterative_refits",
+    "mobahi_constant",
     "mobahi_rounds",
     "ridge_predict",
     "spectral_decomposition",
