@@ -35,7 +35,7 @@ def test_check_helpers_verdicts():
     c = claims.Claim("t.c", "s", claims.Source("paper", "P §1"), "m")
     assert claims.check_close(c, 1.0, 1.05, atol=0.1).verdict == "held"
     assert claims.check_close(c, 1.0, 1.2, atol=0.1).verdict == "failed"
-    assert claims.check_close(c, 1.0, float("nan"), atol=0.1).verdict == "inconclusive"
+    assert claims.check_close(c, 1.0, float("nan"), atol=0.1).verdict == "failed"
     assert claims.check_close(c, 100.0, 104.0, rtol=0.05).verdict == "held"
     assert claims.check_bound(c, 1.0, 0.9).verdict == "held"
     assert claims.check_bound(c, 1.0, 1.1).verdict == "failed"

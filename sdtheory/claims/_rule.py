@@ -1,0 +1,443 @@
+r"""The one decision rule for every comparison and every binned estimate.
+
+Every claim measured with noise (over seeds, rollouts, problems or bins) is decided here, the
+same way everywhere:
+
+1. **A band.** Paired differences over seeds (or one value per seed) get a two-sided band from
+   the t distribution, $\bar d \pm t_{(1+\ell)/2,\,n-1}\, s/\sqrt n$ with level $\ell$ = 95 %;
+   anything else (a ratio, a fit, a per-bin SNR) gets a percentile bootstrap band over its
+   independent units (problems, draws). `Band` records the estimate, the ends, `n` and the method.
+2. **A verdict.** For a directional prediction (`side=">"`: the quantity exceeds `null`) the check
+   is *held* when the whole band lies on the predicted side, *failed* when the whole band lies on
+   the opposite side, *inconclusive* otherwise. For a value predicted within an interval
+   (`side="within"`), held when the band lies inside it, failed when the band misses it.
+3. **Minimum counts.** With fewer units than the rule's minimum (`min_pairs` paired seeds,
+   `min_units` bootstrap units, `min_bin` per bin) the check is not run: its verdict is
+   `needs-scale`, naming the scale that can decide, and it is not counted.
+4. **NaN is failed.** A non-finite measurement fails the check, with the reason in `details`.
+
+Source: derived (a standard paired t / percentile-bootstrap interval; the choice of rule is ours).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from ._registry import Claim
+from ._results import CheckResult, Verdict, make_result, needs_scale
+
+Side = Literal[">", "<", "within"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """Parameters of the decision rule (one instance, `RULE`, is used everywhere).
+
+    Attributes:
+      level: two-sided coverage of the band.
+      min_pairs: fewest paired seeds (or per-seed values) for a t band.
+      min_units: fewest independent units for a bootstrap band.
+      min_bin: fewest units in a bin for its estimate to count.
+      n_boot: bootstrap resamples.
+    """
+
+    level: float = 0.95
+    min_pairs: int = 2
+    min_units: int = 5
+    min_bin: int = 5
+    n_boot: int = 2000
+
+    def __post_init__(self):
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {self.level!r}")
+        for name in ("min_pairs", "min_units", "min_bin", "n_boot"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.min_pairs < 2:
+            raise ValueError(
+                f"min_pairs must be >= 2 (a t band needs n >= 2), got {self.min_pairs}"
+            )
+
+
+RULE = Rule()
+
+
+@dataclasses.dataclass(frozen=True)
+class Band:
+    """An estimate with its two-sided band."""
+
+    estimate: float
+    lo: float
+    hi: float
+    n: int
+    method: str
+    level: float = 0.95
+
+    @property
+    def finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.estimate, self.lo, self.hi))
+
+    def describe(self) -> str:
+        return f"{self.level:.0%} band [{self.lo:.4g}, {self.hi:.4g}] ({self.method}, n={self.n})"
+
+
+def bonferroni(m: int, level: float = RULE.level) -> float:
+    """Per-test level so that `m` tests together keep family-wise coverage `level`."""
+    if not isinstance(m, int) or m < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    return 1.0 - (1.0 - level) / m
+
+
+def _as_1d(name: str, values) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    return a
+
+
+def t_band(values: Sequence[float] | np.ndarray, level: float = RULE.level) -> Band:
+    r"""Mean with the two-sided t band $\bar x \pm t_{(1+\ell)/2,\,n-1}\,s/\sqrt n$.
+
+    With fewer than two values, or any non-finite value, the ends are NaN.
+
+    Example:
+      >>> b = t_band([1.0, 2.0, 3.0])
+      >>> round(b.estimate, 12), round(b.hi - b.estimate, 6)  # t_{.975,2} * 1/sqrt(3)
+      (2.0, 2.484138)
+    """
+    from scipy import stats
+
+    x = _as_1d("values", values)
+    n = x.size
+    est = float(x.mean()) if n else math.nan
+    if n < 2 or not np.all(np.isfinite(x)):
+        return Band(est, math.nan, math.nan, n, "t", level)
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    return Band(est, est - half, est + half, n, f"t, df={n - 1}", level)
+
+
+def bootstrap_band(
+    units,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    level: float = RULE.level,
+    n_boot: int = RULE.n_boot,
+    seed: int = 0,
+) -> Band:
+    """Percentile bootstrap band of `statistic` over the independent units on axis 0 of `units`.
+
+    `statistic` maps an array of units (same trailing shape as `units`) to a number. The
+    resampling generator is seeded (`seed`), so the band is reproducible.
+    """
+    u = np.asarray(units, dtype=float)
+    if u.ndim == 0:
+        raise ValueError("units must have at least one axis (the units), got a scalar")
+    n = u.shape[0]
+    est = float(statistic(u)) if n else math.nan
+    if n < 2 or not np.all(np.isfinite(u)) or not math.isfinite(est):
+        return Band(est, math.nan, math.nan, n, "bootstrap", level)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    reps = np.array([float(statistic(u[i])) for i in idx])
+    reps = reps[np.isfinite(reps)]
+    if reps.size < n_boot // 2:
+        return Band(est, math.nan, math.nan, n, "bootstrap", level)
+    lo, hi = np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2])
+    return Band(est, float(lo), float(hi), n, f"percentile bootstrap, {n_boot} resamples", level)
+
+
+def decide(
+    band: Band, *, side: Side = ">", null: float = 0.0, interval: tuple[float, float] | None = None
+) -> Verdict:
+    """Held / failed / inconclusive from a band (a non-finite band is failed).
+
+    `side=">"` predicts the quantity above `null`, `"<"` below it; `"within"` predicts it inside
+    `interval` (an equivalence test).
+    """
+    if not band.finite:
+        return "failed"
+    if side == ">":
+        return "held" if band.lo > null else ("failed" if band.hi < null else "inconclusive")
+    if side == "<":
+        return "held" if band.hi < null else ("failed" if band.lo > null else "inconclusive")
+    if side == "within":
+        if interval is None or not interval[0] <= interval[1]:
+            raise ValueError(f"interval must be (lo, hi) with lo <= hi, got {interval!r}")
+        a, b = interval
+        if a <= band.lo and band.hi <= b:
+            return "held"
+        return "failed" if band.hi < a or band.lo > b else "inconclusive"
+    raise ValueError(f"side must be '>', '<' or 'within', got {side!r}")
+
+
+def _predicted(side: Side, null: float, interval) -> str:
+    if side == "within":
+        if interval is None or not interval[0] <= interval[1]:
+            raise ValueError(f"interval must be (lo, hi) with lo <= hi, got {interval!r}")
+        return f"in [{interval[0]:.4g}, {interval[1]:.4g}]"
+    return f"{side} {null:.4g}"
+
+
+def check_band(
+    c: Claim,
+    band: Band,
+    *,
+    side: Side = ">",
+    null: float = 0.0,
+    interval: tuple[float, float] | None = None,
+    minimum: int | None = None,
+    needs: str = "cpu-long",
+    details: str = "",
+    figure: str | None = None,
+    scale: str = "sim",
+) -> CheckResult:
+    """Decide claim `c` from a precomputed band (any method), with the rule's conventions.
+
+    `minimum` is the fewest units for the band to count (below it: `needs-scale`).
+    """
+    pred = _predicted(side, null, interval)
+    common = dict(figure=figure, scale=scale, n=band.n, rule=band.method)
+    if minimum is not None and band.n < minimum:
+        return needs_scale(
+            c,
+            needs,
+            predicted=pred,
+            measured=band.estimate,
+            scale=scale,
+            n=band.n,
+            details=f"only {band.n} units (the rule needs {minimum}). {details}".strip(),
+        )
+    if not band.finite:
+        return make_result(
+            c,
+            pred,
+            band.estimate,
+            band.describe(),
+            "failed",
+            band=[band.lo, band.hi],
+            details=f"non-finite measurement (estimate {band.estimate}, band "
+            f"[{band.lo}, {band.hi}]). {details}".strip(),
+            **common,
+        )
+    verdict = decide(band, side=side, null=null, interval=interval)
+    return make_result(
+        c,
+        pred,
+        band.estimate,
+        band.describe(),
+        verdict,
+        band=[band.lo, band.hi],
+        details=details,
+        **common,
+    )
+
+
+def _nonfinite_values(c: Claim, pred, values: np.ndarray, name: str, scale, details, figure):
+    bad = int(np.sum(~np.isfinite(values)))
+    return make_result(
+        c,
+        pred,
+        float(np.nanmean(values)) if np.any(np.isfinite(values)) else math.nan,
+        None,
+        "failed",
+        scale=scale,
+        figure=figure,
+        n=int(values.size),
+        details=f"non-finite measurement: {bad} of {values.size} {name} are NaN/inf. "
+        f"{details}".strip(),
+    )
+
+
+def check_paired(
+    c: Claim,
+    treatment,
+    control,
+    *,
+    side: Side = ">",
+    margin: float = 0.0,
+    interval: tuple[float, float] | None = None,
+    rule: Rule = RULE,
+    level: float | None = None,
+    needs: str = "cpu-long",
+    details: str = "",
+    figure: str | None = None,
+    scale: str = "sim",
+) -> CheckResult:
+    """Paired comparison over seeds: the t band of `treatment[i] - control[i]` against `margin`.
+
+    `side=">"` predicts treatment > control + margin. Fewer than `rule.min_pairs` pairs: not run
+    at this scale (`needs-scale`). Any non-finite value: failed.
+
+    Example:
+      >>> from sdtheory.claims import Claim, Source
+      >>> c = Claim("doc.ex", "a beats b", Source("derived", "doctest"), "m")
+      >>> check_paired(c, [1.0, 1.2, 1.1], [0.5, 0.6, 0.4]).verdict
+      'held'
+      >>> check_paired(c, [1.0], [0.5]).verdict
+      'needs-scale'
+    """
+    t, b = _as_1d("treatment", treatment), _as_1d("control", control)
+    if t.shape != b.shape:
+        raise ValueError(f"treatment and control must pair up, got {t.shape} and {b.shape}")
+    d = t - b
+    pred = _predicted(side, margin, interval)
+    if not np.all(np.isfinite(d)):
+        return _nonfinite_values(c, pred, d, "paired differences", scale, details, figure)
+    band = t_band(d, level=rule.level if level is None else level)
+    band = dataclasses.replace(band, method=f"paired {band.method}")
+    return check_band(
+        c,
+        band,
+        side=side,
+        null=margin,
+        interval=interval,
+        minimum=rule.min_pairs,
+        needs=needs,
+        details=details,
+        figure=figure,
+        scale=scale,
+    )
+
+
+def check_mean(
+    c: Claim,
+    values,
+    *,
+    side: Side = ">",
+    null: float = 0.0,
+    interval: tuple[float, float] | None = None,
+    rule: Rule = RULE,
+    level: float | None = None,
+    needs: str = "cpu-long",
+    details: str = "",
+    figure: str | None = None,
+    scale: str = "sim",
+) -> CheckResult:
+    """One value per seed: the t band of their mean against `null` (or inside `interval`)."""
+    x = _as_1d("values", values)
+    pred = _predicted(side, null, interval)
+    if not np.all(np.isfinite(x)):
+        return _nonfinite_values(c, pred, x, "values", scale, details, figure)
+    band = t_band(x, level=rule.level if level is None else level)
+    return check_band(
+        c,
+        band,
+        side=side,
+        null=null,
+        interval=interval,
+        minimum=rule.min_pairs,
+        needs=needs,
+        details=details,
+        figure=figure,
+        scale=scale,
+    )
+
+
+def check_bootstrap(
+    c: Claim,
+    units,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    side: Side = ">",
+    null: float = 0.0,
+    interval: tuple[float, float] | None = None,
+    rule: Rule = RULE,
+    level: float | None = None,
+    seed: int = 0,
+    needs: str = "cpu-long",
+    details: str = "",
+    figure: str | None = None,
+    scale: str = "sim",
+) -> CheckResult:
+    """A statistic of independent units (problems, draws), decided on its bootstrap band."""
+    u = np.asarray(units, dtype=float)
+    pred = _predicted(side, null, interval)
+    if u.size and not np.all(np.isfinite(u)):
+        return _nonfinite_values(c, pred, u.reshape(-1), "unit values", scale, details, figure)
+    if u.ndim == 0 or u.shape[0] < rule.min_units:
+        n = 0 if u.ndim == 0 else int(u.shape[0])
+        return needs_scale(
+            c,
+            needs,
+            predicted=pred,
+            scale=scale,
+            n=n,
+            details=f"only {n} units (the rule needs {rule.min_units}). {details}".strip(),
+        )
+    band = bootstrap_band(
+        u, statistic, level=rule.level if level is None else level, n_boot=rule.n_boot, seed=seed
+    )
+    return check_band(
+        c,
+        band,
+        side=side,
+        null=null,
+        interval=interval,
+        minimum=rule.min_units,
+        needs=needs,
+        details=details,
+        figure=figure,
+        scale=scale,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BinEstimate:
+    """One bin of a binned estimate: its edges, count, estimate and band (NaN when too few)."""
+
+    left: float
+    right: float
+    n: int
+    estimate: float
+    lo: float
+    hi: float
+    enough: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def binned(
+    x,
+    units,
+    edges: Sequence[float],
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    rule: Rule = RULE,
+    seed: int = 0,
+) -> list[BinEstimate]:
+    """Bin `units` by `x` (left-closed bins, the last one closed) and bootstrap each bin.
+
+    Bins with fewer than `rule.min_bin` units are returned with `enough=False` and no band; a
+    check built on the curve must use only the bins that have enough.
+    """
+    xs = _as_1d("x", x)
+    u = np.asarray(units, dtype=float)
+    if u.shape[0] != xs.size:
+        raise ValueError(f"x and units must have the same length, got {xs.size} and {u.shape[0]}")
+    e = _as_1d("edges", edges)
+    if e.size < 2 or np.any(np.diff(e) <= 0):
+        raise ValueError(f"edges must be increasing with at least two entries, got {list(e)}")
+    which = np.clip(np.searchsorted(e, xs, side="right") - 1, 0, e.size - 2)
+    inside = (xs >= e[0]) & (xs <= e[-1])
+    out = []
+    for k in range(e.size - 1):
+        sel = u[inside & (which == k)]
+        n = int(sel.shape[0])
+        if n < rule.min_bin:
+            est = float(statistic(sel)) if n else math.nan
+            out.append(BinEstimate(float(e[k]), float(e[k + 1]), n, est, math.nan, math.nan, False))
+            continue
+        b = bootstrap_band(sel, statistic, level=rule.level, n_boot=rule.n_boot, seed=seed + k)
+        out.append(BinEstimate(float(e[k]), float(e[k + 1]), n, b.estimate, b.lo, b.hi, True))
+    return out

@@ -1,0 +1,144 @@
+"""The one decision rule: synthetic inputs whose verdict is known."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+from sdtheory import claims
+from sdtheory.claims import Band, Claim, Source
+
+C = Claim("test.rule", "treatment beats control", Source("derived", "test"), "m")
+
+
+def _seeds(effect, sd, n, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, 1.0, n)
+    return base + effect + rng.normal(0.0, sd, n), base
+
+
+def test_t_band_matches_scipy_interval():
+    x = np.array([0.3, -0.1, 0.8, 0.4, 0.25])
+    b = claims.t_band(x)
+    lo, hi = stats.t.interval(0.95, x.size - 1, loc=x.mean(), scale=stats.sem(x))
+    assert (
+        b.n == 5 and b.lo == pytest.approx(lo, rel=1e-12) and b.hi == pytest.approx(hi, rel=1e-12)
+    )
+
+
+@pytest.mark.parametrize(
+    "effect, expected",
+    [(1.0, "held"), (-1.0, "failed"), (0.0, "inconclusive")],
+    ids=["clear effect", "clear reverse effect", "noise"],
+)
+def test_paired_verdicts(effect, expected):
+    t, c = _seeds(effect, 0.2, 8, seed=3)
+    r = claims.check_paired(C, t, c, side=">")
+    assert r.verdict == expected
+    assert r.n == 8 and r.rule.startswith("paired t") and len(r.band) == 2
+    assert claims.check_paired(C, c, t, side="<").verdict == expected  # same claim, mirrored
+
+
+def test_paired_margin_and_band_fields():
+    t, c = [1.0, 1.1, 0.9, 1.05], [0.0, 0.0, 0.0, 0.0]
+    assert claims.check_paired(C, t, c, margin=0.5).verdict == "held"
+    assert claims.check_paired(C, t, c, margin=1.5).verdict == "failed"
+    assert claims.check_paired(C, t, c, margin=1.0).verdict == "inconclusive"
+
+
+def test_too_few_pairs_needs_a_larger_scale_and_is_not_counted():
+    r = claims.check_paired(C, [1.0], [0.0], needs="cpu-long")
+    assert r.verdict == "needs-scale" and r.needs == "cpu-long" and not r.counted
+    assert claims.check_paired(C, [], []).verdict == "needs-scale"
+    assert "1 more need a larger scale" in claims.summary_line([r])
+    assert claims.summary_line([r]).startswith("0 checks")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nonfinite_measurement_is_failed(bad):
+    r = claims.check_paired(C, [1.0, bad, 2.0], [0.0, 0.0, 0.0])
+    assert r.verdict == "failed" and "non-finite" in r.details
+    assert claims.check_mean(C, [bad, 1.0]).verdict == "failed"
+    assert claims.check_bootstrap(C, [1.0] * 9 + [bad]).verdict == "failed"
+    assert claims.check_close(C, 1.0, bad, atol=1.0).verdict == "failed"
+    assert claims.check_bound(C, 1.0, bad).verdict == "failed"
+    nan_band = Band(math.nan, math.nan, math.nan, 10, "x")
+    assert claims.check_band(C, nan_band).verdict == "failed"
+
+
+def test_mean_within_interval():
+    x = np.random.default_rng(0).normal(2.0, 0.01, 20)
+    assert claims.check_mean(C, x, side="within", interval=(1.9, 2.1)).verdict == "held"
+    assert claims.check_mean(C, x, side="within", interval=(2.5, 3.0)).verdict == "failed"
+    assert claims.check_mean(C, x, side="within", interval=(2.0, 3.0)).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="interval"):
+        claims.check_mean(C, x, side="within")
+
+
+def test_bootstrap_of_a_ratio_statistic():
+    # SNR-like statistic: ||mean||^2 / trace(cov) over units, clear signal vs pure noise.
+    rng = np.random.default_rng(1)
+    snr = lambda u: float(np.sum(u.mean(0) ** 2) / np.trace(np.cov(u.T)))  # noqa: E731
+    signal = rng.normal(1.0, 0.5, size=(200, 3))
+    noise = rng.normal(0.0, 0.5, size=(200, 3))
+    assert claims.check_bootstrap(C, signal, snr, null=1.0).verdict == "held"
+    assert claims.check_bootstrap(C, noise, snr, null=1.0).verdict == "failed"
+    assert claims.check_bootstrap(C, noise[:3], snr).verdict == "needs-scale"
+    b1 = claims.bootstrap_band(signal, snr, seed=5)
+    assert b1 == claims.bootstrap_band(signal, snr, seed=5)  # reproducible
+
+
+def test_bootstrap_band_covers_the_mean_at_the_nominal_rate():
+    rng = np.random.default_rng(2)
+    hits = 0
+    for _ in range(300):
+        b = claims.bootstrap_band(rng.exponential(1.0, 60), n_boot=400, seed=int(rng.integers(1e9)))
+        hits += b.lo <= 1.0 <= b.hi
+    assert 0.89 <= hits / 300 <= 0.99  # 95 % nominal; percentile bootstrap runs a little short
+
+
+@given(st.floats(-5, 5), st.floats(0.01, 3), st.integers(2, 40), st.integers(0, 2**31))
+def test_verdict_is_consistent_with_the_band(effect, sd, n, seed):
+    t, c = _seeds(effect, sd, n, seed)
+    r = claims.check_paired(C, t, c)
+    lo, hi = r.band
+    assert r.verdict == ("held" if lo > 0 else "failed" if hi < 0 else "inconclusive")
+    assert lo <= r.measured <= hi
+
+
+def test_binned_minimum_count_and_bands():
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(0, 0.5, 50), [0.9, 0.95]])
+    y = np.concatenate([rng.normal(1.0, 0.1, 50), [5.0, 6.0]])
+    bins = claims.binned(x, y, [0.0, 0.5, 1.0])
+    assert [b.n for b in bins] == [50, 2]
+    assert bins[0].enough and bins[0].lo < 1.0 < bins[0].hi
+    assert not bins[1].enough and math.isnan(bins[1].lo) and bins[1].estimate == 5.5
+    assert bins[1].to_json()["lo"] is None
+    with pytest.raises(ValueError, match="edges"):
+        claims.binned(x, y, [1.0, 0.0])
+
+
+def test_rule_and_decide_validate_their_arguments():
+    with pytest.raises(ValueError, match="min_pairs"):
+        claims.Rule(min_pairs=1)
+    with pytest.raises(ValueError, match="level"):
+        claims.Rule(level=1.0)
+    with pytest.raises(ValueError, match="side"):
+        claims.decide(Band(0.0, -1.0, 1.0, 3, "t"), side="!=")
+    with pytest.raises(ValueError, match="pair up"):
+        claims.check_paired(C, [1.0, 2.0], [1.0])
+    assert claims.bonferroni(5) == pytest.approx(0.99)
+
+
+def test_report_separates_needs_scale(tmp_path):
+    held = claims.check_true(C, True)
+    later = claims.needs_scale(C, "cpu-long", details="one seed")
+    md, _ = claims.write_report([("s", [held, later], [])], tmp_path)
+    text = md.read_text()
+    assert (
+        "1 checks: 1 held" in text and "Needs a larger scale" in text and "--scale cpu-long" in text
+    )
