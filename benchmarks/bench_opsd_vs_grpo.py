@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from sdtheory.lm.trainers import TrainConfig, Trainer, build_model
+    from sdtheory.lm.models import build_model
+    from sdtheory.lm.trainers import TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,14 +112,13 @@ def main(argv: list[str] | None = None) -> dict:
     res["ratio_opsd_over_grpo"] = res["opsd_time_step"] / res["grpo_time_step"]
     res["goal_met"] = res["ratio_opsd_over_grpo"] <= 1.3
     if args.eval_problems:
-        import dataclasses
         import time
 
         ev = trainers["grpo"]
         held_out = ev.task.split(64, args.eval_problems, seed=0)[1]
         for name, temp, k in (("greedy", 0.0, 1), ("avg@4_T1", 1.0, 4)):
-            ev.cfg = dataclasses.replace(
-                ev.cfg, eval_temperature=temp, eval_k=k, max_new_tokens=args.eval_max_new_tokens
+            ev.cfg = ev.cfg.replace(
+                eval_temperature=temp, eval_k=k, max_new_tokens=args.eval_max_new_tokens
             )
             t0 = time.perf_counter()
             rec = ev.evaluate(held_out)

@@ -44,6 +44,8 @@ class Rollouts:
         sample_logprobs: `(N, T)` log-probability under the distribution actually sampled
             (after temperature and top-p), 0 where masked.
         group: `(N,)` index of the prompt (problem) each row belongs to.
+        on_policy: whether the completions were sampled from the student (False for dataset
+            demonstrations).
     """
 
     prompts: list[list[int]]
@@ -52,6 +54,7 @@ class Rollouts:
     logprobs: torch.Tensor
     sample_logprobs: torch.Tensor
     group: torch.Tensor
+    on_policy: bool = True
 
     def texts(self, tokenizer) -> list[str]:
         """Decoded completions (special tokens dropped)."""

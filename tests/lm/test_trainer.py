@@ -10,8 +10,9 @@ pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 pytest.importorskip("reasoning_gym")
 
-from sdtheory.lm import models, tasks  # noqa: E402
-from sdtheory.lm.trainers import TrainConfig, Trainer, grpo_advantages  # noqa: E402
+from sdtheory.lm import models, teachers  # noqa: E402
+from sdtheory.lm.methods.shared import grpo_advantages  # noqa: E402
+from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 
 # small, fast defaults: 2 problems x 2 samples x <= 8 new tokens per step on a 2-layer model
 FAST = dict(
@@ -118,9 +119,9 @@ def test_student_never_sees_privileged_view(tmp_path):
     teacher_text = [tr.tok.decode(r) for r in seen["teacher"]]
     assert student_text and teacher_text
     for text in student_text:
-        assert tasks.TEACHER_INTRO not in text
+        assert teachers.TEACHER_INTRO not in text
         assert not any(p.solution in text for p in problems)
-    assert all(tasks.TEACHER_INTRO in t for t in teacher_text)
+    assert all(teachers.TEACHER_INTRO in t for t in teacher_text)
     assert sum(any(p.solution in t for p in problems) for t in teacher_text) == len(teacher_text)
 
 
@@ -150,7 +151,7 @@ def test_only_completion_tokens_enter_loss(tmp_path, method, fused):
     problems = [tr.train_set[i] for i in tr.batch_indices(0)]
     tr.train_step()
     (g,), ((ids, attn),) = grads, inputs
-    pw = max(len(tr._student_prompts([p])[0]) for p in problems)  # left-padded prompt width
+    pw = max(len(tr.student_prompts([p])[0]) for p in problems)  # left-padded prompt width
     n_comp = ids.shape[1] - pw
     offset = ids.shape[1] - g.shape[1]  # columns of the full sequence not returned (logits)
     predicts = torch.zeros(ids.shape, dtype=torch.bool)
