@@ -73,8 +73,8 @@ class StudentOutputs:
                 out = token_logprobs(self.logits(), self.tokens, temperature)
                 self._logp[key] = out if grad else out.detach()
             else:
+                h = self.hidden()  # with gradient: the loss may need it later
                 with torch.no_grad():
-                    h = self.hidden()
                     rows = [
                         token_logprobs(self.head(h[i]), self.tokens[i], temperature)
                         for i in range(h.shape[0])

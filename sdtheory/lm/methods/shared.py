@@ -114,7 +114,12 @@ class DivergenceLoss:
         self.fused = cfg.loss.fused_loss and not cfg.loss.estimator
 
     def divergence(self, step: int) -> str:
-        return kl_direction(step, self.loss.kl_switch_step, self.loss.divergence)
+        """The divergence of `step` (after the two-stage switch); the JSD at $\beta=0$ / $1$ is
+        named `forward_kl` / `reverse_kl`, which it equals (the same code path)."""
+        name = kl_direction(step, self.loss.kl_switch_step, self.loss.divergence)
+        if name == "jsd" and self.beta in (0.0, 1.0):
+            return "forward_kl" if self.beta == 0.0 else "reverse_kl"
+        return name
 
     def kwargs(self, step: int) -> dict:
         lc = self.loss
