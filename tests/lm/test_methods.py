@@ -465,3 +465,50 @@ def test_sdpo_feedback_gives_every_failed_rollout_a_teacher(tmp_path):
     for rec, r in zip(hist, rewards, strict=True):
         has = torch.tensor([s is not None for s in successful_siblings(r, g)]) | (r < 0.5)
         assert math.isclose(rec["sdpo_frac_with_teacher"], float(has.double().mean()))
+
+
+def test_the_contributing_recipe_adds_a_method(tmp_path, monkeypatch):
+    """The example of CONTRIBUTING.md, "Adding a method", as written: one module plus one
+    registry line give a method that `sdtheory train` runs, with its own flag and --help group."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    from sdtheory.lm import methods, train_cli
+
+    text = (Path(__file__).resolve().parents[2] / "CONTRIBUTING.md").read_text()
+    code = re.search(r"```python\n(# sdtheory/lm/methods/mymethod.py\n.*?)```", text, re.S)[1]
+    mod = types.ModuleType("sdtheory.lm.methods.mymethod")
+    mod.__package__ = "sdtheory.lm.methods"
+    exec(compile(code, "CONTRIBUTING.md", "exec"), mod.__dict__)
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setitem(methods.REGISTRY, "mymethod", "mymethod:MyMethod")  # the one line
+    assert "mymethod (one line: what it is):" in train_cli.build_parser().format_help()
+    argv = ["mymethod", "--my-scale", "2", "--out", str(tmp_path)]
+    argv += [
+        x for k, v in {**FAST, "steps": 2}.items() for x in ("--" + k.replace("_", "-"), str(v))
+    ]
+    assert train_cli.main([a.lower() if a in ("False", "True") else a for a in argv]) == 0
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2]
+    assert all(r["loss"] == pytest.approx(2 * r["distill_loss"]) and r["loss"] > 0 for r in train)
+
+
+def test_one_small_file_per_method_and_a_loop_without_method_names():
+    """Every file of `sdtheory/lm/methods/` stays within 250 lines, and the trainer's step
+    names no method: what differs between methods is the method's."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from sdtheory.lm import methods
+
+    for path in Path(methods.__file__).parent.glob("*.py"):
+        n = len(path.read_text().splitlines())
+        assert n <= 250, f"{path.name} has {n} lines"
+    for fn in (Trainer.train_step, Trainer.make_batch, Trainer.__init__):
+        source = inspect.getsource(fn)
+        named = [m for m in method_names() if re.search(rf"\b{m}\b", source, re.I)]
+        assert not named, (fn.__name__, named)
