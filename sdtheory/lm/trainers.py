@@ -1,7 +1,7 @@
 """The training loop, the same for every method (`sdtheory.lm.methods`).
 
 Each step: the method collects the step's rollouts (by default `k` completions per problem,
-sampled from the student with the KV cache: `DataSources.policy`) -> verify them (rewards in
+sampled from the student with the KV cache: `sdtheory.lm.sources.DataSources`) -> verify them (rewards in
 {0, 1}) -> `method.loss(batch)` on a `StepBatch` -> backward -> stop on a non-finite loss or
 gradient -> clip -> optimiser step -> teacher update -> `method.after_step` -> evaluate ->
 checkpoint. The loop knows no method by name: what differs between methods (data source,
@@ -30,11 +30,12 @@ import torch
 from .config import TrainConfig
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
 from .models import build_model
-from .rollout import Rollouts, completion_hidden, pass_rates, sample, stop_ids
+from .rollout import completion_hidden, pass_rates, sample, stop_ids
+from .sources import DataSources
 from .tasks import Problem, Task, chat_prompt_ids, make_task
 from .teachers import make_teacher
 
-__all__ = ["DataSources", "NonFiniteError", "TrainConfig", "Trainer", "train"]
+__all__ = ["NonFiniteError", "TrainConfig", "Trainer", "train"]
 
 # run-control fields that may change when a run resumes (`steps` too with a constant schedule)
 _FREE_ON_RESUME = {
@@ -68,58 +69,6 @@ def _schedule(cfg: TrainConfig):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
 
     return factor
-
-
-class DataSources:
-    """Where a step's tokens come from; a method picks one in `Method.collect`.
-
-    `policy(problems)`: `k` samples per problem from the student, each row seeded by
-    `(seed, global row)`; `demonstrations(problems)`: the dataset's worked solutions (then end of
-    turn), one per problem (`on_policy=False`).
-    """
-
-    def __init__(self, trainer: Trainer, step: int, first_row: int):
-        self.tr, self.step, self.first_row = trainer, step, first_row
-
-    def policy(self, problems: list[Problem]) -> Rollouts:
-        tr, run = self.tr, self.tr.cfg.run
-        base = self.step * run.batch_problems + self.first_row
-        seeds = [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
-        return sample(
-            tr.unwrapped,
-            tr.student_prompts(problems),
-            max_new_tokens=run.max_new_tokens,
-            stop_token_ids=tr.stops,
-            pad_id=tr.pad,
-            temperature=run.temperature,
-            top_p=run.top_p,
-            seed=run.seed,
-            row_seeds=seeds,
-            k=run.k,
-        )
-
-    def demonstrations(self, problems: list[Problem]) -> Rollouts:
-        tr, rows = self.tr, []
-        for p in problems:
-            text = p.solution or f"The answer is {p.answer}."
-            ids = tr.tok(text, add_special_tokens=False)["input_ids"]
-            rows.append(list(ids)[: tr.cfg.run.max_new_tokens - 1] + [tr.tok.eos_token_id])
-        comp = torch.full((len(rows), max(map(len, rows))), tr.pad, dtype=torch.long)
-        mask = torch.zeros(comp.shape, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            comp[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
-        dev = tr.acc.device
-        zeros = torch.zeros(comp.shape, device=dev)
-        group = torch.arange(len(rows), device=dev)
-        return Rollouts(
-            tr.student_prompts(problems),
-            comp.to(dev),
-            mask.to(dev),
-            zeros,
-            zeros,
-            group,
-            on_policy=False,
-        )
 
 
 class Trainer:
@@ -229,7 +178,17 @@ class Trainer:
         local = self.batch_indices(step)[lo : lo + per_rank]
         problems = [self.train_set[i] for i in local]
         self.model.eval()
-        ro = self.method.collect(DataSources(self, step, lo), problems, step)
+        sources = DataSources(
+            self.unwrapped,
+            self.tok,
+            self.student_prompts,
+            run,
+            step,
+            lo,
+            self.stops,
+            self.acc.device,
+        )
+        ro = self.method.collect(sources, problems, step)
         rows = [problems[int(g)] for g in ro.group]
         texts = ro.texts(self.tok)
         rewards = torch.tensor([self.task.verify(t, p) for t, p in zip(texts, rows, strict=True)])
