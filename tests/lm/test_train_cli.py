@@ -71,6 +71,8 @@ def test_flat_names_route_to_their_level():
         (dict(beta=1.5), "beta"),
         (dict(distill_weight=0.0), "not both be 0"),
         (dict(grpo_weight=-1.0), "grpo_weight"),
+        (dict(method="taid", grpo_weight=1.0), "grpo_weight must be 0 for taid"),
+        (dict(method="atesd", distill_weight=0.0, grpo_weight=1.0), "distill_weight must be > 0"),
     ],
 )
 def test_bad_config_names_the_field(bad, match):

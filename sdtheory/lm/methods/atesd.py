@@ -202,6 +202,7 @@ class ATESD(OPSD):
     name = "atesd"
     Config = ATESDConfig
     default_beta = 0.5
+    needs_distill = True  # the controller learns from the distillation loss
 
     def __init__(self, ctx):
         super().__init__(ctx)

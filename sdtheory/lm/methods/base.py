@@ -166,6 +166,8 @@ class Method:
     default_weights: ClassVar[tuple[float, float]] = (1.0, 0.0)  # (distill, grpo)
     default_beta: ClassVar[float] = 0.5  # JSD beta when --beta is not given
     min_k: ClassVar[int] = 1  # fewest samples per problem
+    needs_distill: ClassVar[bool] = True  # False: distill_weight 0 is allowed (GRPO only)
+    mixes_grpo: ClassVar[bool] = False  # True: grpo_weight adds the GRPO surrogate
 
     def __init__(self, ctx: MethodContext):
         self.ctx, self.cfg, self.teacher = ctx, ctx.cfg, ctx.teacher
@@ -192,6 +194,10 @@ class Method:
         d, g = cls.weights(cfg)
         if d + g == 0:
             raise ValueError(f"distill_weight and grpo_weight must not both be 0 for {cls.name}")
+        if d == 0 and cls.needs_distill:
+            raise ValueError(f"distill_weight must be > 0 for {cls.name}, got 0")
+        if g > 0 and not cls.mixes_grpo:
+            raise ValueError(f"grpo_weight must be 0 for {cls.name} (it has no GRPO term), got {g}")
         if cfg.run.k < max(cls.min_k, 2 if g > 0 else 1):
             why = "pass rates or siblings" if cls.min_k > 1 else "group-relative advantages"
             raise ValueError(f"k must be >= 2 for {cls.name} ({why}), got {cfg.run.k}")

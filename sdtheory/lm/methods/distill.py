@@ -34,6 +34,8 @@ class OPSD(Method):
 
     name = "opsd"
     default_beta = 0.0
+    needs_distill = False  # distill_weight 0 leaves the GRPO term (the grpo method)
+    mixes_grpo = True
 
     def __init__(self, ctx):
         super().__init__(ctx)

@@ -59,6 +59,7 @@ class SRPO(SDPO):
 
     name = "srpo"
     default_weights = (1.0, 1.0)
+    mixes_grpo = True
 
     def loss(self, batch):
         t_out, has, isw, metrics = self.distill(batch)
