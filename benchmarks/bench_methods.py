@@ -24,6 +24,79 @@ import tempfile
 from pathlib import Path
 
 
+def time_methods(
+    methods,
+    *,
+    model="tiny",
+    task="chain_sum",
+    steps=3,
+    batch_problems=2,
+    k=4,
+    max_new_tokens=32,
+    threads=0,
+    flags=None,
+):
+    """Build one `lr = 0` trainer per method on one student and alternate `steps + 1` steps
+    between them; returns `(trainers, records)`, the first (warm-up) step of each left out.
+    `flags[method]` adds config fields for that method."""
+    import torch
+
+    from sdtheory.lm.trainers import TrainConfig, Trainer
+
+    try:
+        from sdtheory.lm.models import build_model
+    except ImportError:  # checkouts before the methods package
+        from sdtheory.lm.trainers import build_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    net, tok = build_model(model, hidden_size=64, num_layers=2, seed=0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_methods_"))
+    common = dict(
+        model=model,
+        task=task,
+        n_train=64,
+        n_eval=0,
+        lr=0.0,
+        steps=steps + 1,
+        batch_problems=batch_problems,
+        k=k,
+        max_new_tokens=max_new_tokens,
+        temperature=1.0,
+        progress=False,
+        threads=threads,
+    )
+    trainers = {
+        m: Trainer(
+            TrainConfig(method=m, out=str(tmp / m), **common, **(flags or {}).get(m, {})),
+            model=net,
+            tokenizer=tok,
+        )
+        for m in methods
+    }
+    recs = {m: [] for m in trainers}
+    for i in range(steps + 1):
+        for m, tr in trainers.items():
+            r = tr.train_step()
+            if i > 0:
+                recs[m].append(r)
+            print(
+                f"[{m}] step {i}: generate {r['time_generate']:.2f}s teacher "
+                f"{r['time_teacher']:.2f}s student {r['time_student']:.2f}s",
+                file=sys.stderr,
+            )
+    return trainers, recs
+
+
+def medians(recs: dict) -> dict:
+    """Median generation, teacher, student and step time of each method's records."""
+    out = {}
+    for m, rs in recs.items():
+        for part in ("time_generate", "time_teacher", "time_student", "time_step"):
+            out[f"{m}_{part}"] = statistics.median(r[part] for r in rs)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -43,51 +116,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from sdtheory.lm.trainers import TrainConfig, Trainer
-
-    try:
-        from sdtheory.lm.models import build_model
-    except ImportError:  # checkouts before the methods package
-        from sdtheory.lm.trainers import build_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, tok = build_model(args.model, hidden_size=64, num_layers=2, seed=0)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_methods_"))
-    common = dict(
+    div = dict(divergence=args.divergence, beta=args.beta)
+    _, recs = time_methods(
+        args.methods,
         model=args.model,
-        task="chain_sum",
-        n_train=64,
-        n_eval=0,
-        lr=0.0,
-        steps=args.steps + 1,
+        steps=args.steps,
         batch_problems=args.batch_problems,
         k=args.k,
         max_new_tokens=args.max_new_tokens,
-        temperature=1.0,
-        progress=False,
         threads=args.threads,
+        flags={m: div for m in args.methods if m != "grpo"},
     )
-    div = dict(divergence=args.divergence, beta=args.beta)
-    trainers = {
-        m: Trainer(
-            TrainConfig(method=m, out=str(tmp / m), **common, **(div if m != "grpo" else {})),
-            model=model,
-            tokenizer=tok,
-        )
-        for m in args.methods
-    }
-    recs = {m: [] for m in trainers}
-    for i in range(args.steps + 1):
-        for m, tr in trainers.items():
-            r = tr.train_step()
-            if i > 0:
-                recs[m].append(r)
-            print(
-                f"[{m}] step {i}: generate {r['time_generate']:.2f}s teacher "
-                f"{r['time_teacher']:.2f}s student {r['time_student']:.2f}s",
-                file=sys.stderr,
-            )
     res = {
         "label": args.label,
         "model": args.model,
@@ -100,9 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         "same_rollouts": len({tuple(r["completion_tokens"] for r in rs) for rs in recs.values()})
         == 1,
     }
-    for m, rs in recs.items():
-        for part in ("time_generate", "time_teacher", "time_student", "time_step"):
-            res[f"{m}_{part}"] = statistics.median(r[part] for r in rs)
+    res.update(medians(recs))
     if "opsd" in recs and "grpo" in recs:
         res["ratio_opsd_over_grpo"] = res["opsd_time_step"] / res["grpo_time_step"]
     text = json.dumps(res, indent=1)

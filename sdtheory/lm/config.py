@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core._checks import check_positive, check_positive_int, check_unit_interval
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
 from .teachers import TEACHER_MODES
@@ -53,19 +54,16 @@ def check_fields(obj, *, choices=None, ints=None, unit=(), nonneg=(), positive=(
     for name, options in (choices or {}).items():
         if getattr(obj, name) not in options:
             raise ValueError(f"{name} must be one of {tuple(options)}, got {getattr(obj, name)!r}")
-    for name, low in (ints or {}).items():
+    for name, low in (ints or {}).items():  # stored back as an int (3.0 -> 3)
+        object.__setattr__(obj, name, check_positive_int(getattr(obj, name), name, minimum=low))
+    for name in unit:
+        check_unit_interval(getattr(obj, name), name)
+    for name in positive:
+        check_positive(getattr(obj, name), name)
+    for name in nonneg:
         v = getattr(obj, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-    for names, ok, what in (
-        (unit, lambda v: 0.0 <= v <= 1.0, "lie in [0, 1]"),
-        (nonneg, lambda v: 0.0 <= v < math.inf, "be a finite number >= 0"),
-        (positive, lambda v: 0.0 < v < math.inf, "be a finite number > 0"),
-    ):
-        for name in names:
-            v = getattr(obj, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(float(v)):
-                raise ValueError(f"{name} must {what}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ class Rollouts:
         group: `(N,)` index of the prompt (problem) each row belongs to.
         on_policy: whether the completions were sampled from the student (False for dataset
             demonstrations).
+        loss_mask: `(N, T)` bool, the tokens a loss may train on, when they are fewer than the
+            completion tokens (e.g. tool outputs inside a multi-turn completion: attended to,
+            never trained on); `None` = `completion_mask`.
     """
 
     prompts: list[list[int]]
@@ -57,6 +60,7 @@ class Rollouts:
     sample_logprobs: torch.Tensor
     group: torch.Tensor
     on_policy: bool = True
+    loss_mask: torch.Tensor | None = None
 
     def texts(self, tokenizer) -> list[str]:
         """Decoded completions (special tokens dropped)."""

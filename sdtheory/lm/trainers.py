@@ -129,7 +129,10 @@ class Trainer:
                 teacher_model=teacher_model,
                 system=self.system,
             )
-        self.method = method_cls(MethodContext(cfg, self.task, tokenizer, self.teacher, self.world))
+        ctx = MethodContext(
+            cfg, self.task, tokenizer, self.teacher, self.world, model, self.evaluate
+        )
+        self.method = method_cls(ctx)
         groups = [{"params": list(model.parameters())}, *self.method.param_groups()]
         opt = torch.optim.AdamW(groups, lr=run.lr, weight_decay=run.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))

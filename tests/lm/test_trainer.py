@@ -340,3 +340,23 @@ def test_grpo_log_probs_use_the_sampling_temperature(tmp_path):
     lp1 = torch.log_softmax(z.float(), -1).gather(-1, batch.rollouts.completions[..., None])
     at_one = -(adv[:, None] * lp1.squeeze(-1) * batch.mask).sum() / batch.mask.sum()
     assert not torch.allclose(got, torch.autograd.grad(at_one, z)[0], atol=1e-6)  # T = 1 differs
+
+
+def test_loss_mask_trains_on_a_subset_of_the_attended_tokens(tmp_path):
+    """A source may mark completion tokens the model attends to but never trains on (tool
+    outputs of a multi-turn rollout): `Rollouts.loss_mask`. The loss's gradient with respect to
+    the student's hidden states vanishes there and not elsewhere; the teacher and the student
+    still see every completion token."""
+    tr = Trainer(TrainConfig(method="opsd", steps=1, out=str(tmp_path), **{**FAST, "n_eval": 0}))
+    assert tr.method.ctx.student is tr.unwrapped and callable(tr.method.ctx.evaluate)
+    batch = tr.make_batch(0)
+    ro = batch.rollouts
+    cols = torch.arange(ro.completions.shape[1])[None, :]
+    ro.loss_mask = ro.completion_mask & (cols % 2 == 0)  # train on every other token
+    h = batch.student.hidden()
+    h.retain_grad()
+    loss, _ = tr.method.loss(batch)
+    loss.backward()
+    g = h.grad.abs().sum(-1)
+    assert (g[~ro.loss_mask] == 0).all() and (g[ro.loss_mask] > 0).all()
+    assert (ro.completion_mask & ~ro.loss_mask).any()  # some attended tokens were left out

@@ -83,17 +83,13 @@ class AVSD(Method):
     Config = AVSDConfig
 
     def loss(self, batch):
-        task, rho, comp, mask = (
-            self.ctx.task,
-            self.cfg.teacher.rho,
-            batch.rollouts.completions,
-            batch.mask,
-        )
+        task, rho, ro, mask = self.ctx.task, self.cfg.teacher.rho, batch.rollouts, batch.mask
+        comp = ro.completions
         s_lp = batch.student.token_logprobs(1.0)
         view_lp = []
         for v in self.options.views:
             messages = [view_messages(task, p, v, rho) for p in batch.rows]
-            logits = self.teacher.logits(batch.rows, comp, mask, messages=messages)
+            logits = self.teacher.logits(batch.rows, comp, ro.completion_mask, messages=messages)
             view_lp.append(token_logprobs(logits, comp))
         out = avsd_target(torch.stack(view_lp), s_lp)
         adv = out["target"].to(s_lp.dtype) - s_lp.detach()

@@ -110,7 +110,9 @@ class StepBatch:
 
     @property
     def mask(self) -> torch.Tensor:
-        return self.rollouts.completion_mask
+        """`(N, T)` the tokens the loss trains on (`Rollouts.loss_mask`, else the completion)."""
+        ro = self.rollouts
+        return ro.completion_mask if ro.loss_mask is None else ro.loss_mask
 
     @property
     def groups(self) -> torch.Tensor:
@@ -147,13 +149,17 @@ class StepBatch:
 
 @dataclass
 class MethodContext:
-    """What a method is built with: the run's config, task, tokenizer, teacher and processes."""
+    """What a method is built with: the run's config, task, tokenizer, teacher, the number of
+    processes, and for methods that act on the run itself (weight extrapolation, adapters,
+    validation-gated steps) the student network and the held-out evaluation."""
 
     cfg: Any
     task: Any
     tokenizer: Any
     teacher: Any = None
     world: int = 1
+    student: Any = None
+    evaluate: Callable[..., dict] | None = None
 
 
 class Method:

@@ -137,7 +137,8 @@ class DivergenceLoss:
     def teacher_out(self, batch, messages=None) -> torch.Tensor:
         """The teacher's hidden states (fused) or logits (plain) on the batch's completions."""
         score = self.teacher.hidden if self.fused else self.teacher.logits
-        return score(batch.rows, batch.rollouts.completions, batch.mask, messages=messages)
+        ro = batch.rollouts  # the completion mask: what the teacher attends to
+        return score(batch.rows, ro.completions, ro.completion_mask, messages=messages)
 
     @torch.no_grad()
     def teacher_logits(self, out: torch.Tensor) -> torch.Tensor:

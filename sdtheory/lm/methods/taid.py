@@ -155,7 +155,7 @@ class TAID(Method):
         kw = dict(divergence="forward_kl", reduction=batch.reduction, num_items=batch.num_items())
         comp = batch.rollouts.completions
         if self.fused:  # target logits = [(1-t) sg(h_s), t h_T] @ [W_s, W_T]^T
-            h_t = teacher.hidden(batch.rows, comp, batch.mask)
+            h_t = teacher.hidden(batch.rows, comp, batch.rollouts.completion_mask)
             h_s, w_s, w_t = s.hidden().detach(), s.weight.detach(), teacher.lm_head_weight
             h, w = (
                 (h_s, w_s)
@@ -167,7 +167,7 @@ class TAID(Method):
             l_d = fused_linear_distillation_loss(s.hidden(), s.weight, h, w, batch.mask, **kw)
         else:
             target = interpolated_logits(
-                s.logits(), teacher.logits(batch.rows, comp, batch.mask), t
+                s.logits(), teacher.logits(batch.rows, comp, batch.rollouts.completion_mask), t
             )
             l_d = distillation_loss(s.logits(), target, batch.mask, **kw)
         return self.weights(self.cfg)[0] * l_d, {"distill_loss": float(l_d.detach()), "taid_t": t}
