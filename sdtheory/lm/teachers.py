@@ -129,7 +129,8 @@ class Teacher:
         t0, was_training = time.perf_counter(), self.model.training
         self.model.eval()
         try:
-            return fn(self.model, self.prompts(problems, messages), completions, completion_mask)
+            prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
         finally:
             self.model.train(was_training)
             self.seconds += time.perf_counter() - t0

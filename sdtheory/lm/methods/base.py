@@ -11,11 +11,12 @@ through five calls, in this order in each optimiser step:
     method.state_dict() / method.load_state_dict(state)   # at checkpoints (exact resume)
 
 plus class attributes that say what the method needs: its own options (`Config`), its teacher
-(`teacher`: `"self"`, `"model"` or `None`), its default loss weights and JSD $\beta$, and the
-fewest samples per problem it works with. `param_groups()` adds method-owned trainable
-parameters to the optimiser. A method never touches the trainer, the model or the teacher's
-network: it gets the student's outputs from the batch (`batch.student`) and the teacher's
-through `sdtheory.lm.teachers.Teacher`.
+(`teacher_kind`: `"self"`, `"model"` or `None`), its default loss weights and JSD $\beta$, the
+fewest samples per problem it works with, and which loss weights it can use. `param_groups()`
+adds method-owned trainable parameters to the optimiser. A method never touches the trainer or
+the teacher's network: it gets the student's outputs from the batch (`batch.student`) and the
+teacher's through `sdtheory.lm.teachers.Teacher`; the student network itself
+(`MethodContext.student`) is there only for methods that act on the weights.
 """
 
 from __future__ import annotations
