@@ -33,6 +33,7 @@ __all__ = [
     "extract_answer",
     "make_task",
     "normalize_answer",
+    "set_problem_source",
     "TASKS",
 ]
 
@@ -127,6 +128,25 @@ def normalize_answer(s: str) -> str:
     return re.sub(r"\s+|\\,|\\!|\$", "", s).rstrip(".").lower()
 
 
+# Where `Task.problems` looks before generating: `source(task, size, seed) -> list[Problem] | None`
+# (installed by `sdtheory.lm.taskfile.use_task_dir`, so that a run reads pre-generated task files
+# where the generators cannot be imported). None: always generate.
+_problem_source = None
+
+
+def set_problem_source(source):
+    """Install `source(task, size, seed) -> list[Problem] | None` in front of every generator.
+
+    `Task.problems` returns what the source returns unless it is `None` (then it generates). Pass
+    `None` to remove it. Returns the previous source. `taskfile.use_task_dir` is the usual caller.
+    """
+    global _problem_source
+    if source is not None and not callable(source):
+        raise ValueError(f"source must be callable or None, got {source!r}")
+    previous, _problem_source = _problem_source, source
+    return previous
+
+
 class Task:
     """A family of verifiable problems with privileged views (see the module docstring).
 
@@ -139,6 +159,10 @@ class Task:
         """`size` distinct problems (by question), deterministic in `seed`."""
         if int(size) < 1:
             raise ValueError(f"size must be >= 1, got {size!r}")
+        if _problem_source is not None:
+            stored = _problem_source(self, int(size), int(seed))
+            if stored is not None:
+                return stored
         return self._dedup(self._generate(int(size), int(seed)), int(size))
 
     def split(self, n_train: int, n_eval: int, seed: int = 0):
