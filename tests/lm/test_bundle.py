@@ -223,13 +223,13 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
 
 @pytest.mark.slow
 def test_bundle_with_smollm2_runs_every_experiment(tmp_path, blocker):
-    """The real model in 16 MiB shards (7), converted on the far side and checked against the
+    """The real model in 16 MiB shards (6), converted on the far side and checked against the
     weights here, then the five experiments at the CI scale (several minutes on 2 cores)."""
     pytest.importorskip("gguf")
     out = tmp_path / "bundle"
     m = bundle.build_bundle(out, scale="fast", shard_mb=16, wheels=())
     shards = [f for f in m["files"] if f["kind"] == "model-shard"]
-    assert len(shards) == 7 and all(f["bytes"] <= 16 * 2**20 for f in shards)
+    assert len(shards) == 6 and all(f["bytes"] <= 16 * 2**20 for f in shards)
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     cache = tmp_path / "cache"
