@@ -6,8 +6,9 @@ In one run, on one device, it measures:
 * `bandwidth`: memory bandwidth of a 256 MiB tensor copy (bytes read + written per second);
 * `train`: the model's forward + backward on B x T tokens (median of `--reps`): tokens/s, and
   the FLOP/s it implies through `train_flops_per_token` (causal), as a fraction of `matmul`;
-* `activations`: bytes saved for backward per token (autograd's saved tensors, each storage
-  once), per layer and in units of the hidden size H;
+* `activations`: bytes saved for backward per token (autograd's saved tensors other than the
+  parameters, each storage once), and per layer in units of the hidden size H after taking off
+  the logits (V values per token);
 * `decode`: greedy generation with a KV cache (B sequences, P prompt tokens, G new tokens,
   prefill excluded): seconds per step against the bandwidth floor
   `decode_bytes_per_step / bandwidth`;
@@ -25,9 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 from pathlib import Path
+
+
+def _log(msg: str) -> None:
+    print(f"[bench_cost_model] {msg}", file=sys.stderr, flush=True)
 
 
 def _sync(device):
@@ -104,9 +111,12 @@ def train(model, device, dtype, batch: int, context: int, reps: int) -> dict:
 
     sec = _timed(step, device, reps)
     saved = {}
+    params = {q.untyped_storage().data_ptr() for q in model.parameters()}
 
-    def pack(t):
-        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    def pack(t):  # activations only: linear layers also save their weights, which are not
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            saved[ptr] = t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -193,17 +203,25 @@ def main(argv=None) -> dict:
     dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+    t0 = time.perf_counter()
     peak = matmul_flops(device, dtype, a.reps)
     bw = bandwidth(device, a.reps)
+    _log(
+        f"matmul {peak / 1e9:.1f} GFLOP/s, copy {bw / 1e9:.1f} GB/s ({time.perf_counter() - t0:.0f}s)"
+    )
     model, _ = _model(a.model, device)
     tr = train(model, device, dtype, a.batch, a.context, a.reps)
     tr["fraction_of_matmul_peak"] = tr["achieved_flops"] / peak
+    _log(f"train {tr['tokens_per_s']:.0f} tokens/s ({time.perf_counter() - t0:.0f}s)")
     dec = decode(model, device, dtype, a.decode_batch, a.prompt, a.new, a.reps, bw)
+    _log(f"decode {dec['seconds_per_step'] * 1e3:.1f} ms/step ({time.perf_counter() - t0:.0f}s)")
     narrow, _ = _model(a.model, device, layers=model.config.num_hidden_layers)
     disp = decode(narrow, device, dtype, a.decode_batch, a.prompt, a.new, a.reps, bw)
+    _log(f"dispatch {disp['seconds_per_step'] * 1e3:.1f} ms/step ({time.perf_counter() - t0:.0f}s)")
     out = dict(
         device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         threads=torch.get_num_threads(),
+        load_average=list(os.getloadavg()),  # other processes skew CPU timings: say how many
         dtype=a.dtype,
         model=a.model,
         params=sum(p.numel() for p in model.parameters()),
