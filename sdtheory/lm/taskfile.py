@@ -58,6 +58,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 
+from ..core._checks import check_positive_int
 from .tasks import Problem, Task, extract_answer, normalize_answer, set_problem_source
 
 __all__ = [
@@ -231,16 +232,15 @@ def write_task_set(
     Returns:
         The path written (parents are created; the file is replaced atomically).
     """
-    if int(size) < 1:
-        raise ValueError(f"size must be >= 1, got {size!r}")
-    problems = task.problems(int(size), int(seed)) if problems is None else list(problems)
-    if len(problems) != int(size):
+    size = check_positive_int(size, "size")
+    problems = task.problems(size, int(seed)) if problems is None else list(problems)
+    if len(problems) != size:
         raise ValueError(f"problems has {len(problems)} items, size={size}")
     header = {
         "format": FORMAT,
         "version": VERSION,
         "task": task_spec(task),
-        "size": int(size),
+        "size": size,
         "seed": int(seed),
         "generators": _generators(),
     }
@@ -333,14 +333,13 @@ class FileTask(Task):
         }
 
     def problems(self, size: int, seed: int = 0) -> list[Problem]:
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size!r}")
+        size = check_positive_int(size, "size")
         pool = list(self.taskset.problems)
-        if int(size) > len(pool):
+        if size > len(pool):
             raise ValueError(f"size must be <= {len(pool)} (the file's problems), got {size!r}")
         if int(seed) != self.taskset.seed:
             random.Random(int(seed)).shuffle(pool)
-        return pool[: int(size)]
+        return pool[:size]
 
     def _record_of(self, problem: Problem) -> dict:
         try:

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "VIEWS",
     "Problem",
@@ -157,13 +159,12 @@ class Task:
 
     def problems(self, size: int, seed: int = 0) -> list[Problem]:
         """`size` distinct problems (by question), deterministic in `seed`."""
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size!r}")
+        size = check_positive_int(size, "size")
         if _problem_source is not None:
-            stored = _problem_source(self, int(size), int(seed))
+            stored = _problem_source(self, size, int(seed))
             if stored is not None:
                 return stored
-        return self._dedup(self._generate(int(size), int(seed)), int(size))
+        return self._dedup(self._generate(size, int(seed)), size)
 
     def split(self, n_train: int, n_eval: int, seed: int = 0):
         """Disjoint train and held-out lists (no question appears in both)."""
