@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .lm.validate import cli as validate_cli
 
         return validate_cli.main(argv[1:])
-    if argv[:1] == ["bundle"]:  # torch is imported here only
+    if argv[:1] == ["bundle"]:
         from .lm.bundle import cli as bundle_cli
 
         return bundle_cli.main(argv[1:])

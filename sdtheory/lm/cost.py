@@ -18,7 +18,7 @@ $n_\text{kv}$ key/value heads, vocabulary $V$, at context length $T$:
   (4 + 4 + 8 in fp32), plus activations saved for backward, measured per token by
   `benchmarks/bench_cost_model.py` (estimates are not measurements: calibrate them there).
 
-Every function here is numpy-free arithmetic on a `ModelShape` (no torch), so sizing code can run
+Every function here is plain arithmetic on a `ModelShape` (no torch), so sizing code can run
 anywhere. `SMOLLM2_135M` is SmolLM2-135M-Instruct.
 
 References:
@@ -29,6 +29,8 @@ References:
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..core._checks import check_positive_int
 
 __all__ = [
     "DEVICES",
@@ -65,9 +67,7 @@ class ModelShape:
             "head_dim",
             "vocab",
         ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_positive_int(getattr(self, name), name)
 
     @property
     def attention_width(self) -> int:
@@ -112,9 +112,8 @@ DEVICES = {
 
 
 def _mean_keys(context: int, causal: bool) -> float:
-    if int(context) < 1:
-        raise ValueError(f"context must be >= 1, got {context!r}")
-    return (int(context) + 1) / 2 if causal else float(context)
+    context = check_positive_int(context, "context")
+    return (context + 1) / 2 if causal else float(context)
 
 
 def forward_flops_per_token(shape: ModelShape, context: int, *, causal: bool = True) -> float:
@@ -137,10 +136,10 @@ def train_flops_per_token(shape: ModelShape, context: int, *, causal: bool = Tru
 
 def kv_cache_bytes(shape: ModelShape, batch: int, context: int, kv_bytes: int = 2) -> float:
     r"""Bytes of the KV cache: $2 L n_\text{kv} d_\text{head} b_\text{kv} B T$."""
-    if int(batch) < 1 or int(context) < 0:
-        raise ValueError(f"batch must be >= 1 and context >= 0, got {batch!r}, {context!r}")
+    batch = check_positive_int(batch, "batch")
+    context = check_positive_int(context, "context", minimum=0)
     per_token = 2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * int(kv_bytes)
-    return float(per_token) * int(batch) * int(context)
+    return float(per_token) * batch * context
 
 
 def decode_bytes_per_step(
