@@ -245,3 +245,18 @@ def test_bundle_with_smollm2_runs_every_experiment(tmp_path, blocker):
         "paced",
         "opsd",
     }
+
+
+def test_bundle_cost_and_taskfile_imports_are_light_and_cli_has_help(capsys):
+    code = (
+        "import sys, sdtheory.lm.bundle, sdtheory.lm.bundle.cli, sdtheory.lm.cost, "
+        "sdtheory.lm.taskfile; "
+        "bad = [m for m in ('torch', 'transformers', 'reasoning_gym', 'champ_dataset') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from sdtheory import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bundle", "--help"])
+    assert e.value.code == 0 and "--shard-mb" in capsys.readouterr().out
