@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     env_dir = _install(manifest, root, cache)
     times["install"] = time.perf_counter() - t0
     env = _child_env(env_dir, cache)
+    _say(f"to run more with these packages: PYTHONPATH={env['PYTHONPATH']} (benchmarks/ in src/)")
     if manifest.get("model"):
         t0 = time.perf_counter()
         _model(manifest, root, cache, env, a.allow_model_mismatch)
