@@ -214,6 +214,8 @@ def stage_convert(root: Path, gguf: Path, allow_mismatch: bool) -> int:
     if (out / bundle.CONVERTED_STAMP).is_file():
         _say(f"model already converted in {out}")
         return 0
+    if out.exists():  # an interrupted or rejected conversion: start again
+        shutil.rmtree(out)
     tok = models.cache_dir() / "tokenizer"
     extract_tar(root / manifest["model"]["tokenizer"], tok)
     t0 = time.perf_counter()
