@@ -202,16 +202,21 @@ def plan_transfers(files: Sequence[dict], limit: int) -> list[dict]:
 
 
 def _git_commit(repo: Path) -> str | None:
+    """HEAD of the checkout the package comes from (`-dirty` with uncommitted changes), or None."""
+    git = ["git", "-C", str(repo)]
     try:
-        r = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+        head = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             check=True,
         )
-        return r.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def build_bundle(
