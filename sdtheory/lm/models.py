@@ -28,6 +28,7 @@ from ..core._checks import check_positive_int
 
 __all__ = [
     "CHATML_TEMPLATE",
+    "build_model",
     "SMOLLM2_GGUF",
     "cache_dir",
     "from_pretrained",
@@ -271,3 +272,25 @@ def tiny_tokenizer(vocab_size: int = 320):
     )
     tok.chat_template = CHATML_TEMPLATE
     return tok
+
+
+def build_model(name: str, *, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
+    """`(model, tokenizer)` by name: `smollm2`, `tiny` or `smollm2-small` (a freshly initialised
+    small Llama of `hidden_size` x `num_layers`, seeded), or a checkpoint directory."""
+    if name == "smollm2":
+        return load_smollm2()
+    if name in ("tiny", "smollm2-small"):
+        tok = tiny_tokenizer() if name == "tiny" else load_smollm2()[1]
+        heads = max(1, hidden_size // 16)
+        model = small_model(
+            tok,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_heads=heads,
+            num_kv_heads=1,
+            seed=seed,
+        )
+        return model, tok
+    if not Path(name).is_dir():
+        raise ValueError(f"name must be smollm2, tiny, smollm2-small or a directory, got {name!r}")
+    return from_pretrained(name)

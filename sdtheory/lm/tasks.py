@@ -7,10 +7,12 @@ exists) and supplies what the on-policy trainers need:
   (`extract_answer`: `\\boxed{}`, `####`, "answer is", "Answer:", else the last number) and
   normalised comparison (numbers compared as exact rationals);
 * `student_messages(problem)` -- the question alone (what the student sees);
-* `teacher_messages(problem, view, rho)` -- the question plus a privileged view:
-  `"answer"` (the final answer), `"solution"` (the worked solution) or `"partial"` (the first
-  $\\lfloor\\rho m\\rfloor$ of the $m$ solution steps), followed by an instruction to solve it;
-* `chat_prompt_ids(tokenizer, messages)` -- the chat template with the generation prompt.
+* `privileged_view(problem, view, rho)` -- the text of a privileged view: `"answer"` (the final
+  answer), `"solution"` (the worked solution) or `"partial"` (the first
+  $\\lfloor\\rho m\\rfloor$ of the $m$ solution steps); the teacher prompts built from it live
+  in `sdtheory.lm.teachers`;
+* `chat_prompt_ids(tokenizer, messages, system=None)` -- the chat template with the generation
+  prompt (and an explicit system message when `system` is given).
 
 Available tasks (`make_task(name, **options)`): `chain_sum` (reasoning-gym, default 2 terms of
 1-2 digits, with a derived step-by-step solution), `basic_arithmetic` (reasoning-gym),
@@ -44,11 +46,6 @@ VIEWS = ("answer", "solution", "partial")
 # Measured with SmolLM2-135M-Instruct, greedy, 32 held-out 2-term chain_sum problems: this line
 # gives 10/32 correct; no line 8/32; "End your response with 'The answer is N.'" only 1/32.
 ANSWER_FORMAT = "Give the final answer as a number."
-TEACHER_INTRO = "Here is privileged information about this problem:"
-TEACHER_OUTRO = (
-    "Use it to reason step by step in your own words and reach the same final answer. "
-    "Do not mention that you were given it."
-)
 
 
 @dataclass(frozen=True)
@@ -220,17 +217,15 @@ class Task:
             return "The first steps of the solution are withheld."
         return "\n".join(shown) + ("\n..." if len(shown) < len(steps) else "")
 
-    def teacher_messages(self, problem: Problem, view: str = "solution", rho: float = 0.5):
-        """Chat messages of the privileged-context teacher: question + privileged view."""
-        info = self.privileged_view(problem, view, rho)
-        content = (
-            f"{problem.question}\n{ANSWER_FORMAT}\n\n{TEACHER_INTRO}\n{info}\n\n{TEACHER_OUTRO}"
-        )
-        return [{"role": "user", "content": content}]
 
+def chat_prompt_ids(tokenizer, messages: list[dict], system: str | None = None) -> list[int]:
+    """Token ids of `messages` through the tokenizer's chat template, with the generation prompt.
 
-def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of `messages` through the tokenizer's chat template, with the generation prompt."""
+    `system`: a system message put first (`None`: none is added, and the template may insert
+    its own default, as SmolLM2's does).
+    """
+    if system is not None:
+        messages = [{"role": "system", "content": system}, *messages]
     out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     if hasattr(out, "keys"):  # transformers 5 returns a BatchEncoding
         out = out["input_ids"]

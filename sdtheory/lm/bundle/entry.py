@@ -207,7 +207,7 @@ def _model(manifest: dict, root: Path, cache: Path, env: dict, allow_mismatch: b
 
 def stage_convert(root: Path, gguf: Path, allow_mismatch: bool) -> int:
     """(Inside the private environment.) GGUF -> fp32 safetensors in the cache, once, checked."""
-    from sdtheory.lm import bundle, models
+    from sdtheory.lm import bundle, models  # import-graph: separate process (the private env)
 
     manifest = json.loads((root / MANIFEST).read_text())
     out = models.cache_dir() / manifest["model"]["cache_name"]
@@ -253,7 +253,7 @@ def validate_args(manifest: dict, out: Path, only: list[str] | None, rest: list[
 def stage_validate(root: Path, args: list[str], env_dir: Path) -> int:
     """(Inside the private environment.) `sdtheory validate` with the bundle's task files."""
     import sdtheory
-    from sdtheory.cli import main
+    from sdtheory.cli import main  # import-graph: separate process (the private env)
     from sdtheory.lm import taskfile
 
     where = Path(sdtheory.__file__).resolve()
