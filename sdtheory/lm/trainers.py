@@ -15,6 +15,12 @@ GKD on/off-policy coin. A checkpoint holds model, optimiser, LR schedule, teache
 method's state, step and data position (and the torch RNG state), so a resumed run equals an
 uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
 (`NonFiniteError`, naming the step); the last checkpoint on disk is left as it was.
+
+Device and precision (`--device`, `--precision`; `sdtheory.lm.device`): the rollouts, the
+teacher's and the student's forward passes and the loss run under bf16 autocast on CUDA
+(weights, optimiser and divergences in fp32; backward outside autocast), TF32 on; fp32 on the
+CPU. Each step also logs `tokens` (prompt + completion tokens, all processes), `tokens_per_s`
+and `peak_memory_gib` (`sdtheory.lm.device.memory_stats`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import device as D
 from .config import TrainConfig
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
 from .models import build_model
@@ -48,6 +55,7 @@ _FREE_ON_RESUME = {
     "n_eval",
     "eval_k",
     "eval_temperature",
+    "device",
 }
 
 
@@ -95,7 +103,10 @@ class Trainer:
         self.cfg, run = cfg, cfg.run
         if run.threads:
             torch.set_num_threads(run.threads)
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        dev = D.resolve_device(run.device)
+        self.acc = Accelerator(cpu=dev.type == "cpu")
+        D.configure(self.acc.device)
+        self.precision = D.resolve_precision(run.precision, self.acc.device)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if run.batch_problems % self.world:
             raise ValueError(
@@ -107,6 +118,10 @@ class Trainer:
                 run.model, hidden_size=run.hidden_size, num_layers=run.num_layers, seed=run.seed
             )
         self.tok = tokenizer
+        if task is None and run.task_file:
+            from .taskfile import FileTask
+
+            task = FileTask(run.task_file)
         self.task = task or make_task(run.task)
         self.system = None if run.system_prompt == "template" else run.system_prompt
         self.train_set, self.eval_set = self.task.split(run.n_train, run.n_eval, seed=run.seed)
@@ -206,14 +221,19 @@ class Trainer:
         )
 
     # --- one step ---------------------------------------------------------------------------
+    def autocast(self):
+        """bf16 autocast when the run's precision is bf16 (`sdtheory.lm.device.autocast`)."""
+        return D.autocast(self.acc.device, self.precision)
+
     def train_step(self) -> dict:
         """One collect -> verify -> loss -> update step; returns its metrics."""
         run = self.cfg.run
         t0 = time.perf_counter()
         t_teacher0 = self.teacher.seconds if self.teacher is not None else 0.0
-        batch = self.make_batch(self.step)
-        t1 = time.perf_counter()
-        loss, metrics = self.method.loss(batch)
+        with self.autocast():
+            batch = self.make_batch(self.step)
+            t1 = time.perf_counter()
+            loss, metrics = self.method.loss(batch)
         self.acc.backward(loss * self.world)
         grad_norm = float(
             self.acc.clip_grad_norm_(self.model.parameters(), run.grad_clip or math.inf)
@@ -239,6 +259,7 @@ class Trainer:
                 t_teacher,
                 t3 - t1 - t_teacher,
                 *parts,
+                float(sum(len(p) for p in ro.prompts)) + float(ro.completion_mask.sum()),
             ],
             dtype=torch.float64,
             device=mask.device,
@@ -269,6 +290,10 @@ class Trainer:
         metrics["time_step"] = (
             metrics["time_generate"] + metrics["time_teacher"] + metrics["time_student"]
         )
+        # throughput and memory: prompt + completion tokens of the whole step (all processes)
+        metrics["tokens"] = int(stats[-1])
+        metrics["tokens_per_s"] = float(stats[-1]) / max(metrics["time_step"], 1e-9)
+        metrics.update(D.memory_stats(self.acc.device))
         metrics.update(self.method.after_step(batch, metrics))
         return metrics
 
@@ -298,17 +323,18 @@ class Trainer:
         problems = self.eval_set if problems is None else problems
         if not problems:
             return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
-        ro = sample(
-            self.unwrapped,
-            self.student_prompts(problems),
-            max_new_tokens=run.max_new_tokens,
-            stop_token_ids=self.stops,
-            pad_id=self.pad,
-            temperature=run.eval_temperature,
-            top_p=run.top_p,
-            seed=run.seed + 7919,
-            k=run.eval_k,
-        )
+        with self.autocast():
+            ro = sample(
+                self.unwrapped,
+                self.student_prompts(problems),
+                max_new_tokens=run.max_new_tokens,
+                stop_token_ids=self.stops,
+                pad_id=self.pad,
+                temperature=run.eval_temperature,
+                top_p=run.top_p,
+                seed=run.seed + 7919,
+                k=run.eval_k,
+            )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]
@@ -407,9 +433,13 @@ class Trainer:
             ]
             log.write_text("".join(k + "\n" for k in keep))
 
-    def train(self, until: int | None = None) -> list[dict]:
+    def train(self, until: int | None = None, *, before_step=None) -> list[dict]:
         """Run to `steps` (or stop after step `until`, checkpointing as an interrupted run
-        would); returns the metric records of this call (train and eval)."""
+        would); returns the metric records of this call (train and eval).
+
+        `before_step(step)`, if given, is called before each optimiser step (e.g. a time
+        budget's `check`, which may raise to end the run; the steps done are in metrics.jsonl).
+        """
         from tqdm.auto import tqdm
 
         run, main = self.cfg.run, self.acc.is_main_process
@@ -439,6 +469,8 @@ class Trainer:
         stop = run.steps if until is None else min(int(until), run.steps)
         try:
             while self.step < stop:
+                if before_step is not None:
+                    before_step(self.step)
                 rec = self.train_step()
                 self._log(rec)
                 history.append(rec)

@@ -41,6 +41,7 @@ def _argv(d: dict) -> list[str]:
 
 def _train_records(out):
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in drop} for r in recs if r["kind"] == "train"]
 
