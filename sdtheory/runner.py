@@ -1,4 +1,4 @@
-"""Run named items (sims, experiments), each in its own folder, and write one report.
+r"""Run named items (sims, experiments), each in its own folder, and write one report.
 
 The one runner behind `sdtheory reproduce` and `sdtheory validate`. An `Item` is a name and a
 function of its run folder that writes its files there and returns its check results. The
@@ -439,7 +439,8 @@ def write_report(
         folder = r.run_dir.resolve().relative_to(out.resolve()).as_posix()
         stop = ""
         if r.budget and r.budget.get("stopped"):
-            stop = f", {r.budget['stopped']}"
+            done = ", ".join(f"{n} x {u}" for u, n in r.budget["units"].items()) or "none"
+            stop = f"; {r.budget['stopped']}; units measured: {done}"
         sections.append(
             (f"{r.title} ({r.seconds:.0f} s, run folder `{folder}/`{stop})", r.results, r.figures)
         )

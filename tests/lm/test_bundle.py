@@ -188,12 +188,16 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     m = bundle.build_bundle(out, scale="fast", model="none", wheels=[str(wheel)], only=["opsd"])
     assert m["model"] is None and m["task_errors"] == [] and m["only"] == ["opsd"]
     assert [w["name"] for w in m["wheels"]] == ["bundled_probe"]
-    kinds = sorted(f["kind"] for f in m["files"])
+    kinds = sorted(set(f["kind"] for f in m["files"]))
     assert kinds == ["entry", "readme", "source", "tasks", "wheel"]
     for f in m["files"]:
         assert entry.sha256_file(out / f["path"]) == f["sha256"]
+    # the opsd set (also the smoke's fast opsd set) and the smoke's method checks' sets, once each
+    reqs = bundle.validate_task_requests("fast", ["opsd"]) + bundle.smoke_task_requests(["opsd"])
+    assert len(m["task_sets"]) == len({(r.size, r.seed) for r in reqs}) == 3
+    (ts,) = [t for t in m["task_sets"] if "opsd" in t["experiments"]]
+    assert ts["experiments"] == ["opsd", "smoke"]
     # the bundled task set is exactly what the generator gives
-    (ts,) = m["task_sets"]
     got = taskfile.read_task_set(out / ts["path"])
     want = tasks.make_task("chain_sum").problems(ts["size"], ts["seed"])
     assert list(got.problems) == want
@@ -214,6 +218,18 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     for name in ("report.md", "report.html", "timing.json", "opsd/config.json", "opsd/checks.json"):
         assert (res / name).is_file(), name
     assert all(p.stat().st_size <= 16 * 2**20 for p in res.rglob("*") if p.is_file())
+
+    # the smoke through run.py: every code path with the tiny model, the bundle's task sets only
+    from sdtheory.lm.methods import method_names
+
+    r = _run(out, fresh, blocker, "--out", "smoke", "--smoke")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    smoke = json.loads((fresh / "smoke" / "smoke.json").read_text())
+    assert smoke["ok"] and smoke["device"].startswith("CPU")
+    names = {c["name"]: c["status"] for c in smoke["checks"]}
+    assert names["losses"] == "ok" and names["experiments"] == "ok"
+    assert all(names[f"method/{n}"] == "ok" for n in method_names())
+    assert json.loads((fresh / "smoke" / "bundle_run.json").read_text())["smoke"] is True
 
     # a second run reuses the install; a missing file is named and stops the run
     (out / ts["path"]).unlink()

@@ -26,7 +26,7 @@ from ._build import (
     split_file,
     weights_sha256,
 )
-from ._requests import REQUESTS, TaskRequest, validate_task_requests
+from ._requests import REQUESTS, TaskRequest, smoke_task_requests, validate_task_requests
 
 __all__ = [
     "CONVERTED_STAMP",
@@ -35,6 +35,7 @@ __all__ = [
     "TaskRequest",
     "build_bundle",
     "plan_transfers",
+    "smoke_task_requests",
     "split_file",
     "validate_task_requests",
     "weights_sha256",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import entry
-from ._requests import validate_task_requests
+from ._requests import smoke_task_requests, validate_task_requests
 
 MiB = entry.MiB
 SCALES = ("gpu", "cpu", "fast")
@@ -132,7 +132,8 @@ def _task_sets(out: Path, scale: str, only, log) -> tuple[list, list]:
     from .. import taskfile
 
     sets, errors, by_key = [], [], {}
-    for r in validate_task_requests(scale, only):
+    # the scale's own sets, then the smoke's (`run.py --smoke`), each set written once
+    for r in validate_task_requests(scale, only) + smoke_task_requests(only):
         spec = taskfile.task_spec(r.task)
         key = taskfile.task_key(spec, r.size, r.seed)
         if key in by_key:

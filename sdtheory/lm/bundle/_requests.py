@@ -68,3 +68,15 @@ def validate_task_requests(scale: str, only: Sequence[str] | None = None) -> lis
             )
         out += [TaskRequest(name, t, int(n), int(s)) for t, n, s in REQUESTS[name](configs[scale])]
     return out
+
+
+def smoke_task_requests(only: Sequence[str] | None = None) -> list[TaskRequest]:
+    """The task sets `sdtheory validate --smoke` asks for: every experiment's `fast` sets (or
+    those of `only`) and those of its method checks (`sdtheory.lm.validate.smoke.TASK_CALLS`)."""
+    from ..validate.smoke import TASK_CALLS
+
+    out = [
+        TaskRequest("smoke", r.task, r.size, r.seed) for r in validate_task_requests("fast", only)
+    ]
+    out += [TaskRequest("smoke", make_task(name), size, seed) for name, size, seed in TASK_CALLS]
+    return out

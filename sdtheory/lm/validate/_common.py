@@ -202,7 +202,7 @@ class Units:
 
     def write(self, **row) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, default=_plain) + "\n")
+            fh.write(json.dumps(simio.finite_json(row), default=_plain, allow_nan=False) + "\n")
 
     @staticmethod
     def read(path: Path) -> list[dict]:

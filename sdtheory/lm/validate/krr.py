@@ -104,7 +104,7 @@ def features(texts: list[str], max_tokens: int, batch: int, budget: Budget | Non
 
 
 def train_head(phi: np.ndarray, target: np.ndarray, lam: float, w0: np.ndarray, cfg: Config):
-    """Gradient descent (heavy ball) with weight decay on 0.5||phi w - t||^2; returns (w, iters).
+    r"""Gradient descent (heavy ball) with weight decay on 0.5||phi w - t||^2; returns (w, iters).
 
     The update is $w \leftarrow w - \eta(\Phi^\top(\Phi w - t) + \lambda w) + \mu(w - w_{prev})$
     with the optimal heavy-ball constants for the spectrum $[\lambda, s_{max}^2 + \lambda]$; the

@@ -40,7 +40,11 @@ import torch
 from ... import simio
 from .. import device as D
 
-__all__ = ["run_smoke"]
+__all__ = ["TASK_CALLS", "run_smoke"]
+
+_N_TRAIN, _N_EVAL, _SEEDS = 8, 2, (0, 3)  # the method checks' problems (seeds: 0, and 3 twice)
+# the `Task.problems(size, seed)` calls of the method checks (the bundle carries their sets)
+TASK_CALLS = tuple(("chain_sum", _N_TRAIN + _N_EVAL, s) for s in _SEEDS)
 
 _TOL = {"fp32": (1e-5, 1e-4), "bf16": (2e-2, 2e-2)}  # (value rtol, gradient rtol) fused vs plain
 
@@ -149,7 +153,7 @@ def check_liger(dev: torch.device) -> str:
     return f"liger-kernel {version}: value and gradients agree to {max(errs):.1e} (fp32)"
 
 
-def _method_config(name: str, dev: torch.device, precision: str, out: Path, seed: int = 0):
+def _method_config(name: str, dev: torch.device, precision: str, out: Path, seed: int = _SEEDS[0]):
     from ..config import TrainConfig
     from ..methods import get_method
 
@@ -160,8 +164,8 @@ def _method_config(name: str, dev: torch.device, precision: str, out: Path, seed
         teacher_model="tiny",
         hidden_size=32,
         num_layers=2,
-        n_train=8,
-        n_eval=2,
+        n_train=_N_TRAIN,
+        n_eval=_N_EVAL,
         batch_problems=2,
         k=k,
         max_new_tokens=6,
@@ -201,7 +205,7 @@ def check_seeds(dev: torch.device, precision: str, out: Path) -> str:
 
     firsts = []
     for i in range(2):
-        t = Trainer(_method_config("opsd", dev, precision, out / f"run{i}", seed=3))
+        t = Trainer(_method_config("opsd", dev, precision, out / f"run{i}", seed=_SEEDS[1]))
         with t.autocast():
             batch = t.make_batch(0)
             loss, _ = t.method.loss(batch)
