@@ -28,8 +28,10 @@ _BLOCK_ELEMENTS = 2**22
 
 
 def _chunk_value_and_grad(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor, force_autograd):
+    """Values and logit gradients of a block of rows; the closed form writes them over `zs`."""
     if spec.support == "full" and not force_autograd:
-        return spec.value_and_logit_grad(zs, zt)
+        in_place = zs.dtype == _compute_dtype(zs.dtype)
+        return spec.value_and_logit_grad(zs, zt, out=zs if in_place else None)
     with torch.enable_grad():
         zs = zs.detach().requires_grad_(True)
         ls, lt = spec.log_probs(zs, zt)
@@ -60,7 +62,9 @@ class _FusedLinearDivergence(torch.autograd.Function):
                 sl = slice(r, min(r + rows, stop - start))
                 value, g = _chunk_value_and_grad(spec, zs[sl], zt[sl], force_autograd)
                 values[start + sl.start : start + sl.stop] = value
-                zs[sl] = g.mul_(coef[start + sl.start : start + sl.stop, None])
+                g.mul_(coef[start + sl.start : start + sl.stop, None])
+                if g.data_ptr() != zs[sl].data_ptr():
+                    zs[sl] = g
                 del g
             del zt
             if need_h:
