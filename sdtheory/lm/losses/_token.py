@@ -25,7 +25,6 @@ import numbers
 from dataclasses import dataclass
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from ._closed_form import full_vocab_value_and_grad
 
@@ -310,22 +309,28 @@ class _FullVocabDivergence(torch.autograd.Function):
     """Per-token divergence on the full vocabulary; forward stores the closed-form gradient.
 
     Backward only scales it by the incoming per-token gradient, so autograd keeps one (N, V)
-    tensor instead of the dozen its graph of the reference formula would. Once differentiable.
+    gradient instead of the dozen tensors its graph of the reference formula would hold. Under
+    `create_graph=True` (higher derivatives) backward differentiates the reference formula
+    instead, so second derivatives are those of autograd.
     """
 
     @staticmethod
     def forward(ctx, zs, zt, spec):
         values, grad = _full_vocab_blocks(spec, zs, zt, need_grad=True)
-        ctx.save_for_backward(grad)
-        ctx.input_dtype = zs.dtype
+        ctx.save_for_backward(grad, zs, zt)
+        ctx.spec = spec
         return values
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_values):
-        (grad,) = ctx.saved_tensors
+        grad, zs, zt = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient
+            ls, lt = ctx.spec.log_probs(zs, zt)
+            values = ctx.spec.from_log_probs(ls, lt)
+            (g,) = torch.autograd.grad(values, zs, grad_values, create_graph=True)
+            return g, None, None
         g = grad * grad_values.to(grad.dtype).unsqueeze(-1)
-        return g.to(ctx.input_dtype), None, None
+        return g.to(zs.dtype), None, None
 
 
 def _per_token(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
