@@ -6,8 +6,10 @@ chunk it forms the student and teacher logits, then (in blocks of rows) the per-
 and its gradient with respect to the student logits, written over the logits, and immediately
 contracts that gradient into the gradients of the hidden states and of the weight. Backward only
 scales the stored gradients by the incoming gradient. Peak memory is two (chunk x vocab) buffers
-plus the weight gradient, instead of the many (tokens x vocab) tensors autograd keeps for the
-plain version (the Liger-Kernel "fused linear" design, methods.md §3.2, written in plain torch).
+plus the weight gradient, instead of the (tokens x vocab) student logits, teacher logits and
+logit gradient that the plain version holds (the "fused linear" design of Liger-Kernel's `LigerFusedLinearDistillationBase`,
+`linkedin/Liger-Kernel@449f5cb:src/liger_kernel/chunked_loss/fused_linear_distillation.py`,
+written in plain torch).
 
 The full support uses closed-form logit gradients (`DivergenceSpec.value_and_logit_grad`); the
 top-k supports run autograd on one block of rows at a time. Prompt and padding positions are dropped

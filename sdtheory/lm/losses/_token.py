@@ -448,8 +448,8 @@ def sampled_token_loss(
     $\mathbb E_s[c\,\nabla\log s] $ gives the stated gradients ($\mathbb E_s[\nabla\log s] = 0$,
     $\mathbb E_s[e^r\nabla\log s] = \sum_y t\nabla\log s$). It ignores the dependence of the
     sampling distribution on $\theta$ (tokens are data), as every on-policy trainer does.
-    `"advantage"` is the tinker/OpenRLHF/SDPO reverse-KL-as-advantage surrogate (methods.md §0);
-    use `"k1"` or `"k3"` to *log* a KL estimate.
+    `"advantage"` is the tinker/OpenRLHF/SDPO reverse-KL-as-advantage surrogate (see
+    `docs/lm/losses.md`); use `"k1"` or `"k3"` to *log* a KL estimate.
 
     Args:
       student_logprobs: $\log s(y)$ of the sampled tokens, shape (...), carrying the gradient.
