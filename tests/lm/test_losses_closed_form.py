@@ -24,8 +24,8 @@ from sdtheory.lm.losses import (  # noqa: E402
     token_divergence,
 )
 from sdtheory.testing.asserts import tolerance  # noqa: E402
+from tests.lm.test_losses import SHAPE, _extreme_logits, _logits, _mask  # noqa: E402
 
-SHAPE = (3, 47, 123)  # odd on every axis
 BETAS = (0.0, 1e-12, 0.3, 0.5, 1.0)
 CASES = (
     [("forward_kl", {}), ("reverse_kl", {}), ("tvd", {})]
@@ -35,24 +35,6 @@ CASES = (
 )
 IDS = [f"{d}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for d, kw in CASES]
 TAU = 0.7
-
-
-def _logits(shape=SHAPE, seed=0, scale=3.0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    zs = scale * torch.randn(shape, generator=g, dtype=torch.float64)
-    zt = scale * torch.randn(shape, generator=g, dtype=torch.float64)
-    return zs.to(dtype), zt.to(dtype)
-
-
-def _mask(shape=SHAPE[:-1], seed=1):
-    """A completion mask: a prompt of varying length, then tokens, then padding."""
-    g = torch.Generator().manual_seed(seed)
-    m = torch.zeros(shape, dtype=torch.bool)
-    for i in range(shape[0]):
-        start = int(torch.randint(0, shape[1] // 3 + 1, (1,), generator=g))
-        stop = int(torch.randint(start + 1, shape[1] + 1, (1,), generator=g))
-        m[i, start:stop] = True
-    return m
 
 
 def _reference_loss(zs, zt, mask, *, weights=None, reduction="token_mean", **kw):
@@ -68,6 +50,15 @@ def _loss_and_grads(fn, zs, zt, mask, weights, **kw):
     loss = fn(a, zt, mask, weights=w, **kw)
     ga, gw = torch.autograd.grad(loss, (a, w))
     return loss.detach(), ga, gw
+
+
+def _values_fn(zt, divergence, kw):
+    """Per-token values as a function of the student logits (teacher fixed, temperature TAU)."""
+
+    def f(z):
+        return token_divergence(z, zt, divergence=divergence, temperature=TAU, **kw)
+
+    return f
 
 
 def _uses_closed_form(values) -> bool:
@@ -116,10 +107,7 @@ def test_gradcheck_of_the_closed_form_function(divergence, kw):
     """Finite differences of the per-token values (the full Jacobian); TVD has kinks: excluded."""
     zs, zt = _logits((2, 3, 7), seed=11)
     zs.requires_grad_(True)
-
-    def f(z):
-        return token_divergence(z, zt, divergence=divergence, temperature=TAU, **kw)
-
+    f = _values_fn(zt, divergence, kw)
     assert _uses_closed_form(f(zs))
     assert torch.autograd.gradcheck(f, (zs,), eps=1e-6, atol=1e-8, rtol=1e-6)
 
@@ -300,14 +288,7 @@ def test_normalized_jsd_gradient_is_continuous_at_the_ends():
 
 def test_extreme_logits_qwen_vocabulary_every_divergence():
     """Logits of +-1e4 over 151,936 tokens: finite, and equal to autograd of the reference."""
-    vocab = 151_936
-    g = torch.Generator().manual_seed(5)
-    zs = torch.randn(1, 2, vocab, generator=g, dtype=torch.float64)
-    zt = torch.randn(1, 2, vocab, generator=g, dtype=torch.float64)
-    zs[..., :5] = 1e4
-    zt[..., 3:9] = -1e4
-    zt[..., 100:103] = 1e4
-    zs[..., 200] = -1e4
+    zs, zt = _extreme_logits(rows=2)
     m = torch.ones(1, 2, dtype=torch.bool)
     w = torch.ones(1, dtype=torch.float64)
     for divergence, kw in [c for c in CASES if c[1].get("beta", 0.5) in (0.0, 0.3, 1.0)]:
@@ -360,10 +341,7 @@ def test_second_derivatives_are_those_of_autograd(divergence, kw):
     """create_graph=True differentiates the reference formula: gradgradcheck and an HVP."""
     zs, zt = _logits((2, 3, 5), seed=13)
     zs.requires_grad_(True)
-
-    def f(z):
-        return token_divergence(z, zt, divergence=divergence, temperature=TAU, **kw)
-
+    f = _values_fn(zt, divergence, kw)
     assert _uses_closed_form(f(zs))
     assert torch.autograd.gradgradcheck(f, (zs,), eps=1e-6, atol=1e-8, rtol=1e-6)
     v = torch.randn(zs.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
