@@ -11,19 +11,26 @@ $\varphi(u) = e^u - 1 - u \ge 0$. For a mixture $m = w\,t + (1-w)\,s$ let
 $u_s = \log(m/s)$ and $u_t = \log(m/t)$, so that $s\,e^{u_s} = t\,e^{u_t} = m$. The teacher is a
 constant; $g = \partial D/\partial \ell_s$ and $v$ indexes the vocabulary.
 
-**Values.** The reference sums the generalised terms $p\,\varphi(\log q - \log p)$. Their
-exponential parts cancel element by element, which gives shorter forms with the same value:
+**Values.** The reference sums the generalised terms $p\,\varphi(\log q - \log p)$; here:
 
-* forward KL, $\sum_v t\,\varphi(-d) = \sum_v t\,d$, because $\sum_v (s - t) = 0$;
-* reverse KL, $\sum_v s\,\varphi(d) = -\sum_v s\,d$;
+* forward KL, $\sum_v t\,\varphi(-d) = \sum_v \big[(s - t) + t\,d\big]$;
+* reverse KL, $\sum_v s\,\varphi(d) = \sum_v \big[(t - s) - s\,d\big]$;
+* skew KL, $m = \alpha t + (1-\alpha) s$: $\sum_v t\,\varphi(u_t)$ term by term, as
+  $t\,(\mathrm{expm1}(u_t) - u_t)$ for $u_t \le 2$ and $(1-\alpha)(s - t) - t\,u_t$ for
+  $u_t \ge 1$ (no overflow), blended on $[1, 2]$: near $\alpha = 1$ the classic
+  $-\sum_v t\,u_t$ would cancel to $O((1-\alpha)^2)$ from terms of order $1-\alpha$;
 * generalised JSD, $m = \beta t + (1-\beta) s$:
   $\beta\sum_v t\,\varphi(u_t) + (1-\beta)\sum_v s\,\varphi(u_s)
   = -\sum_v \big(\beta\,t\,u_t + (1-\beta)\,s\,u_s\big)$, because per element
   $\beta(m - t) + (1-\beta)(m - s) = 0$ (each element is $m\,\mathrm{KL}(\mathrm{Bern}(\beta t/m)
   \,\|\,\mathrm{Bern}(\beta)) \ge 0$); normalised, it is divided by $\beta(1-\beta)$;
-* skew KL, $m = \alpha t + (1-\alpha) s$: $\sum_v t\,\varphi(u_t) = -\sum_v t\,u_t$, because
-  $\sum_v (m - t) = 0$;
 * TVD, $\tfrac12\sum_v |s - t|$.
+
+The $(s - t)$ terms sum to zero mathematically but are kept, computed from $d$ (below): the two
+log-normalisers are rounded separately, which shifts $d$ by a constant $c$ of a few ulps of
+$\log V$; with them the KL values move by $O(c\cdot\mathrm{KL})$, without them by $c$ itself
+(a relative error of 100% when a float32 student is within $10^{-6}$ of its teacher). The JSD
+form is insensitive to that shift to first order as it stands.
 
 **Gradients** (our derivation). With $\partial\ell_{m}/\partial\ell_s = (1-w)\,s/m$ elementwise,
 $t\,\varphi'(u_t) = m - t$ and $s\,\varphi'(u_s) = m - s$:
@@ -94,6 +101,16 @@ def _mix_offsets(d: torch.Tensor, w: float, need_s: bool = True):
     return u_s, _log_mix(d.neg_(), 1.0 - w, log_1mw, log_w)
 
 
+def _s_minus_t(s: torch.Tensor, t: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    r"""$s - t$ elementwise as $t\,\mathrm{expm1}(-\max(d, 0)) - s\,\mathrm{expm1}(\min(d, 0))$.
+
+    Relatively accurate when $s \approx t$, no overflow, and computed from $d$ like the offsets,
+    so that a rounding offset in one log-normaliser cancels to first order in the values.
+    """
+    out = d.clamp(min=0.0).neg_().expm1_().mul_(t)
+    return out.sub_(d.clamp(max=0.0).expm1_().mul_(s))
+
+
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """$\\sum_v a_v b_v$ over the last axis of two (rows, V) tensors, without a temporary."""
     return torch.einsum("rv,rv->r", a, b)
@@ -130,28 +147,28 @@ def full_vocab_value_and_grad(
         return value, (out.zero_() if out is not None else torch.zeros_like(ls))
 
     d = lt - ls if div != "tvd" else None
-    if div == "forward_kl":
-        t = lt.exp_()
-        value = _rowdot(t, d)
-        if need_grad:
-            s = ls.exp_()
-            g = d.clamp(min=0.0).neg_().expm1_().mul_(t)
-            g.sub_(d.clamp_(max=0.0).expm1_().mul_(s))
-    elif div == "reverse_kl":
-        s = ls.exp_()
+    if div in ("forward_kl", "reverse_kl", "skew_kl"):
+        s, t = ls.exp_(), lt.exp_()
+        s_t = _s_minus_t(s, t, d)
+    if div == "forward_kl":  # sum t phi(-d) = sum (s - t) + t d
+        value = s_t.sum(-1).add_(_rowdot(t, d))
+        g = s_t
+    elif div == "reverse_kl":  # sum s phi(d) = sum (t - s) - s d
         g = d.mul_(s).neg_()
-        value = g.sum(-1)
+        value = g.sum(-1).sub_(s_t.sum(-1))
     elif div == "tvd":
         s = ls.exp_()
         g = s - lt.exp_()
         value = g.abs().sum(-1).mul_(0.5)
         g.sign_().mul_(s).mul_(0.5)
-    elif div == "skew_kl":
+    elif div == "skew_kl":  # sum t phi(u_t), with t expm1(u_t) = m - t = (1 - alpha)(s - t)
         _, u_t = _mix_offsets(d, a, need_s=False)
-        value = _rowdot(lt.exp_(), u_t).neg_()
-        if need_grad:
-            s = ls.exp_()
-            g = u_t.neg_().expm1_().mul_(s).mul_(-(1.0 - a))
+        u_c = u_t.clamp(max=2.0)
+        near = u_c.expm1().sub_(u_c).mul_(t)
+        far = s_t.mul_(1.0 - a).sub_(t * u_t)
+        ramp = u_t.sub(1.0).clamp_(0.0, 1.0)
+        value = far.sub_(near).mul_(ramp).add_(near).sum(-1)
+        g = u_t.neg_().expm1_().mul_(s).mul_(-(1.0 - a))
     else:  # jsd, 0 < beta < 1
         u_s, u_t = _mix_offsets(d, b)
         del d
