@@ -35,6 +35,7 @@ __all__ = [
     "extract_answer",
     "make_task",
     "normalize_answer",
+    "set_problem_source",
     "TASKS",
 ]
 
@@ -129,6 +130,25 @@ def normalize_answer(s: str) -> str:
     return re.sub(r"\s+|\\,|\\!|\$", "", s).rstrip(".").lower()
 
 
+# Where `Task.problems` looks before generating: `source(task, size, seed) -> list[Problem] | None`
+# (installed by `sdtheory.lm.taskfile.use_task_dir`, so that a run reads pre-generated task files
+# where the generators cannot be imported). None: always generate.
+_problem_source = None
+
+
+def set_problem_source(source):
+    """Install `source(task, size, seed) -> list[Problem] | None` in front of every generator.
+
+    `Task.problems` returns what the source returns unless it is `None` (then it generates). Pass
+    `None` to remove it. Returns the previous source. `taskfile.use_task_dir` is the usual caller.
+    """
+    global _problem_source
+    if source is not None and not callable(source):
+        raise ValueError(f"source must be callable or None, got {source!r}")
+    previous, _problem_source = _problem_source, source
+    return previous
+
+
 class Task:
     """A family of verifiable problems with privileged views (see the module docstring).
 
@@ -140,6 +160,10 @@ class Task:
     def problems(self, size: int, seed: int = 0) -> list[Problem]:
         """`size` distinct problems (by question), deterministic in `seed`."""
         size = check_positive_int(size, "size")
+        if _problem_source is not None:
+            stored = _problem_source(self, size, int(seed))
+            if stored is not None:
+                return stored
         return self._dedup(self._generate(size, int(seed)), size)
 
     def split(self, n_train: int, n_eval: int, seed: int = 0):
