@@ -60,3 +60,15 @@ def test_save_json_writes_strict_json(tmp_path):
     got = json.loads(p.read_text(), parse_constant=bad)
     assert got == {"a": "nan", "b": [1.0, "inf"], "c": ["-inf", 2], "d": 1}
     assert math.isnan(float(got["a"]))  # the strings read back as the numbers
+
+
+def test_atesd_controller_stays_fp32_under_bf16_autocast():
+    """The ATESD controller draws Beta samples (no bf16 kernel on the CPU): its policy runs in
+    fp32 inside a bf16 autocast region, where the trainer calls it under `--precision bf16`."""
+    from sdtheory.lm.methods.atesd import ExposureController
+
+    ctrl = ExposureController(seed=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dist = ctrl.policy(torch.tensor([0.0, 0.5, 0.0, 0.0]))
+        rho = ctrl.current(0.0)
+    assert dist.concentration1.dtype == torch.float32 and 0.0 <= rho <= 1.0

@@ -7,7 +7,8 @@ failed; a check whose dependency is missing is `skipped`, never failed):
 1. **losses**: for every divergence of `sdtheory.lm.losses.DIVERGENCES`, `distillation_loss` in
    fp32 and on bf16 logits, against float64 on the same (rounded) logits: the losses upcast, so
    both agree to 1e-4 relative. Then `fused_linear_distillation_loss` against the plain loss on
-   `hidden @ weight.T`: values and student gradients, fp32 (1e-5 / 1e-4) and bf16 (2e-2).
+   `hidden @ weight.T`: values and student gradients, fp32 (1e-5 / 1e-4; TF32 off for these
+   comparisons) and bf16 (2e-2).
 2. **liger**: when `liger_kernel` imports, Liger-Kernel's `LigerFusedLinearJSDLoss` (soft
    loss only, beta 0.5, mean over tokens) against ours (`divergence="jsd"`, beta 0.5): value
    and gradients in fp32 (1e-4); `skipped` when it does not import.
@@ -26,6 +27,7 @@ slower on CPUs without AVX512-BF16); the bf16 *loss* checks run on both devices 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -51,6 +53,17 @@ _TOL = {"fp32": (1e-5, 1e-4), "bf16": (2e-2, 2e-2)}  # (value rtol, gradient rto
 
 class Skip(Exception):
     """A check that cannot run here (a missing optional dependency)."""
+
+
+@contextlib.contextmanager
+def _exact_fp32():
+    """TF32 off inside: the fp32 comparisons check formulas, not TF32's 10-bit mantissa."""
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -268,8 +281,9 @@ def run_smoke(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checks: list[dict] = []
-    _run("losses", lambda: check_losses(dev), checks)
-    _run("liger", lambda: check_liger(dev), checks)
+    with _exact_fp32():
+        _run("losses", lambda: check_losses(dev), checks)
+        _run("liger", lambda: check_liger(dev), checks)
     for name in method_names():
         _run(f"method/{name}", lambda n=name: check_method(n, dev, precision, out / n), checks)
     _run("seeds", lambda: check_seeds(dev, precision, out / "seeds"), checks)
