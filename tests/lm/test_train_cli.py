@@ -203,7 +203,8 @@ def test_task_file_runs_the_problems_of_the_file(tmp_path, capsys):
     t = Trainer(cfg)
     assert type(t.task).__name__ == "FileTask" and t.task.name == "basic_arithmetic"
     assert t.train_set + t.eval_set == list(want[:10])  # n_train 8 + n_eval 2, the file's order
-    assert train_cli.main(["opsd", *_argv({**TINY, "task_file": str(path), "steps": 1})]) == 0
+    argv = _argv({**TINY, "task_file": str(path), "steps": 1, "out": str(tmp_path / "run")})
+    assert train_cli.main(["opsd", *argv]) == 0
     capsys.readouterr()
     assert train_cli.main(["opsd", "--model", "tiny", "--task-file", str(tmp_path / "no")]) == 2
     assert "task_file must be an existing file" in capsys.readouterr().err
