@@ -104,3 +104,35 @@ def test_smoke_on_the_cpu(tmp_path):
     except ImportError:
         assert status["liger"] == "skipped"
     assert (tmp_path / "experiments" / "report.md").is_file()
+
+
+def test_each_experiment_has_one_size_knob_that_leaves_its_task_sets_alone(capsys):
+    """`KNOB` names the one `Config` count an experiment's cost is linear in; setting it (CLI
+    `--size NAME=N`) changes that field only, so a bundle's task sets still serve the run."""
+    import dataclasses
+
+    from sdtheory.lm import taskfile
+    from sdtheory.lm.bundle._requests import REQUESTS
+    from sdtheory.lm.validate import cli
+
+    def sets(name, cfg):
+        return [(taskfile.task_spec(t), n, s) for t, n, s in REQUESTS[name](cfg)]
+
+    for name in validate.EXPERIMENTS:
+        knob = validate.load_experiment(name).KNOB
+        for scale in ("fast", "cpu", "gpu"):
+            cfg = validate.experiment_config(name, scale)
+            n = getattr(cfg, knob)
+            assert isinstance(n, int) and n > 0, (name, knob)
+            big = validate.experiment_config(name, scale, 3 * n + 1)
+            assert getattr(big, knob) == 3 * n + 1
+            assert dataclasses.replace(big, **{knob: n}) == cfg  # nothing else changed
+            assert sets(name, big) == sets(name, cfg)
+    with pytest.raises(ValueError, match=r"sizes\['opsd'\] \(its steps\)"):
+        validate.experiment_config("opsd", "gpu", 0)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        validate.experiment_config("opsd", "tpu")
+    with pytest.raises(ValueError, match="sizes names experiments that do not run"):
+        validate.run_validation("gpu", "unused", only=["krr"], sizes={"opsd": 3})
+    assert cli.main(["--scale", "gpu", "--size", "opsd:3", "--out", "unused"]) == 2
+    assert "--size must be NAME=N, got 'opsd:3'" in capsys.readouterr().err

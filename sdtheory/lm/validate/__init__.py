@@ -35,10 +35,10 @@ import functools
 import importlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["EXPERIMENTS", "SCALES", "load_experiment", "run_validation"]
+__all__ = ["EXPERIMENTS", "SCALES", "experiment_config", "load_experiment", "run_validation"]
 
 EXPERIMENTS: dict[str, str] = {
     "krr": "kernel self-distillation on SmolLM2 features",
@@ -55,6 +55,21 @@ def load_experiment(name: str):
     if name not in EXPERIMENTS:
         raise ValueError(f"name must be one of {list(EXPERIMENTS)}, got {name!r}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def experiment_config(name: str, scale: str, size: int | None = None):
+    """The `Config` experiment `name` runs at `scale` (`"fast"`, `"cpu"` or `"gpu"`), with its
+    size knob (the module's `KNOB`, the count its cost is linear in) set to `size` if given."""
+    mod = load_experiment(name)
+    if scale not in mod.CONFIGS:
+        raise ValueError(f"scale must be one of {sorted(mod.CONFIGS)}, got {scale!r}")
+    cfg = mod.CONFIGS[scale]
+    if size is None:
+        return cfg
+    from ...core._checks import check_positive_int
+
+    size = check_positive_int(size, f"sizes[{name!r}] (its {mod.KNOB})")
+    return dataclasses.replace(cfg, **{mod.KNOB: size})
 
 
 def _meta(name: str) -> tuple[str, float, tuple]:
@@ -90,6 +105,7 @@ def run_validation(
     device: str = "auto",
     precision: str = "auto",
     model: str = "smollm2",
+    sizes: Mapping[str, int] | None = None,
     started: float | None = None,
 ) -> tuple[Path, Path, list]:
     """Run the experiments at `scale` and write the report.
@@ -105,6 +121,8 @@ def run_validation(
       device: `auto`, `cpu` or `cuda` (`sdtheory.lm.device.resolve_device`).
       precision: `auto` (bf16 autocast on CUDA where an experiment allows it), `fp32` or `bf16`.
       model: `smollm2`, or `tiny` (a small random model: code paths only, verdicts meaningless).
+      sizes: `{name: n}` sets experiment `name`'s size knob (its `KNOB`, e.g. opsd's training
+        steps) to `n` at this scale; the others keep their `CONFIGS` sizes.
       started: `time.monotonic()` at which the budget started (default: now).
 
     Returns:
@@ -126,6 +144,10 @@ def run_validation(
         if unknown:
             raise ValueError(f"only names unknown experiments {unknown}; known: {names}")
         names = [n for n in names if n in only]
+    sizes = dict(sizes or {})
+    unknown = sorted(set(sizes) - set(names))
+    if unknown:
+        raise ValueError(f"sizes names experiments that do not run {unknown}; running: {names}")
     if budget_s is not None and not float(budget_s) > 0:
         raise ValueError(f"budget_s must be > 0 seconds, got {budget_s!r}")
     if threads:
@@ -136,6 +158,9 @@ def run_validation(
     settings = C.configure(device=device, precision=precision, model=model)
     try:
         key = "fast" if fast else scale
+        for n, size in sizes.items():  # bad sizes stop the run before it starts
+            experiment_config(n, key, size)
+        knobs = {}  # name -> (knob, value) of the experiments that ran
         out = Path(out)
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         load_before = _load()
@@ -144,8 +169,9 @@ def run_validation(
         setup_s = time.monotonic() - t0
 
         def run(name: str, run_dir: Path, budget):
-            mod = load_experiment(name)
-            return C.with_scale(mod.run(mod.CONFIGS[key], run_dir, budget=budget), key)
+            mod, cfg = load_experiment(name), experiment_config(name, key, sizes.get(name))
+            knobs[name] = (mod.KNOB, getattr(cfg, mod.KNOB))
+            return C.with_scale(mod.run(cfg, run_dir, budget=budget), key)
 
         items = []
         for name in names:
@@ -223,6 +249,7 @@ def run_validation(
                 precision=prec,
                 model=settings.model,
                 budget_s=budget_s,
+                sizes={n: dict(knob=k, value=v) for n, (k, v) in knobs.items()},
                 budgets={r.name: r.budget for r in runs},
             ),
         )

@@ -5,6 +5,7 @@ sdtheory validate --scale cpu --fast          # the reduced CI version (a few mi
 sdtheory validate --scale gpu --out DIR       # one H100/H200, 300 s budget (--budget-s)
 sdtheory validate --smoke --out DIR           # every code path, tiny model, < 1 min on a GPU
 sdtheory validate --only krr taid             # a subset
+sdtheory validate --scale gpu --size opsd=40  # one experiment's size knob (its KNOB) rescaled
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
         help="the real model; tiny = a small random model (code paths only, verdicts meaningless)",
     )
     p.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="set experiment NAME's size knob to N (repeatable): krr alpha_grid, meta steps, "
+        "opsd steps, paced train_steps, taid steps (docs/lm/gpu.md, 'Sizing the experiments')",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="run every code path with the tiny model instead (sdtheory.lm.validate.smoke): "
@@ -83,6 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if report["ok"] else 1
     from . import run_validation
 
+    sizes = {}
+    for item in args.size:
+        name, eq, value = item.partition("=")
+        if not eq or not value.strip().isdigit():
+            print(f"sdtheory validate: error: --size must be NAME=N, got {item!r}", file=sys.stderr)
+            return 2
+        sizes[name.strip()] = int(value)
+
     budget = args.budget_s
     if budget is None and args.scale == "gpu" and not args.fast:
         budget = GPU_BUDGET_S
@@ -104,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             precision=args.precision,
             model=args.model,
+            sizes=sizes,
             started=started,
         )
     except ValueError as e:

@@ -78,6 +78,7 @@ class Config:
 
 CLAIMS = (C_ROUNDS, C_LIMIT, C_ALPHA)
 WEIGHT = 1.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "alpha_grid"  # size knob (docs/lm/gpu.md): alpha-grid head fits, most of the fits
 
 CONFIGS = {
     "fast": Config(n_train=40, n_test=24, rounds=3, limit_rounds=18, alpha_grid=31, max_tokens=32),

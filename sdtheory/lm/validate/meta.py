@@ -67,6 +67,7 @@ C_DRIFT = claims.claim(
 
 CLAIMS = (C_BOUND, C_TINY, C_DRIFT)
 WEIGHT = 0.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): optimiser steps per generation
 
 
 @dataclasses.dataclass(frozen=True)

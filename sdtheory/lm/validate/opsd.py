@@ -53,6 +53,7 @@ C_GAIN = claims.claim(
 
 CLAIMS = (C_VS, C_BEST, C_GAIN)
 WEIGHT = 3.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per method
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,6 +74,7 @@ C_TRAIN = claims.claim(
 
 CLAIMS = (C_LOW, C_HIGH, C_BETA, C_TRAIN)
 WEIGHT = 2.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "train_steps"  # size knob (docs/lm/gpu.md): training steps per weighting
 
 
 @dataclasses.dataclass(frozen=True)

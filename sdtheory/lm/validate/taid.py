@@ -64,6 +64,7 @@ C_T = claims.claim(
 
 CLAIMS = (C_BEATS, C_GAP, C_MODES, C_T)
 WEIGHT = 1.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per student and loss
 
 
 @dataclasses.dataclass(frozen=True)
