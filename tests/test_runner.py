@@ -150,9 +150,7 @@ def test_run_items_divides_the_budget_by_weight_and_carries_time_forward(tmp_pat
     assert [r.results[0].verdict for r in runs] == ["held", "needs-scale", "held", "held"]
     # an item whose share is under min_share_s is not started: its claims need a larger scale
     clock2, log2 = FakeClock(), []
-    late = runner.Item(
-        "z", _budgeted(1.0, 1, clock2, log2), budgeted=True, claims=[C], needs="gpu"
-    )
+    late = runner.Item("z", _budgeted(1.0, 1, clock2, log2), budgeted=True, claims=[C], needs="gpu")
     (run,) = runner.run_items([late], tmp_path / "z", budget_s=2.5, reserve_s=2.0, clock=clock2)
     assert log2 == [] and run.results[0].verdict == "needs-scale" and run.results[0].needs == "gpu"
     assert "not started" in run.results[0].details

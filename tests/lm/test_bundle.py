@@ -204,10 +204,16 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    r = _run(out, fresh, blocker, "--out", "results")
+    r = _run(out, fresh, blocker, "--out", "results", "--budget-s", "600")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = fresh / "results"
     run = json.loads((res / "bundle_run.json").read_text())
+    # the budget counts from run.py's start: its stages and validate's start-up are spent from it
+    timing = json.loads((res / "timing.json").read_text())
+    secs = run["seconds"]
+    assert timing["budget_s"] == run["budget_s"] == 600.0 and "--budget-from" in run["validate"]
+    assert secs["check"] + secs["install"] < timing["total_seconds"] < secs["total"]
+    assert timing["total_seconds"] > secs["total"] - secs["validate"]
     env_dir = out / "cache" / f"env-{m['id'][:12]}"
     assert run["sdtheory"] == str(env_dir / "src" / "sdtheory")  # not the test environment's
     assert run["exit_code"] == 0 and run["oversized"] == []
@@ -303,3 +309,13 @@ def test_gpu_session_script_runs_each_step_with_a_limit(tmp_path):
     assert f"ARGS --out {out}/validate --budget-s 300" in logs["validate"]
     bench = "--device cuda --T 4096 --H 1024 --V 151936 --dtype bfloat16 --methods plain fused"
     assert bench + " liger" in logs["bench"] and "--check" in logs["check"]
+    # in two calls (the second model shard arriving in between): STEPS picks the steps
+    split = tmp_path / "split"
+    for steps in ("device smoke", "check validate bench"):
+        r = subprocess.run(
+            ["bash", str(script), str(split)], env={**env, "STEPS": steps}, capture_output=True
+        )
+    steps = [json.loads(x)["step"] for x in (split / "session.jsonl").read_text().splitlines()]
+    assert steps == ["device", "smoke", "check", "validate", "bench"]
+    r = subprocess.run(["bash", str(script), str(split)], env={**env, "STEPS": "smoke bnch"})
+    assert r.returncode == 64

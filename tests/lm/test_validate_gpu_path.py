@@ -136,3 +136,30 @@ def test_each_experiment_has_one_size_knob_that_leaves_its_task_sets_alone(capsy
         validate.run_validation("gpu", "unused", only=["krr"], sizes={"opsd": 3})
     assert cli.main(["--scale", "gpu", "--size", "opsd:3", "--out", "unused"]) == 2
     assert "--size must be NAME=N, got 'opsd:3'" in capsys.readouterr().err
+    future = str(time.time() + 100)
+    assert cli.main(["--scale", "gpu", "--budget-from", future, "--out", "unused"]) == 2
+    assert "--budget-from must be a time in the last day" in capsys.readouterr().err
+
+
+def test_krr_stopped_between_its_features_and_its_first_fit(tmp_path, monkeypatch):
+    """A hard stop can land anywhere in the measuring block: krr stopped after its features but
+    inside the kernel preparation reports every claim needs-scale (it crashed here once)."""
+    import dataclasses
+
+    from sdtheory.lm.validate import _common as C
+    from sdtheory.lm.validate import krr
+    from sdtheory.runner import Budget, OutOfTime
+
+    def stop(*args, **kwargs):
+        raise OutOfTime("interrupted inside _prepare")
+
+    monkeypatch.setattr(krr, "_prepare", stop)
+    prev = C.settings()
+    C.configure(device="cpu", precision="fp32", model="tiny")
+    try:
+        res = krr.run(krr.CONFIGS["fast"], tmp_path, budget=Budget(600.0))
+    finally:
+        C.configure(**dataclasses.asdict(prev))
+    assert [r.claim_id for r in res] == [c.id for c in krr.CLAIMS]
+    assert all(r.verdict == "needs-scale" and "before the first fit" in r.details for r in res)
+    assert _strict((tmp_path / "config.json").read_text())

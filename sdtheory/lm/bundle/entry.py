@@ -21,13 +21,16 @@ Steps, each skipped when its result is already in the cache (default `<bundle>/c
    result file must be at most 16 MiB (exit 5 names any that is larger); `bundle_run.json` in
    `--out` records the stages' times, versions and paths. At `--scale gpu` the run has a
    wall-clock budget (`--budget-s`, default 300 s) counted from the start of `run.py`: the
-   check, install, reassembly and conversion are spent from it and validate gets the rest.
+   check, install, reassembly and conversion are spent from it and validate gets the rest
+   (`run.py` passes its start time as `--budget-from`, so validate's start-up counts too).
 
 `--smoke` skips step 3 and runs `sdtheory validate --smoke` instead (the tiny model: each
 method, the losses in bf16 and fp32, fused vs plain vs Liger, every experiment's fast version),
 with the smoke's task sets from the bundle.
 
-Arguments after `--` go to `sdtheory validate` unchanged.
+Arguments after `--` go to `sdtheory validate` unchanged (e.g. `-- --size opsd=40`).
+`gpu_session.sh`, beside this script, runs a whole GPU session: the smoke test, then the
+budgeted run, then the losses benchmark, each with a time limit (`docs/lm/gpu.md`).
 """
 
 from __future__ import annotations
@@ -252,8 +255,10 @@ def validate_args(
     *,
     smoke: bool = False,
     budget_s: float | None = None,
+    budget_from: float | None = None,
 ) -> list:
-    """The `sdtheory validate` arguments for this bundle (`budget_s`: what is left of it)."""
+    """The `sdtheory validate` arguments for this bundle: `budget_s` is the whole budget and
+    `budget_from` the wall-clock time (`time.time()`) at which it started (run.py's start)."""
     scale = manifest["scale"]
     if smoke:
         args = ["validate", "--smoke"]
@@ -262,7 +267,9 @@ def validate_args(
     else:
         args = ["validate", "--scale", scale]
     if budget_s is not None and not smoke:
-        args += ["--budget-s", f"{max(budget_s, 1.0):.1f}"]
+        args += ["--budget-s", f"{budget_s:.1f}"]
+        if budget_from is not None:
+            args += ["--budget-from", f"{budget_from:.3f}"]
     args += ["--out", str(out)]
     names = only or manifest.get("only")
     if names:
@@ -295,7 +302,7 @@ def stage_validate(root: Path, args: list[str], env_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    t_all = time.perf_counter()  # the budget counts from here
+    t_all, epoch0 = time.perf_counter(), time.time()  # the budget counts from here
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
@@ -356,8 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         _model(manifest, root, cache, env, a.allow_model_mismatch)
         times["model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    left = None if budget is None else budget - (time.perf_counter() - t_all)
-    vargs = validate_args(manifest, out, a.only, rest, smoke=a.smoke, budget_s=left)
+    if budget is not None and time.perf_counter() - t_all >= 0.95 * budget:
+        _say(f"the budget of {budget:.0f} s is spent before validate could start")
+    vargs = validate_args(
+        manifest, out, a.only, rest, smoke=a.smoke, budget_s=budget, budget_from=epoch0
+    )
     _say("sdtheory " + " ".join(vargs))
     rc = _stage("validate", [str(env_dir), "--", *vargs], env)
     times["validate"] = time.perf_counter() - t0

@@ -8,7 +8,9 @@
 #
 # OUT defaults to $OUT, else ./gpu_results. Environment: PYTHON (default python3), BUDGET_S
 # (the validation's wall-clock budget from the start of run.py, conversion included; default
-# 300). Steps and their time limits (580 s in all):
+# 300), STEPS (the steps to run, default all: "device check smoke validate bench"; e.g.
+# STEPS="device smoke" before the second model shard has arrived, then STEPS="check validate
+# bench"; the order is always the one below). Steps and their time limits (580 s in all):
 #   1. device    20 s  nvidia-smi and torch's view of the GPU          -> OUT/device.txt
 #   2. check     20 s  run.py --check: every bundle file present and intact
 #   3. smoke    120 s  run.py --smoke: every code path with the tiny model -> OUT/smoke/
@@ -17,13 +19,19 @@
 #   5. bench    110 s  bench_losses.py --device cuda, T=4096 H=1024 V=151936 bf16,
 #                      plain vs fused vs Liger fused linear JSD        -> OUT/bench_losses.json
 # A step that fails or runs out of time is recorded and the next one still runs; every step's
-# output goes to OUT/<step>.log as it is printed and OUT/session.jsonl gets one line per step
+# output goes to OUT/<step>.log as it is printed and OUT/session.jsonl gets one more line per step
 # (exit status, seconds, limit). Exit status: the number of steps that did not succeed.
 set -uo pipefail
 BUNDLE="${BUNDLE:-$(cd "$(dirname "$0")" && pwd)}"
 OUT="${1:-${OUT:-gpu_results}}"
 PY="${PYTHON:-python3}"
 BUDGET_S="${BUDGET_S:-300}"
+STEPS=" ${STEPS:-device check smoke validate bench} "
+for s in $STEPS; do
+  case $s in device | check | smoke | validate | bench) ;;
+  *) echo "gpu_session.sh: STEPS names an unknown step '$s'" >&2; exit 64 ;;
+  esac
+done
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 PYTHONUNBUFFERED=1
@@ -35,6 +43,7 @@ failed=0
 step() {  # step NAME LIMIT_S COMMAND...
   local name=$1 limit=$2
   shift 2
+  [[ $STEPS == *" $name "* ]] || return 0
   local t0 t1 rc
   t0=$(date +%s.%N)
   echo "[session] $name (limit ${limit}s): $*"
@@ -51,14 +60,16 @@ step() {  # step NAME LIMIT_S COMMAND...
   [[ $rc == 0 ]] || failed=$((failed + 1))
 }
 
-: >"$OUT/session.jsonl"
+touch "$OUT/session.jsonl"  # appended to: a session in two calls (STEPS) keeps both halves
 step device 20 bash -c "nvidia-smi; $PY -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))'"
 cp "$OUT/device.log" "$OUT/device.txt" 2>/dev/null
 step check 20 "$PY" "$BUNDLE/run.py" --check
 step smoke 120 "$PY" "$BUNDLE/run.py" --out "$OUT/smoke" --smoke
 step validate 330 "$PY" "$BUNDLE/run.py" --out "$OUT/validate" --budget-s "$BUDGET_S"
 ENV_DIR="$(ls -d "$BUNDLE"/cache/env-* 2>/dev/null | head -n 1)"
-if [[ -n "$ENV_DIR" ]]; then
+if [[ $STEPS != *" bench "* ]]; then
+  :
+elif [[ -n "$ENV_DIR" ]]; then
   step bench 110 env PYTHONPATH="$ENV_DIR/src:$ENV_DIR/lib" "$PY" \
     "$ENV_DIR/src/benchmarks/bench_losses.py" --device cuda --T 4096 --H 1024 --V 151936 \
     --dtype bfloat16 --methods plain fused liger --reps 3 --out "$OUT/bench_losses.json"

@@ -25,6 +25,11 @@ GPU time), unspent time carried forward. Each experiment's `run(cfg, out, budget
 the measuring loop inside `with budget.measuring():`, units written as they finish, and every
 claim the measured units cannot decide reported `needs-scale` (`budget.undecided`). A module
 also lists its claims in `CLAIMS` (reported `needs-scale` if it gets no time at all).
+
+**Size knob**: each module's `KNOB` names the one `Config` field its cost is linear in (krr
+`alpha_grid`, meta `steps`, opsd `steps`, paced `train_steps`, taid `steps`); `sizes={name: n}`
+(`--size NAME=N`) sets it for one run, so that a first GPU run's `timing.json` is enough to
+rescale an experiment. A knob never changes the experiment's task sets.
 """
 
 from __future__ import annotations

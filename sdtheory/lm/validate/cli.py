@@ -42,6 +42,15 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
         f"experiment stops at its share and reports what it could not decide as needs-scale "
         f"(default {GPU_BUDGET_S:.0f} at --scale gpu, none otherwise; 0 = none)",
     )
+    p.add_argument(
+        "--budget-from",
+        type=float,
+        default=None,
+        metavar="EPOCH",
+        help="the budget started at this wall-clock time (seconds since the epoch, in the past; "
+        "default: this command's start). The bundle's run.py passes its own start, so that "
+        "its stages and this process's start-up are spent from the budget too",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
     p.add_argument(
         "--precision",
@@ -75,6 +84,16 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.budget_from is not None:
+        ago = time.time() - args.budget_from
+        if not 0 <= ago < 86400:
+            print(
+                f"sdtheory validate: error: --budget-from must be a time in the last day, got "
+                f"{args.budget_from} ({ago:.0f} s ago)",
+                file=sys.stderr,
+            )
+            return 2
+        started -= ago
     from ... import simio
 
     if args.budget_s is not None and args.budget_s < 0:

@@ -83,7 +83,7 @@ KNOB = "alpha_grid"  # size knob (docs/lm/gpu.md): alpha-grid head fits, most of
 CONFIGS = {
     "fast": Config(n_train=40, n_test=24, rounds=3, limit_rounds=18, alpha_grid=31, max_tokens=32),
     "cpu": Config(),
-    "gpu": Config(n_train=1024, n_test=512, rounds=8, limit_rounds=30, alpha_grid=121),
+    "gpu": Config(n_train=1024, n_test=512, rounds=8, limit_rounds=30, alpha_grid=61),
 }
 
 
@@ -157,6 +157,7 @@ class _State:
 
     def __init__(self):
         self.x = None  # features
+        self.prep = None  # _prepare's result: the kernel, targets and lambda
         self.paths: dict[float, tuple] = {}  # alpha -> (train, test, iters), complete rounds
         self.limit = None  # (train, test) of the limit run, all rounds
         self.limit_done = 0
@@ -229,9 +230,10 @@ def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.Che
     st = _State()
     with budget.measuring():
         _measure(cfg, st, units, budget, texts, answers)
-    if st.x is None:  # stopped before the features: nothing to decide
+    if st.prep is None:  # stopped before the features or the kernel: nothing to decide
         C.save_run(out, cfg, dict(stopped=budget.stopped))
-        return [budget.undecided(c, details="No features were computed.") for c in CLAIMS]
+        what = "No features were computed." if st.x is None else "Stopped before the first fit."
+        return [budget.undecided(c, details=what) for c in CLAIMS]
     return _decide(cfg, st, out, budget)
 
 
