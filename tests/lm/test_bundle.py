@@ -116,6 +116,15 @@ def test_missing_and_corrupt_files_are_named(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "MISSING model shard 2 of 3: model/m.gguf.part02of03 (0.1 MiB) (transfer 1)" in said
     assert "shard 1 of 3" not in said and "1 missing and 0 corrupt of 3 files" in said
+    # the smoke test needs no model: a missing shard is named and does not stop it
+    assert entry._report_check(manifest, tmp_path, need_model=False) == 0
+    assert "not yet here (the smoke test does not need it): model shard 2 of 3" in (
+        capsys.readouterr().out
+    )
+    files.append(dict(path="tasks/t.jsonl", kind="tasks", bytes=1, sha256="0"))
+    assert entry._report_check(manifest, tmp_path, need_model=False) == 2  # anything else stops
+    assert "MISSING tasks: tasks/t.jsonl" in capsys.readouterr().out
+    files.pop()
     parts[1].write_bytes(b"x" * 100_000)  # right size, wrong bytes
     assert entry._report_check(manifest, tmp_path) == 3
     assert "CORRUPT model shard 2 of 3" in capsys.readouterr().out
