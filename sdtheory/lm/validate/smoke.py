@@ -142,7 +142,10 @@ def check_liger(dev: torch.device) -> str:
     biases = "student_bias" in inspect.signature(liger.forward).parameters
     out = {}
     for how in ("ours", "liger"):
-        hs, ws = hs0.to(dev).requires_grad_(True), ws0.to(dev).requires_grad_(True)
+        # fresh leaves each time (`.to` returns the tensor itself when it is already there,
+        # and the two gradients would then be one accumulated tensor)
+        hs = hs0.to(dev, copy=True).requires_grad_(True)
+        ws = ws0.to(dev, copy=True).requires_grad_(True)
         ht, wt = ht0.to(dev), wt0.to(dev)
         if how == "ours":
             mask = torch.ones(1, t, dtype=torch.bool, device=dev)
@@ -155,14 +158,19 @@ def check_liger(dev: torch.device) -> str:
             loss = liger(hs, ws, ht, wt, labels, *extra)
         loss.backward()
         out[how] = (loss.detach().cpu(), hs.grad.cpu(), ws.grad.cpu())
+    if any(a is b for a, b in zip(out["ours"], out["liger"], strict=True)):
+        raise AssertionError("ours and Liger's results share a tensor")
     errs = [_rel(a, b) for a, b in zip(out["ours"], out["liger"], strict=True)]
     if max(errs) > 1e-4:
         raise AssertionError(
             f"ours vs Liger JSD(beta=0.5): value {errs[0]:.2e}, gradients {max(errs[1:]):.2e}"
         )
-    import liger_kernel
+    from importlib import metadata
 
-    version = getattr(liger_kernel, "__version__", "?")
+    try:
+        version = metadata.version("liger-kernel")
+    except metadata.PackageNotFoundError:  # imported from a path without its metadata
+        version = "?"
     return f"liger-kernel {version}: value and gradients agree to {max(errs):.1e} (fp32)"
 
 
