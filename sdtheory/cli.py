@@ -8,7 +8,10 @@ sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/
 from __future__ import annotations
 
 import argparse
+import ast
+import collections
 import datetime as _dt
+import importlib.util
 import sys
 import time
 import traceback
@@ -16,23 +19,56 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import claims, simio
+from .claims import catalog
 
 
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
 
 
+def _sim_summary(name: str) -> str:
+    """First line of a sim's docstring, read without importing it (no torch or JAX)."""
+    path = simio.sims_dir() / f"{name}.py"
+    try:
+        return _first_line(ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))))
+    except (OSError, SyntaxError):
+        return ""
+
+
+def _validate_claims() -> str:
+    """Register the claims still declared in `sdtheory.lm.validate` (needs torch).
+
+    Returns a note for the listing: those claims move to the catalog; until then they are shown
+    only where torch is installed.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return "the `validate.*` claims need torch to be listed (pip install sdtheory[torch])"
+    try:
+        from .lm import validate
+
+        for name in validate.EXPERIMENTS:
+            validate.load_experiment(name)
+    except Exception as e:  # pragma: no cover - a broken optional install
+        return f"the `validate.*` claims could not be loaded: {type(e).__name__}: {e}"
+    return ""
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     names = simio.sim_names()
     print(f"sims ({simio.sims_dir()}):")
     for name in names:
-        mod = simio.load_sim(name)
-        print(f"  {name:28s} {_first_line(mod.__doc__)}")
+        print(f"  {name:28s} {_sim_summary(name)}")
     if not names:
         print("  (none)")
-    print(f"\nclaims ({len(claims.REGISTRY)}):")
-    for c in sorted(claims.REGISTRY.values(), key=lambda c: c.id):
+    registry = catalog.load_all()
+    note = _validate_claims() if args.validate else ""
+    kinds = collections.Counter(c.source.kind for c in registry.values())
+    by_kind = ", ".join(f"{k} {kinds[k]}" for k in ("paper", "code", "secondary", "derived"))
+    print(f"\nclaims ({len(registry)}: {by_kind}):")
+    for c in sorted(registry.values(), key=lambda c: c.id):
         print(f"  {c.id:44s} [{c.source.kind}] {c.statement}")
+    if note:
+        print(f"\nnote: {note}")
     return 0
 
 
@@ -101,7 +137,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdtheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sp = sub.add_parser("list", help="list sims and registered claims")
+    sp = sub.add_parser("list", help="list sims and every registered claim")
+    sp.add_argument(
+        "--validate",
+        type=simio._parse_bool,
+        default=True,
+        metavar="BOOL",
+        help="also list the claims still declared in sdtheory.lm.validate (imports torch)",
+    )
     sp.set_defaults(fn=cmd_list)
     sp = sub.add_parser("sim", help="run one sim; flags after NAME go to the sim")
     sp.add_argument("name", help="sim name (see `sdtheory list`)")
