@@ -3,6 +3,7 @@
 sdtheory list                      # sims and registered claims
 sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
 sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
+sdtheory sweep --seeds 0 1 2 ...   # every sim at several seeds: do the verdicts change?
 """
 
 from __future__ import annotations
@@ -134,6 +135,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out) if args.out else simio.default_results_root() / "sweep" / stamp
+    return sweep.main(args.only, args.seeds, out, args.jobs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdtheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -157,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
     sp.add_argument("--strict", action="store_true", help="exit 1 if any claim failed")
     sp.set_defaults(fn=cmd_reproduce)
+    sp = sub.add_parser(
+        "sweep", help="run every sim at several seeds and list the claims whose verdict changes"
+    )
+    sp.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds to run")
+    sp.add_argument("--out", default=None, help="output folder (default results/sweep/<time>)")
+    sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
+    sp.add_argument("--jobs", type=int, default=1, help="sims run at once (one process each)")
+    sp.set_defaults(fn=cmd_sweep)
     sp = sub.add_parser(
         "train",
         help="on-policy distillation / RL on a language model (OPSD, GKD, GRPO); "
