@@ -492,7 +492,8 @@ def check_consistent(
     """
     from scipy import stats
 
-    x, p, s = _as_1d("estimates", estimates), _as_1d("predicted", predicted), _as_1d("se", se)
+    x, s = _as_1d("estimates", estimates), _as_1d("se", se)
+    p = _as_1d("predicted", np.atleast_1d(np.asarray(predicted, dtype=float)))
     p = np.broadcast_to(p, x.shape) if p.size == 1 else p
     if not (x.shape == p.shape == s.shape):
         raise ValueError(
