@@ -4,6 +4,7 @@ sdtheory list                      # sims and registered claims
 sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
 sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
 sdtheory sweep --seeds 0 1 2 ...   # every sim at several seeds: do the verdicts change?
+sdtheory pages [--check]           # rewrite the verdict blocks of the pages from docs/results/
 """
 
 from __future__ import annotations
@@ -143,6 +144,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return sweep.main(args.only, args.seeds, out, args.jobs)
 
 
+def cmd_pages(args: argparse.Namespace) -> int:
+    from . import pages
+
+    if args.snapshot:
+        if not (args.name and args.scale and args.run):
+            raise SystemExit("--snapshot needs --name, --scale and --run")
+        print(pages.snapshot(Path(args.snapshot), args.name, args.scale, args.run))
+    stale = pages.update(check=args.check)
+    for p in stale:
+        print(f"{'stale' if args.check else 'rewrote'}: {p}")
+    return 1 if (args.check and stale) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdtheory", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -174,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--only", nargs="+", default=None, help="run only these sims")
     sp.add_argument("--jobs", type=int, default=1, help="sims run at once (one process each)")
     sp.set_defaults(fn=cmd_sweep)
+    sp = sub.add_parser(
+        "pages", help="rewrite the verdict blocks of the paper pages and README from docs/results"
+    )
+    sp.add_argument("--check", action="store_true", help="only report stale pages (exit 1)")
+    sp.add_argument("--snapshot", default=None, help="a report folder to commit first")
+    sp.add_argument("--name", default=None, help="snapshot name (docs/results/NAME.json)")
+    sp.add_argument("--scale", default=None, help="snapshot scale (sim, cpu, cpu-long, gpu)")
+    sp.add_argument("--run", default=None, help="what the run was: command, commit, machine, date")
+    sp.set_defaults(fn=cmd_pages)
     sp = sub.add_parser(
         "train",
         help="on-policy distillation / RL on a language model (OPSD, GKD, GRPO); "
