@@ -191,3 +191,31 @@ def test_consistent_needs_units_and_fails_on_nan():
         claims.check_consistent(C, [1.0, 2.0], [1.0, 2.0, 3.0], [0.1, 0.1])
     with pytest.raises(ValueError, match="slack"):
         claims.check_consistent(C, [1.0], [1.0], [0.1], slack=-1.0)
+
+
+def test_check_all_is_an_intersection_union_test():
+    strong = _seeds(1.0, 0.2, 8, seed=3)
+    noise = _seeds(0.0, 0.2, 8, seed=4)
+    reverse = _seeds(-1.0, 0.2, 8, seed=5)
+
+    def part(t_c):
+        return lambda level: claims.check_paired(C, *t_c, level=level)
+
+    assert claims.check_all(C, [("a", part(strong)), ("b", part(strong))]).verdict == "held"
+    r = claims.check_all(C, [("a", part(strong)), ("b", part(noise))])
+    assert r.verdict == "inconclusive" and "b: inconclusive" in r.details
+    r = claims.check_all(C, [("a", part(strong)), ("b", part(reverse))])
+    assert r.verdict == "failed" and r.details.startswith("deciding part: b")
+    one = lambda level: claims.check_paired(C, [1.0], [0.0], level=level)  # noqa: E731
+    assert claims.check_all(C, [("a", part(strong)), ("b", one)]).verdict == "needs-scale"
+    # failed needs the Bonferroni band: a part just failing at 95 % is not enough with 20 parts
+    seen = []
+
+    def spy(level):
+        seen.append(level)
+        return claims.check_paired(C, *strong, level=level)
+
+    claims.check_all(C, [(str(i), spy) for i in range(20)])
+    assert set(seen) == {claims.RULE.level, claims.bonferroni(20)}
+    with pytest.raises(ValueError, match="parts"):
+        claims.check_all(C, [])

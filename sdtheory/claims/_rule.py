@@ -547,3 +547,60 @@ def check_consistent(
         details=f"largest |z| = {abs(z[worst]):.2f} at {name} (estimate {x[worst]:.4g}, "
         f"predicted {p[worst]:.4g}, SE {s[worst]:.2g}). {details}".strip(),
     )
+
+
+def check_all(
+    c: Claim,
+    parts: Sequence[tuple[str, Callable[[float], CheckResult]]],
+    *,
+    rule: Rule = RULE,
+    details: str = "",
+    figure: str | None = None,
+) -> CheckResult:
+    """One verdict for a claim that holds only if every part holds (both student families, say).
+
+    `parts` are `(label, check)` pairs; `check(level)` returns the part's `CheckResult` decided
+    at that two-sided level. An intersection-union test: the claim is **held** when every part
+    holds at the rule's level (no correction is needed, since all must hold), **failed** when some
+    part fails at the Bonferroni level for the number of parts (a false failure of any one part
+    is what must be controlled), `needs-scale` when a part cannot be decided at this scale, and
+    inconclusive otherwise. The returned result is the deciding part's, with every part listed in
+    `details`.
+    """
+    if not parts:
+        raise ValueError("parts must name at least one (label, check) pair")
+    plain = [(lab, f(rule.level)) for lab, f in parts]
+    strict = [(lab, f(bonferroni(len(parts), rule.level))) for lab, f in parts]
+    failed = [(lab, r) for lab, r in strict if r.verdict == "failed"]
+    later = [(lab, r) for lab, r in plain if r.verdict == "needs-scale"]
+    if failed:
+        lab, pick = failed[0]
+    elif all(r.verdict == "held" for _, r in plain):
+        lab, pick = plain[0]
+    elif later:
+        lab, pick = later[0]
+    else:
+        lab, pick = next((lab, r) for lab, r in plain if r.verdict != "held")
+    verdict: Verdict = (
+        "failed"
+        if failed
+        else "held"
+        if all(r.verdict == "held" for _, r in plain)
+        else ("needs-scale" if later else "inconclusive")
+    )
+
+    def _m(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    listing = "; ".join(
+        f"{lab}: {r.verdict} ({_m(r.measured)}; {bonferroni(len(parts), rule.level):.3%} "
+        f"band {'failed' if s.verdict == 'failed' else 'not failed'})"
+        for (lab, r), (_, s) in zip(plain, strict, strict=True)
+    )
+    return dataclasses.replace(
+        pick,
+        verdict=verdict,
+        figure=figure if figure is not None else pick.figure,
+        rule=f"all of {len(parts)} parts (intersection-union; failed at Bonferroni level)",
+        details=f"deciding part: {lab}. All parts: {listing}. {details}".strip(),
+    )
