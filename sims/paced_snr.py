@@ -91,16 +91,14 @@ def bin_bootstrap(g, p, lo_edges, bins: int, n_boot: int, seed: int):
 
 
 def _band(values: np.ndarray) -> claims.Band:
-    """Point estimate (row 0) with the basic (reverse-percentile) bootstrap band of rows 1...
+    """Point estimate (row 0) with the basic bootstrap band of the replicates (rows 1..).
 
     Both statistics are biased under resampling (a clipped square root, a maximum over bins): the
     plain percentile band of the efficiency does not even contain its estimate, so the band is
-    reflected about the estimate, [2 t - q_hi, 2 t - q_lo], the standard first-order correction.
+    the basic (reverse-percentile) one (`claims.replicate_band`).
     """
-    t = float(values[0])
-    q_lo, q_hi = np.quantile(values[1:], [0.5 - claims.RULE.level / 2, 0.5 + claims.RULE.level / 2])
-    method = f"basic bootstrap over problems within bins, {values.size - 1} resamples"
-    return claims.Band(t, 2 * t - float(q_hi), 2 * t - float(q_lo), int(values.size - 1), method)
+    band = claims.replicate_band(float(values[0]), values[1:], method="basic")
+    return dataclasses.replace(band, method=band.method + " over problems within bins")
 
 
 def collapse_statistic(num, tr, end: int) -> np.ndarray:

@@ -219,3 +219,16 @@ def test_check_all_is_an_intersection_union_test():
     assert set(seen) == {claims.RULE.level, claims.bonferroni(20)}
     with pytest.raises(ValueError, match="parts"):
         claims.check_all(C, [])
+
+
+def test_replicate_band_percentile_and_basic():
+    reps = np.linspace(1.0, 3.0, 2001)  # quantiles 1.05 and 2.95 at 95 %
+    p = claims.replicate_band(2.0, reps)
+    assert p.lo == pytest.approx(1.05) and p.hi == pytest.approx(2.95) and p.n == 2001
+    # a statistic biased upward under resampling: the basic band reflects about the estimate
+    b = claims.replicate_band(1.0, reps, method="basic")
+    assert b.lo == pytest.approx(2 * 1.0 - 2.95) and b.hi == pytest.approx(2 * 1.0 - 1.05)
+    assert b.lo <= b.estimate <= b.hi and not p.lo <= 1.0  # the percentile band misses 1.0
+    assert not claims.replicate_band(1.0, [np.nan] * 10).finite
+    with pytest.raises(ValueError, match="method"):
+        claims.replicate_band(1.0, reps, method="bca")

@@ -43,12 +43,13 @@ from ._rule import BinEstimate as BinEstimate
 from ._rule import Rule as Rule
 from ._rule import binned as binned
 from ._rule import bonferroni as bonferroni
-from ._rule import check_all as check_all
 from ._rule import bootstrap_band as bootstrap_band
+from ._rule import check_all as check_all
 from ._rule import check_band as check_band
 from ._rule import check_bootstrap as check_bootstrap
 from ._rule import check_consistent as check_consistent
 from ._rule import check_mean as check_mean
 from ._rule import check_paired as check_paired
 from ._rule import decide as decide
+from ._rule import replicate_band as replicate_band
 from ._rule import t_band as t_band

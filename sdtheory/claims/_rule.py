@@ -164,6 +164,35 @@ def bootstrap_band(
     return Band(est, float(lo), float(hi), n, f"percentile bootstrap, {n_boot} resamples", level)
 
 
+def replicate_band(
+    estimate: float,
+    replicates,
+    *,
+    method: Literal["percentile", "basic"] = "percentile",
+    level: float = RULE.level,
+) -> Band:
+    """A band from bootstrap replicates computed elsewhere (e.g. vectorised over resamples).
+
+    `percentile`: the replicates' quantiles. `basic` (reverse percentile): the quantiles reflected
+    about the estimate, $[2\hat\theta - q_{hi},\,2\hat\theta - q_{lo}]$, the first-order
+    correction for a statistic that is biased under resampling (a clipped square root, a maximum
+    over bins), where the percentile band can miss its own estimate.
+    """
+    reps = _as_1d("replicates", replicates)
+    reps = reps[np.isfinite(reps)]
+    n = int(np.asarray(replicates).size)
+    if reps.size < max(n // 2, 2) or not math.isfinite(estimate):
+        return Band(float(estimate), math.nan, math.nan, n, f"{method} bootstrap", level)
+    q_lo, q_hi = (float(q) for q in np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2]))
+    if method == "basic":
+        lo, hi = 2 * estimate - q_hi, 2 * estimate - q_lo
+    elif method == "percentile":
+        lo, hi = q_lo, q_hi
+    else:
+        raise ValueError(f"method must be 'percentile' or 'basic', got {method!r}")
+    return Band(float(estimate), lo, hi, n, f"{method} bootstrap, {n} resamples", level)
+
+
 def decide(
     band: Band, *, side: Side = ">", null: float = 0.0, interval: tuple[float, float] | None = None
 ) -> Verdict:
