@@ -18,7 +18,7 @@ CLOSED = claim(
     (
         "derived",
         "closed sum: docs/theory/krr.md §1, proof sdtheory.symbolic.krr.prove_closed_sum; the "
-        f"recursion is read in {NB}; {ABSTRACT}: \"any such function obtained with "
+        f'recursion is read in {NB}; {ABSTRACT}: "any such function obtained with '
         'self-distillation can be calculated directly as a function of the initial fit"',
     ),
     "sdtheory.theory.krr.KernelSelfDistillation.predict",

@@ -92,8 +92,11 @@ SDPO_ROUTING = claim(
     "methods.sdpo-sibling-routing",
     "A lone success and all-fail groups get no teacher; other rollouts get a successful sibling "
     "that is not themselves as the demonstration.",
-    ("code", "lasgroup/SDPO@0e6d510:verl/trainer/ppo/ray_trainer.py "
-     "(_maybe_build_self_distillation_batch)"),
+    (
+        "code",
+        "lasgroup/SDPO@0e6d510:verl/trainer/ppo/ray_trainer.py "
+        "(_maybe_build_self_distillation_batch)",
+    ),
     "sdtheory.lm.methods",
     paper="sdpo2026",
 )

@@ -27,7 +27,7 @@ C_INC = claim(
     (
         "derived",
         f"{DOC} (phi_(t+1)(c_t) < phi_t(c_t) and phi is increasing, so c_(t+1) > c_t; "
-        "r_(t+1)^2 <= r_t^2 - 1); the title states the thesis: \"Self-Distillation Amplifies "
+        'r_(t+1)^2 <= r_t^2 - 1); the title states the thesis: "Self-Distillation Amplifies '
         'Regularization in Hilbert Space" (arXiv:2002.05715)',
     ),
     "sdtheory.theory.krr.mobahi_rounds",
@@ -49,7 +49,7 @@ SPARSE = claim(
     (
         "derived",
         f"{DOC} (each factor d_j (c + d_k) / (d_k (c + d_j)) exceeds 1); our form of the "
-        'abstract\'s "progressively limiting the number of basis functions that can be used to '
+        "abstract's \"progressively limiting the number of basis functions that can be used to "
         'represent the solution" (arXiv:2002.05715); "nonlinear power iteration" is the '
         "sciencestack TL;DR's phrase",
     ),

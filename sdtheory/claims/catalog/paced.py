@@ -11,7 +11,10 @@ from .._registry import claim
 PACED = "paced2026"
 V1 = "arXiv:2603.11178v1 abstract"
 V3 = "arXiv:2603.11178v3 abstract"
-_FINITE = ("derived", "docs/theory/paced.md §1; sdtheory/symbolic/paced.py::derive_plugin_expectation")
+_FINITE = (
+    "derived",
+    "docs/theory/paced.md §1; sdtheory/symbolic/paced.py::derive_plugin_expectation",
+)
 _ROBUST = ("derived", "docs/theory/paced.md §2-3; sdtheory/symbolic/paced.py")
 _MODES = ("derived", "docs/theory/paced.md §5 (mass-covering vs mode-seeking KL)")
 

@@ -92,8 +92,8 @@ NO_COLLAPSE = claim(
     "families).",
     (
         "paper",
-        f'{ABSTRACT}: "We provide a theoretical analysis demonstrating TAID\'s ability to prevent '
-        'mode collapse and empirically show its effectiveness in addressing the capacity gap '
+        f"{ABSTRACT}: \"We provide a theoretical analysis demonstrating TAID's ability to prevent "
+        "mode collapse and empirically show its effectiveness in addressing the capacity gap "
         'while balancing mode averaging and mode collapse"; the toy and its metric are ours',
     ),
     "sdtheory.lm.taid.taid_loss",
