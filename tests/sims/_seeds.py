@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from sdtheory import simio, sweep
 from tests.sims.pinned import VERDICTS
 
@@ -18,15 +16,7 @@ HALF_B = tuple(n for n in simio.sim_names() if n not in HALF_A)
 def check_seed(name: str, seed: int, tmp_path) -> None:
     if not sweep.has_seed(name):  # no randomness (krr_toy): one run covers every seed
         return
-    try:
-        out = simio.load_sim(name).main(["--out", str(tmp_path), "--seed", str(seed)])
-    except ValueError as e:  # pragma: no cover - removed when the fix lands on main
-        if name == "taid_proxy" and "different signs" in str(e):
-            pytest.xfail(
-                "krr.mobahi_constant brentq bracket at r = 1 + ulps (kappa = 1 cells); fixed on "
-                "branch arch-theory (8ba61d5), pending its merge"
-            )
-        raise
+    out = simio.load_sim(name).main(["--out", str(tmp_path), "--seed", str(seed)])
     got = {c["claim_id"]: c["verdict"] for c in json.loads((out / "checks.json").read_text())}
     changed = {k: (VERDICTS[name].get(k), v) for k, v in got.items() if VERDICTS[name].get(k) != v}
     assert got.keys() == VERDICTS[name].keys() and not changed, (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -117,11 +116,6 @@ def test_error_to_the_limit_contracts_at_rho_on_hard_kernels(prob, alpha):
     assert np.all(gap[1:] <= rho * gap[:-1] + 8 * EPS)
 
 
-@pytest.mark.xfail(
-    reason="mobahi_constant returns NaN at c = 0 on rank-deficient kernels; fixed on branch "
-    "arch-theory (8ba61d5, 'mobahi_constant: one solver with one contract'), pending its merge",
-    strict=False,
-)
 @given(hard_problems(max_n=20), st.floats(1e-3, 1.0))
 def test_mobahi_rounds_on_rank_deficient_kernels(prob, eps_frac):
     """The null-space path of Mobahi's rounds: eps above the null-space residual is feasible."""
