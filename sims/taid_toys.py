@@ -24,11 +24,11 @@ every student initialisation.
 
 Claims: taid.kl-directions (derived: RKL is mode-seeking, FKL mass-covering; paired over seeds),
 taid.no-mode-collapse (paper abstract, toy ours: TAID stopped at an intermediate t = 0.7 has a
-lower forward KL than RKL), taid.endpoint-is-fkl (derived: trained until t ~ 1, TAID's forward KL
-equals FKL's within 0.01), taid.schedule-in-training (code: t monotone, on or above the linear
+lower forward KL than RKL), taid.endpoint-is-fkl (derived: trained until t ~ 1, the unimodal
+student's forward KL equals FKL's within 0.01), taid.schedule-in-training (code: t monotone, on or above the linear
 floor), taid.capacity-gap (secondary, hypothesis: TAID's advantage over FKL at equal budget is
-larger for the most complex teacher than for the simplest). Quick default ~30 s on 2 CPU cores.
-Larger run:  python sims/taid_toys.py --contexts 32 --steps 1500 --seeds 10
+larger for the most complex teacher than for the simplest). Quick default ~30 s on 2 CPU cores
+(10 teacher draws). Larger run:  python sims/taid_toys.py --contexts 32 --steps 1500 --seeds 20
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Config:
         default=600, metadata={"help": "steps of the long FKL run giving the best fit"}
     )
     seeds: int = dataclasses.field(
-        default=5, metadata={"help": "independent teacher draws (paired by the rule)"}
+        default=10, metadata={"help": "independent teacher draws (paired by the rule)"}
     )
     seed: int = 0
 
@@ -396,24 +396,35 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
         for f in fams
     ]
     out.append(claims.check_all(NO_COLLAPSE, parts, details=setting, figure="modes.png"))
-    # endpoint: TAID trained to t ~ 1 has the FKL student's forward KL within 0.01
+    # endpoint: TAID trained to t ~ 1 has the FKL student's forward KL within 0.01 (unimodal:
+    # one FKL solution per context; the rank-2 student's FKL has several stationary points, so
+    # TAID and FKL may end on different ones: reported, not claimed)
     last_t = min(r["t"] for r in res["traj"] if r["step"] == cfg.steps and r["t_end"] == 1.0)
     parts = [
         (
-            f"{f} forward KL {m} - FKL",
+            f"unimodal forward KL {m} - FKL",
             _paired(
                 ENDPOINT,
-                _per_seed(rows, f, m, "fkl"),
-                _per_seed(rows, f, "fkl", "fkl"),
+                _per_seed(rows, "unimodal", m, "fkl"),
+                _per_seed(rows, "unimodal", "fkl", "fkl"),
                 side="within",
                 interval=(-0.01, 0.01),
             ),
         )
-        for f in fams
         for m in ("taid_linear", "taid_adaptive")
     ]
+    low = {
+        m: _per_seed(rows, "lowrank", m, "fkl") - _per_seed(rows, "lowrank", "fkl", "fkl")
+        for m in ("taid_linear", "taid_adaptive")
+    }
     out.append(
-        claims.check_all(ENDPOINT, parts, details=f"{setting}; t ends at {last_t:.4f} or above")
+        claims.check_all(
+            ENDPOINT,
+            parts,
+            details=f"{setting}; t ends at {last_t:.4f} or above; rank-2 student (not claimed: "
+            "several FKL stationary points), forward KL TAID minus FKL per draw: "
+            + "; ".join(f"{m} {np.round(v, 4).tolist()}" for m, v in low.items()),
+        )
     )
     # schedule in training (deterministic)
     sched_ok, worst = True, 0.0

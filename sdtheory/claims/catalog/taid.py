@@ -101,8 +101,10 @@ NO_COLLAPSE = claim(
 )
 ENDPOINT = claim(
     "taid.endpoint-is-fkl",
-    "Trained until t is near 1, TAID ends at the forward-KL solution: its forward KL to the "
-    "teacher equals the FKL-trained student's within 0.01 nats (paired over teacher draws).",
+    "Trained until t is near 1, TAID ends at the forward-KL solution: for a student whose FKL "
+    "problem has one solution (the unimodal student) its forward KL to the teacher equals the "
+    "FKL-trained student's within 0.01 nats (paired over teacher draws). A student with several "
+    "FKL stationary points (rank-2 logits) may end on another one: reported, not claimed.",
     (
         "derived",
         "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
