@@ -79,7 +79,7 @@ DIRECTIONS = claim(
     "taid.kl-directions",
     "With a student that cannot represent the teacher, reverse KL is mode-seeking (more mass on "
     "the teacher's modes, lower entropy, larger forward KL than forward KL's student) and forward "
-    "KL mass-covering (the highest entropy of FKL, RKL, TVD and skew KL).",
+    "KL mass-covering (higher entropy than the reverse-KL and TVD students).",
     ("derived", "classical property of the KL directions (Minka 2005); docs/theory/taid.md §5"),
     "sdtheory.lm.taid.taid_loss",
     paper=TAID,
