@@ -169,7 +169,7 @@ def replicate_band(
     method: Literal["percentile", "basic"] = "percentile",
     level: float = RULE.level,
 ) -> Band:
-    """A band from bootstrap replicates computed elsewhere (e.g. vectorised over resamples).
+    r"""A band from bootstrap replicates computed elsewhere (e.g. vectorised over resamples).
 
     `percentile`: the replicates' quantiles. `basic` (reverse percentile): the quantiles reflected
     about the estimate, $[2\hat\theta - q_{hi},\,2\hat\theta - q_{lo}]$, the first-order
