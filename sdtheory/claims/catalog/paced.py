@@ -104,13 +104,13 @@ _BELL = (
     "paper",
     f'{V3}: "the cross-problem gradient signal-to-noise ratio (SNR) follows a bell curve over '
     'student pass rate, collapsing at both extremes"; measured here on a trained toy student '
-    "(sdtheory.nets.paced), the collapse criterion (end bin below a quarter of the median "
+    "(sdtheory.nets.paced), the collapse criterion (end bin below half the median "
     "interior bin) is ours",
 )
 MASTERED = claim(
     "paced.snr-collapse-mastered",
     "The cross-problem gradient SNR collapses as the student pass rate p -> 1 (mastered "
-    "problems): the SNR of the top pass-rate bin is below a quarter of the median SNR of the "
+    "problems): the SNR of the top pass-rate bin is below half the median SNR of the "
     "interior bins (decided on a bootstrap band over problems).",
     _BELL,
     "sdtheory.nets.paced.measure_snr_curve",
@@ -119,7 +119,7 @@ MASTERED = claim(
 UNREACHABLE = claim(
     "paced.snr-collapse-unreachable",
     "The cross-problem gradient SNR collapses as p -> 0 (out-of-reach problems): the SNR of the "
-    "bottom pass-rate bin is below a quarter of the median SNR of the interior bins (decided on "
+    "bottom pass-rate bin is below half the median SNR of the interior bins (decided on "
     "a bootstrap band over problems).",
     _BELL,
     "sdtheory.nets.paced.measure_snr_curve",
