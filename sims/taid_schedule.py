@@ -4,7 +4,7 @@ adaptive term matters at all.
 1. Parity: `TAIDSchedule` against a float64 numpy transcription of the logic of the official
    `update_t` (SakanaAI/TAID a062892) on several loss sequences; max |difference| of the t,
    momentum and delta_t trajectories.
-2. Loss: `sdtheory.lm.taid.taid_loss` at t = 1 against the forward KL of `sdtheory.core.kl`,
+2. Loss: `sdtheory.lm.methods.taid.taid_loss` at t = 1 against the forward KL of `sdtheory.core.kl`,
    at t = 0 against 0, and its gradient against q - p_t.
 3. Threshold (derived): starting from t_start, every step gives delta_t <= alpha (1 - t_start)
    while the floor rises by (t_end - t_start) / S, so alpha * S <= (t_end - t_start) /
@@ -114,7 +114,7 @@ def _parity(cfg: Config, rng) -> list[dict]:
 def _loss_rows(cfg: Config, rng) -> list[dict]:
     import torch
 
-    from sdtheory.lm.taid import taid_loss
+    from sdtheory.lm.methods.taid import taid_loss
 
     s = torch.tensor(3 * rng.standard_normal((16, cfg.vocab)), requires_grad=True)
     p = torch.tensor(3 * rng.standard_normal((16, cfg.vocab)))

@@ -5,7 +5,7 @@ at least half a bin of V/M apart, plus a small uniform floor). Two low-capacity 
 `unimodal` (a discretised Gaussian per context, logits -(i - mu)^2 / (2 s^2)) and `lowrank`
 (logits U W^T + b of rank r shared across contexts). Each is trained by full-batch Adam on
 exact divergences with forward KL, reverse KL, TVD, skew forward KL (alpha 0.1, DistiLLM), TAID
-with the linear schedule and TAID with the adaptive schedule (`sdtheory.lm.taid`). Metrics
+with the linear schedule and TAID with the adaptive schedule (`sdtheory.lm.methods.taid`). Metrics
 (numpy float64, `sdtheory.core`): both KLs to the teacher, the student's entropy, the student's
 mass on the teacher's mode windows (+-2 widths) and the number of modes covered (student mass
 in a window >= half the teacher's). The method x metric table is `results.csv`; the t
@@ -49,7 +49,7 @@ from sdtheory.claims.catalog.taid import (
     SCHEDULE,
 )
 from sdtheory.core import entropy, kl
-from sdtheory.lm.taid import TAIDSchedule, taid_loss
+from sdtheory.lm.methods.taid import TAIDSchedule, taid_loss
 
 METHODS = ("fkl", "rkl", "tvd", "skew_fkl", "taid_linear", "taid_adaptive", "taid_mid")
 TAID_MID_T_END = 0.7  # the intermediate interpolation of taid.no-mode-collapse

@@ -97,3 +97,27 @@ def test_ids_are_dotted_and_papers_exist():
         assert re.fullmatch(r"[a-z]+\.[a-z0-9][a-z0-9-]*", c.id), c.id
         if c.paper is not None:
             assert (papers / c.paper / "README.md").exists(), (c.id, c.paper)
+
+
+def _resolve(path: str):
+    """Import the longest module prefix of a dotted path, then follow attributes."""
+    import importlib
+
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(path)
+
+
+@pytest.mark.parametrize("cid", sorted(CATALOG_IDS))
+def test_each_claims_module_names_the_code_that_computes_it(cid):
+    module = REGISTRY[cid].module
+    if module.startswith("sdtheory.lm") or module.startswith("sdtheory.nets"):
+        pytest.importorskip("torch" if module.startswith("sdtheory.lm") else "jax")
+    assert _resolve(module) is not None

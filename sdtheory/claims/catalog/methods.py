@@ -135,14 +135,14 @@ AVSD_TARGET = claim(
     "Agreeing views: the gate equals the proportionality term and the target matches a hand "
     "computation; symmetric disagreement: gate 0 and target = log q_G.",
     ("code", f"{AVSD_CODE} (gate_mode='avsd')"),
-    "sdtheory.lm.methods.avsd_target",
+    "sdtheory.lm.methods.avsd.avsd_target",
     paper="avsd2026",
 )
 AVSD_BOUNDS = claim(
     "methods.avsd-target-bounds",
     "J >= 0, the gate lies in [0, 1] and log q_G <= log q* <= log q_A for any views.",
     ("derived", "Jensen's inequality on the views' log-probabilities; docs/lm/methods.md"),
-    "sdtheory.lm.methods.avsd_target",
+    "sdtheory.lm.methods.avsd.avsd_target",
     paper="avsd2026",
 )
 ATESD_PREFIX = claim(
@@ -150,28 +150,28 @@ ATESD_PREFIX = claim(
     "rho = 0 shows the answer only, rho = 1 the full solution, in between a prefix plus the "
     "answer.",
     _ATESD_3RD,
-    "sdtheory.lm.methods.prefix_view",
+    "sdtheory.lm.methods.atesd.prefix_view",
     paper="atesd2026",
 )
 ATESD_PROGRESS = claim(
     "methods.atesd-learning-progress",
     "The learning-progress reward is the discounted sum of loss drops; rises count 0.",
     _ATESD_3RD,
-    "sdtheory.lm.methods.learning_progress",
+    "sdtheory.lm.methods.atesd.learning_progress",
     paper="atesd2026",
 )
 ATESD_HOLD = claim(
     "methods.atesd-hold-reinforce",
     "rho is held for H student updates, and a positive advantage raises log pi(rho | s).",
     _ATESD_3RD,
-    "sdtheory.lm.methods.ExposureController",
+    "sdtheory.lm.methods.atesd.ExposureController",
     paper="atesd2026",
 )
 ATESD_RESUME = claim(
     "methods.atesd-resume",
     "The exposure controller's state is restored exactly when a run resumes mid-hold.",
     ("derived", "implementation property of sdtheory.lm.methods.ExposureController.state_dict"),
-    "sdtheory.lm.methods.ExposureController",
+    "sdtheory.lm.methods.atesd.ExposureController",
     paper="atesd2026",
 )
 GKD_FALLS = claim(

@@ -1,7 +1,7 @@
 """TAID: temporally adaptive interpolated distillation (Shing et al. 2025).
 
 Sims `taid_schedule`, `taid_proxy`, `taid_toys`; theory `sdtheory.theory.taid`, loss
-`sdtheory.lm.taid`. The loss and schedule come from the official code; the collapse theorem of
+`sdtheory.lm.methods.taid`. The loss and schedule come from the official code; the collapse theorem of
 the regression proxy from a secondary reconstruction ('TAID, distilled'), re-derived in
 docs/theory/taid.md §4; we hold the abstract, not the paper's body.
 """
@@ -30,14 +30,14 @@ ENDS = claim(
     "taid.loss-ends",
     "The TAID loss KL(p_t || q) is 0 at t = 0 and the forward KL KL(p || q) at t = 1.",
     ("derived", "sdtheory.symbolic.taid.derive_endpoints; docs/theory/taid.md §2"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
 GRADIENT = claim(
     "taid.loss-gradient",
     "With p_t detached the TAID loss has the cross-entropy gradient (q - p_t) per position.",
     ("derived", "sdtheory.symbolic.taid.derive_gradient_gap; docs/theory/taid.md §2"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
 LINEAR_REGIME = claim(
@@ -81,7 +81,7 @@ DIRECTIONS = claim(
     "the teacher's modes, lower entropy, larger forward KL than forward KL's student) and forward "
     "KL mass-covering (higher entropy than the reverse-KL and TVD students).",
     ("derived", "classical property of the KL directions (Minka 2005); docs/theory/taid.md §5"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
 NO_COLLAPSE = claim(
@@ -96,7 +96,7 @@ NO_COLLAPSE = claim(
         "mode collapse and empirically show its effectiveness in addressing the capacity gap "
         'while balancing mode averaging and mode collapse"; the toy and its metric are ours',
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
 ENDPOINT = claim(
@@ -110,7 +110,7 @@ ENDPOINT = claim(
         "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
         "docs/theory/taid.md §5",
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
 SCHEDULE = claim(
@@ -133,6 +133,6 @@ CAPACITY = claim(
         f'{ABSTRACT} says only "empirically show its effectiveness in addressing the capacity '
         'gap"; toy analogue, hypothesis',
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper=TAID,
 )
