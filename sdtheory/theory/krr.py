@@ -120,7 +120,7 @@ class KernelSelfDistillation:
 
     Step 1 is the ridge fit $\hat f^{(1)}(x)=\mathbf k_x^\top(\mathbf K+\lambda I)^{-1}y$; step
     $\tau\ge2$ refits ridge to $\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)}$ (Borup & Andersen
-    2021, Sec. 3; recursion as in their notebook). One `eigh` in the constructor; every
+    2021; the recursion as in their official notebook). One `eigh` in the constructor; every
     prediction, shrinkage diagonal and limit afterwards costs $O(n^2)$ or less.
 
     `alpha` may be any finite real for finite steps: values in $[0,1]$ are the paper's weights,
