@@ -162,6 +162,36 @@ class KernelSelfDistillation:
         self._a = d / (d + self.lam)
         self._one_minus_a = self.lam / (d + self.lam)  # exact, no cancellation near a = 1
 
+    @classmethod
+    def from_features(cls, phi, y, lam: float, *, eig_tol: float | None = None, gram=None):
+        r"""Exact closed forms for $\mathbf K=\Phi\Phi^\top$ from the d x d Gram, $O(nd^2+d^3)$.
+
+        Returns a `sdtheory.theory.krr_scale.LowRankSelfDistillation`: the same API, with
+        `phi_eval` (m x d features) for new points and `weights(step, alpha)` for the primal
+        weights. See that class for the arguments.
+
+        Example:
+          >>> phi = np.random.default_rng(0).standard_normal((40, 3)); y = np.ones(40)
+          >>> sd = KernelSelfDistillation.from_features(phi, y, lam=0.5)
+          >>> bool(np.allclose(sd.predict(3, 0.2), KernelSelfDistillation(phi @ phi.T, y, 0.5)
+          ...      .predict(3, 0.2)))
+          True
+        """
+        from .krr_scale import LowRankSelfDistillation  # deferred: krr_scale builds on krr
+
+        return LowRankSelfDistillation(phi, y, lam, eig_tol=eig_tol, gram=gram)
+
+    @classmethod
+    def nystrom(cls, kernel, y, lam: float, rank: int, *, rng, x=None, **kwargs):
+        r"""Closed forms on a rank-`rank` Nyström approximation, with certified errors.
+
+        Returns a `sdtheory.theory.krr_scale.NystromSelfDistillation` (`kernel`: an operator, an
+        n x n matrix, or a kernel function such as `krr_scale.RBF` with inputs `x`).
+        """
+        from .krr_scale import NystromSelfDistillation  # deferred: krr_scale builds on krr
+
+        return NystromSelfDistillation(kernel, y, lam, rank, rng=rng, x=x, **kwargs)
+
     @property
     def n(self) -> int:
         return self.eigenvalues.shape[0]
@@ -217,7 +247,7 @@ class KernelSelfDistillation:
 
     def _b_sequence(self, alphas: np.ndarray) -> np.ndarray:
         """All $b^{(1)}..b^{(step)}$ for per-step alphas; shape (step, n)."""
-        out = np.empty((alphas.shape[0] + 1, self.n))
+        out = np.empty((alphas.shape[0] + 1, self.eigenvalues.shape[0]))
         out[0] = self._a
         for i, al in enumerate(alphas, start=1):
             out[i] = self._a * (al + (1.0 - al) * out[i - 1])
