@@ -41,6 +41,16 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """$\\|a_i-b_j\\|$ from the differences (the expansion would lose $\\sqrt\\epsilon$ near 0)."""
+    out = np.empty((a.shape[0], b.shape[0]))
+    rows = max(1, 2**22 // max(1, b.shape[0] * a.shape[1]))
+    for i in range(0, a.shape[0], rows):
+        diff = a[i : i + rows, None, :] - b[None, :, :]
+        out[i : i + rows] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return out
+
+
 def _inputs(x, name: str = "x") -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
@@ -87,7 +97,7 @@ class Laplace:
         _check_gamma(self.gamma)
 
     def __call__(self, a, b) -> np.ndarray:
-        out = np.sqrt(_sq_dist(_inputs(a, "a"), _inputs(b, "b")))
+        out = _dist(_inputs(a, "a"), _inputs(b, "b"))
         out *= -self.gamma
         return np.exp(out, out=out)
 

@@ -429,6 +429,7 @@ def nystrom_factor(
         chol = np.tril(c[:r, :r])
         new = solve_triangular(chol, g[:, sel].T, lower=True, check_finite=False).T
         new[np.asarray(piv, dtype=np.intp)] = 0.0  # exact zeros at earlier pivots
+        new[s[sel]] = chol  # and exactly the triangular factor at the new ones
         f[:, k : k + r] = new
         piv.extend(int(i) for i in s[sel])
         k += r
