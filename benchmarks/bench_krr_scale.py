@@ -39,6 +39,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+from sdtheory import claims  # noqa: E402
+from sdtheory.claims.catalog import krr_scale as cat  # noqa: E402
 from sdtheory.theory.krr import KernelSelfDistillation, distillation_grid  # noqa: E402
 from sdtheory.theory.krr_scale import (  # noqa: E402
     RBF,
@@ -129,8 +131,18 @@ def bench_nystrom(x, y, lam, kern, rank, alphas, steps, keep, residual, seed):
     return rec, pred, trace, resid, ny
 
 
-def compare(pred, exact, trace, resid, y):
+def compare(pred, exact, trace, resid, y, scale, checks):
     err = np.linalg.norm(pred - exact, axis=2)  # (alphas, steps)
+    where = f"{err.size} (alpha, step) pairs, ||.||_2 over the training points"
+    checks.append(
+        claims.check_bound(
+            cat.CERTIFICATE,
+            1.0,
+            float(np.max(err / trace)),
+            scale=scale,
+            details="trace certificate: max error / certificate over " + where,
+        )
+    )
     out = {
         "max_error": float(err.max()),
         "max_error_rel_norm_y": float(err.max() / np.linalg.norm(y)),
@@ -148,6 +160,24 @@ def compare(pred, exact, trace, resid, y):
             residual_over_error_max=float(r.max()),
             residual_within_10x=bool(np.all(r <= 10.0)),
         )
+        checks.append(
+            claims.check_bound(
+                cat.CERTIFICATE,
+                1.0,
+                float(np.max(1.0 / r)),
+                scale=scale,
+                details="residual certificate: max error / certificate over " + where,
+            )
+        )
+        checks.append(
+            claims.check_bound(
+                cat.CERTIFICATE_TIGHT,
+                10.0,
+                float(r.max()),
+                scale=scale,
+                details="max residual certificate / error over " + where,
+            )
+        )
     return out
 
 
@@ -158,6 +188,7 @@ def bench(n: int, args, large: bool = False) -> dict:
     kern = RBF(args.gamma)
     do_exact = n <= args.exact_n and not large
     rec = {"n": n, "p": args.p, "kernel": f"RBF({args.gamma})", "lam": lam}
+    scale, checks = f"bench n={n}", []
     rec["grid"] = f"{args.alphas} alphas x {args.steps} steps"
     d = args.d_large if large else args.d
     with Phase() as ft:
@@ -169,12 +200,22 @@ def bench(n: int, args, large: bool = False) -> dict:
         k_lin = phi @ phi.T
         exact_lin = distillation_grid(k_lin, y, lam, alphas, args.steps)
         del k_lin
-        rec["features"]["max_rel_dev_vs_exact"] = float(
-            np.max(np.abs(fpred - exact_lin)) / np.max(np.abs(y))
+        dev = float(np.max(np.abs(fpred - exact_lin)) / np.max(np.abs(y)))
+        rec["features"]["max_rel_dev_vs_exact"] = dev
+        checks.append(
+            claims.check_close(
+                cat.FEATURES_EXACT,
+                0.0,
+                dev,
+                atol=1e-9,
+                scale=scale,
+                details="max |features - exact grid of Phi Phi^T| / max|y|",
+            )
         )
         del exact_lin
     del phi, fpred
     if large:
+        rec["checks"] = [c.to_json() for c in checks]
         return rec
     residual = n <= args.residual_max_n
     nrec, pred, trace, resid, ny = bench_nystrom(
@@ -187,7 +228,7 @@ def bench(n: int, args, large: bool = False) -> dict:
             k = kern(x, x)
             exact = distillation_grid(k, y, lam, alphas, args.steps)
         rec["exact"] = {"grid_s": ex.seconds, "peak_mib": ex.peak_mib}
-        rec["nystrom"]["vs_exact"] = compare(pred, exact, trace, resid, y)
+        rec["nystrom"]["vs_exact"] = compare(pred, exact, trace, resid, y, scale, checks)
         if n <= args.pcg_n:
             i = args.pcg_alpha_index
             al = float(alphas[i])
@@ -203,7 +244,17 @@ def bench(n: int, args, large: bool = False) -> dict:
                 "max_error": float(err.max()),
                 "bound_holds": bool(np.all(err <= res.bound)),
             }
+            checks.append(
+                claims.check_bound(
+                    cat.PCG_CERTIFIED,
+                    1.0,
+                    float(np.max(err / res.bound)),
+                    scale=scale,
+                    details="max error / bound over the steps",
+                )
+            )
         del k, exact
+    rec["checks"] = [c.to_json() for c in checks]
     return rec
 
 

@@ -55,7 +55,7 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from ._kernel_ops import RBF, BlockKernel, DenseKernel, Laplace
 from .krr import KernelSelfDistillation, _check_lam, _scale, spectral_decomposition
@@ -279,6 +279,23 @@ class LowRankSelfDistillation(KernelSelfDistillation):
         duals = (al * self.y[None] + (1.0 - al) * prev - yh) / self.lam
         return np.einsum("mn,sn...->sm...", ke, duals)
 
+    def predict_grid(self, alphas, steps: int, *, phi_eval=None) -> np.ndarray:
+        r"""Predictions for constant alphas x steps 1..`steps` in one matrix product.
+
+        The `distillation_grid` of this class: shape `(len(alphas), steps, n or m) + y.shape[1:]`,
+        `out[i, t - 1]` being `predict(t, alphas[i])`. One $O(nd\cdot$len(alphas)$\cdot$steps$)$
+        product instead of one per alpha.
+        """
+        al = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+        if al.ndim != 1 or not np.isfinite(al).all():
+            raise ValueError(f"alphas must be a 1-D sequence of finite numbers, got {alphas!r}")
+        rows = self._rows(phi_eval)
+        g = np.stack([self._g_path(steps, float(a)) for a in al])  # (A, steps, d)
+        if self._z.ndim == 1:
+            out = ((g * self._z).reshape(-1, self.rank) @ self._w.T) @ rows.T
+            return out.reshape(al.shape[0], steps, rows.shape[0])
+        return np.einsum("md,asdc->asmc", rows, np.einsum("ask,kc,dk->asdc", g, self._z, self._w))
+
     def optimal_alpha(
         self, target, steps: int, kernel_eval=None, *, phi_eval=None, constrain: bool = False
     ) -> np.ndarray:
@@ -403,7 +420,7 @@ def nystrom_factor(
         raise ValueError(f"kernel must be PSD, got a diagonal entry {float(np.min(diag0)):.3g}")
     tol = 64 * _EPS * scale
     res = np.maximum(diag0, 0.0)
-    f = np.zeros((n, rank))
+    f = np.zeros((n, rank), order="F")  # column blocks are contiguous
     piv: list[int] = []
     k = 0
     while k < rank:
@@ -415,9 +432,9 @@ def nystrom_factor(
             s = rng.choice(live, size=b, replace=False)
         else:
             s = rng.choice(live, size=b, replace=False, p=res[live] / res[live].sum())
-        g = op.columns(s).astype(np.float64, copy=True)
-        if k:
-            g -= f[:, :k] @ f[s, :k].T
+        g = np.asfortranarray(op.columns(s), dtype=np.float64)
+        if k:  # residual columns: g -= F[:, :k] F[s, :k]^T, in place
+            g = blas.dgemm(-1.0, f[:, :k], f[s, :k], beta=1.0, c=g, trans_b=1, overwrite_c=1)
         h = 0.5 * (g[s] + g[s].T)
         c, perm, r, info = lapack.dpstrf(h, tol=tol, lower=1)
         if info < 0:
@@ -427,7 +444,7 @@ def nystrom_factor(
             continue
         sel = perm[:r] - 1
         chol = np.tril(c[:r, :r])
-        new = solve_triangular(chol, g[:, sel].T, lower=True, check_finite=False).T
+        new = blas.dtrsm(1.0, chol, np.asfortranarray(g[:, sel]), side=1, lower=1, trans_a=1)
         new[np.asarray(piv, dtype=np.intp)] = 0.0  # exact zeros at earlier pivots
         new[s[sel]] = chol  # and exactly the triangular factor at the new ones
         f[:, k : k + r] = new
@@ -435,7 +452,7 @@ def nystrom_factor(
         k += r
         res = np.maximum(res - np.einsum("ij,ij->i", new, new), 0.0)
         res[s[sel]] = 0.0
-    f = f if k == rank else f[:, :k].copy()
+    f = f if k == rank else np.asfortranarray(f[:, :k])
     return NystromFactor(f, np.asarray(piv, dtype=np.intp), res)
 
 
@@ -540,6 +557,11 @@ class NystromSelfDistillation(LowRankSelfDistillation):
         rows = self._eval_rows(kernel_eval, x_eval, phi_eval)
         return super().predict_path(steps, alpha, phi_eval=rows)
 
+    def predict_grid(self, alphas, steps: int, kernel_eval=None, *, x_eval=None, phi_eval=None):
+        """Nyström predictions for constant alphas x steps (new points as in `predict`)."""
+        rows = self._eval_rows(kernel_eval, x_eval, phi_eval)
+        return super().predict_grid(alphas, steps, phi_eval=rows)
+
     def optimal_alpha(
         self,
         target,
@@ -597,11 +619,11 @@ class NystromSelfDistillation(LowRankSelfDistillation):
             coef[j, 1:] = (1.0 - al[j]) * coef[j - 1, :-1]
             coef[j, 0] += al[j]
         kry = self._krylov(steps, kind)
-        u = np.einsum("ji,inc->jnc", coef, kry["duals"][:steps])
-        delta = np.einsum("ji,inc->jnc", coef, kry["delta"][:steps])
+        u = np.tensordot(coef, kry["duals"][:steps], axes=(1, 0))
+        delta = np.tensordot(coef, kry["delta"][:steps], axes=(1, 0))
         dn = np.linalg.norm(delta, axis=1)
         if kind == "residual":
-            eu = np.einsum("ji,inc->jnc", coef, kry["e_duals"][:steps])
+            eu = np.tensordot(coef, kry["e_duals"][:steps], axes=(1, 0))
             gn = np.linalg.norm(eu + delta, axis=1)
             q = np.maximum(np.einsum("jnc,jnc->jc", u, eu), 0.0)
         else:
