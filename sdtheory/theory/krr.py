@@ -240,6 +240,8 @@ class KernelSelfDistillation:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
             log_q = np.log1p(-one_minus_q)  # -inf where q = 0
             geo = -np.expm1((tau - 1.0) * log_q) / one_minus_q  # sum_{i<tau-1} q^i
+            q = (1.0 - alpha) * a  # q < 0 for alpha > 1: integer powers, 1 - q > 1 (no NaN)
+            geo = np.where(q < 0.0, (1.0 - np.power(q, tau - 1.0)) / one_minus_q, geo)
             geo = np.where(tau >= 2.0, geo, 0.0)  # empty sum for tau = 1
             lead = np.power(1.0 - alpha, np.maximum(tau - 1.0, 0.0)) * np.power(a, tau)
             b = alpha * a * geo + lead

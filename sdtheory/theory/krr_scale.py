@@ -280,21 +280,45 @@ class LowRankSelfDistillation(KernelSelfDistillation):
         return np.einsum("mn,sn...->sm...", ke, duals)
 
     def predict_grid(self, alphas, steps: int, *, phi_eval=None) -> np.ndarray:
-        r"""Predictions for constant alphas x steps 1..`steps` in one matrix product.
+        r"""Predictions for constant alphas x steps 1..`steps`, from one product with the features.
 
-        The `distillation_grid` of this class: shape `(len(alphas), steps, n or m) + y.shape[1:]`,
-        `out[i, t - 1]` being `predict(t, alphas[i])`. One $O(nd\cdot$len(alphas)$\cdot$steps$)$
-        product instead of one per alpha.
+        The constant-α predictions are fixed combinations of the Krylov functions
+        $f_i=\tilde P^iy$, $i=1..$`steps`, through the closed sum of §1:
+        $\hat y^{(\tau)}=(1-\alpha)^{\tau-1}f_\tau+\alpha\sum_{i<\tau}(1-\alpha)^{i-1}f_i$. This is
+        `distillation_grid` for this class. The $f_i$ at any feature rows are
+        $\psi\,W(a^{i-1}/(d+\lambda)\odot W^\top\Phi^\top y)$, so one $O(nd\cdot$steps$)$
+        product serves every alpha.
+
+        Returns:
+          Shape `(len(alphas), steps, n or m) + y.shape[1:]`; `out[i, t - 1]` equals
+          `predict(t, alphas[i])` to rounding.
         """
         al = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
         if al.ndim != 1 or not np.isfinite(al).all():
             raise ValueError(f"alphas must be a 1-D sequence of finite numbers, got {alphas!r}")
+        steps = self._check_step(steps)
+        if steps == math.inf:
+            raise ValueError("steps must be a finite int >= 1, got inf")
         rows = self._rows(phi_eval)
-        g = np.stack([self._g_path(steps, float(a)) for a in al])  # (A, steps, d)
-        if self._z.ndim == 1:
-            out = ((g * self._z).reshape(-1, self.rank) @ self._w.T) @ rows.T
-            return out.reshape(al.shape[0], steps, rows.shape[0])
-        return np.einsum("md,asdc->asmc", rows, np.einsum("ask,kc,dk->asdc", g, self._z, self._w))
+        basis = self._krylov_functions(rows, steps)  # (steps, m, c)
+        tau = np.arange(1, steps + 1)[:, None]
+        i = np.arange(1, steps + 1)[None, :]
+        one_m = (1.0 - al)[:, None, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            inner = al[:, None, None] * one_m ** (i - 1)
+            coef = np.where(i < tau, inner, 0.0) + np.where(i == tau, one_m ** (tau - 1), 0.0)
+        out = (coef.reshape(-1, steps) @ basis.reshape(steps, -1)).reshape(
+            (al.shape[0], steps) + basis.shape[1:]
+        )
+        return out[..., 0] if self.y.ndim == 1 else out
+
+    def _krylov_functions(self, rows: np.ndarray, steps: int) -> np.ndarray:
+        r"""$f_i=\tilde P^iy$ at the feature rows, $i=1..$steps: shape (steps, m, c)."""
+        z2 = self._z if self._z.ndim == 2 else self._z[:, None]
+        pw = self._a[None, :] ** np.arange(steps)[:, None] / (self.eigenvalues + self.lam)
+        coef = pw[:, :, None] * z2[None]  # (steps, d, c)
+        vec = rows @ (self._w @ np.moveaxis(coef, 0, 1).reshape(self.rank, -1))
+        return np.moveaxis(vec.reshape(rows.shape[0], steps, -1), 1, 0)
 
     def optimal_alpha(
         self, target, steps: int, kernel_eval=None, *, phi_eval=None, constrain: bool = False

@@ -443,3 +443,21 @@ def test_predict_grid_equals_predict_path_per_alpha():
     )
     with pytest.raises(ValueError, match="alphas"):
         low.predict_grid([[0.1]], 3)
+
+
+@pytest.mark.parametrize("alpha", [1.7, 3.0, -0.5])
+def test_constant_alpha_outside_the_unit_interval_matches_refits(alpha):
+    # the closed sum's geometric factor q = (1 - alpha) a is negative for alpha > 1; it used
+    # to go through log(q) and return NaN (the class promises any finite alpha for finite steps)
+    rng = np.random.default_rng(7)
+    phi = rng.standard_normal((30, 5))
+    y = rng.standard_normal(30)
+    k = phi @ phi.T
+    ref = iterative_refits(k, y, 0.8, 6, alpha)
+    scale = float(np.abs(ref).max())
+    np.testing.assert_allclose(
+        KernelSelfDistillation(k, y, 0.8).predict_path(6, alpha), ref, atol=1e-10 * scale
+    )
+    low = KernelSelfDistillation.from_features(phi, y, 0.8)
+    np.testing.assert_allclose(low.predict_path(6, alpha), ref, atol=1e-10 * scale)
+    np.testing.assert_allclose(low.predict_grid([alpha], 6)[0], ref, atol=1e-10 * scale)
