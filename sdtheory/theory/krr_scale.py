@@ -314,11 +314,18 @@ class LowRankSelfDistillation(KernelSelfDistillation):
 
     def _krylov_functions(self, rows: np.ndarray, steps: int) -> np.ndarray:
         r"""$f_i=\tilde P^iy$ at the feature rows, $i=1..$steps: shape (steps, m, c)."""
+        return self._filtered(rows, self._krylov_filters(steps))
+
+    def _krylov_filters(self, steps: int) -> np.ndarray:
+        r"""$a^{i-1}/(d+\lambda)$ for i = 1..steps, shape (steps, d)."""
+        return self._a[None, :] ** np.arange(steps)[:, None] / (self.eigenvalues + self.lam)
+
+    def _filtered(self, rows: np.ndarray, filters: np.ndarray) -> np.ndarray:
+        r"""$\psi W(h_i\odot W^\top\Phi^\top y)$ for each row $h_i$ of `filters`: (s, m, c)."""
         z2 = self._z if self._z.ndim == 2 else self._z[:, None]
-        pw = self._a[None, :] ** np.arange(steps)[:, None] / (self.eigenvalues + self.lam)
-        coef = pw[:, :, None] * z2[None]  # (steps, d, c)
+        coef = filters[:, :, None] * z2[None]  # (s, d, c)
         vec = rows @ (self._w @ np.moveaxis(coef, 0, 1).reshape(self.rank, -1))
-        return np.moveaxis(vec.reshape(rows.shape[0], steps, -1), 1, 0)
+        return np.moveaxis(vec.reshape(rows.shape[0], filters.shape[0], -1), 1, 0)
 
     def optimal_alpha(
         self, target, steps: int, kernel_eval=None, *, phi_eval=None, constrain: bool = False
@@ -610,15 +617,11 @@ class NystromSelfDistillation(LowRankSelfDistillation):
         if hit is not None and hit["s"] >= s:
             return hit
         y2 = self.y if self.y.ndim == 2 else self.y[:, None]
-        z2 = self._z if self._z.ndim == 2 else self._z[:, None]
-        d, lam, n = self.eigenvalues, self.lam, self.n
+        lam, n = self.lam, self.n
         # k_i = F W (a^(i-1)/(d+lam) z) for i >= 1 and w_i = F W (a^(i-1)/(d+lam)^2 z): one
         # product for all i, no cancellation; w_0 = (y - k_1)/lam carries y's null-space part
-        pw = self._a[None, :] ** np.arange(s)[:, None] / (d + lam)  # (s, r)
-        coef = np.concatenate([pw, pw[:-1] / (d + lam)])[:, :, None] * z2[None]  # (2s-1, r, c)
-        c = z2.shape[1]
-        vec = self.phi @ (self._w @ np.moveaxis(coef, 0, 1).reshape(self.rank, -1))
-        vec = np.moveaxis(vec.reshape(n, 2 * s - 1, c), 1, 0)
+        pw = self._krylov_filters(s)
+        vec = self._filtered(self.phi, np.concatenate([pw, pw[:-1] / (self.eigenvalues + lam)]))
         kv = np.concatenate([y2[None], vec[:s]])  # (s + 1, n, c)
         duals = np.concatenate([((y2 - kv[1]) / lam)[None], vec[s:]])  # (s, n, c)
         flat = np.moveaxis(duals, 0, 1).reshape(n, -1)
