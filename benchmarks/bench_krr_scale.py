@@ -85,9 +85,16 @@ class Phase:
         self.peak_mib = (tracemalloc.get_traced_memory()[1] - self.base) / MIB
 
 
-def grid(sd, alphas, steps, keep: bool):
-    out = [sd.predict_path(steps, al) for al in alphas]
-    return np.stack(out) if keep else None
+def grid(sd, alphas, steps, keep: bool, chunk: int = 100_000):
+    """The whole grid of training predictions (`predict_grid`). Kept when `keep`; otherwise
+    made in row chunks of the features and reduced to the training MSE per (alpha, step)."""
+    if keep:
+        return sd.predict_grid(alphas, steps)
+    mse = np.zeros((len(alphas), steps))
+    for i in range(0, sd.n, chunk):
+        pred = sd.predict_grid(alphas, steps, phi_eval=sd.phi[i : i + chunk])
+        mse += np.sum((pred - sd.y[i : i + chunk]) ** 2, axis=-1)
+    return mse / sd.n
 
 
 def bench_features(phi, y, lam, alphas, steps, keep):
