@@ -31,6 +31,7 @@ import math
 import numpy as np
 import torch
 
+from ..core._checks import check_positive_int
 from ..theory._kernel_ops import RBF, Laplace, _as_block, _inputs
 
 __all__ = ["TorchKernel", "features_gram"]
@@ -66,8 +67,6 @@ class TorchKernel:
     def __init__(self, kernel, x, *, device=None, dtype=None, tile: int = 2**24):
         if not isinstance(kernel, (RBF, Laplace)):
             raise ValueError(f"kernel must be krr_scale.RBF or krr_scale.Laplace, got {kernel!r}")
-        if int(tile) < 1:
-            raise ValueError(f"tile must be >= 1, got {tile!r}")
         xa = _inputs(x)
         self.shift = xa.mean(axis=0)
         self.x = xa - self.shift  # float64 numpy, as in BlockKernel
@@ -75,7 +74,7 @@ class TorchKernel:
         self.n = xa.shape[0]
         self.device = _device(device)
         self.dtype = _dtype(dtype, self.device)
-        self.side = max(1, int(math.sqrt(int(tile))))
+        self.side = max(1, int(math.sqrt(check_positive_int(tile, "tile"))))
         self._xt = torch.as_tensor(self.x, dtype=self.dtype, device=self.device)
 
     @property
@@ -149,10 +148,9 @@ def features_gram(phi, *, device=None, dtype=None, chunk: int = 65536) -> np.nda
     f = np.asarray(phi)
     if f.ndim != 2 or f.shape[0] == 0:
         raise ValueError(f"phi must have shape (n, d), got shape {f.shape}")
-    if int(chunk) < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+    chunk = check_positive_int(chunk, "chunk")
     out = torch.zeros((f.shape[1], f.shape[1]), dtype=torch.float64, device=dev)
-    for i in range(0, f.shape[0], int(chunk)):
-        c = torch.as_tensor(np.ascontiguousarray(f[i : i + int(chunk)]), device=dev).to(dt)
+    for i in range(0, f.shape[0], chunk):
+        c = torch.as_tensor(np.ascontiguousarray(f[i : i + chunk]), device=dev).to(dt)
         out += (c.T @ c).to(torch.float64)
     return out.cpu().numpy()

@@ -21,6 +21,8 @@ import dataclasses
 
 import numpy as np
 
+from ..core._checks import check_positive_int
+
 __all__ = ["RBF", "Laplace", "DenseKernel", "BlockKernel"]
 
 
@@ -157,14 +159,12 @@ class BlockKernel:
     def __init__(self, kernel, x, *, tile: int = 2**21):
         if not callable(kernel) or not hasattr(kernel, "diag"):
             raise ValueError(f"kernel must be callable with a diag method, got {kernel!r}")
-        if int(tile) < 1:
-            raise ValueError(f"tile must be >= 1, got {tile!r}")
         xa = _inputs(x)
         self.shift = xa.mean(axis=0)
         self.x = xa - self.shift
         self.kernel = kernel
         self.n = xa.shape[0]
-        self.tile = int(tile)
+        self.tile = check_positive_int(tile, "tile")
 
     def inputs(self, x_new) -> np.ndarray:
         """New inputs in the operator's (centred) coordinates."""

@@ -57,6 +57,7 @@ import math
 import numpy as np
 from scipy.linalg import blas, lapack, solve_triangular
 
+from ..core._checks import check_positive_int
 from ._kernel_ops import RBF, BlockKernel, DenseKernel, Laplace
 from .krr import KernelSelfDistillation, _check_lam, _scale, spectral_decomposition
 
@@ -434,15 +435,12 @@ def nystrom_factor(
       block: pivots per round (default `min(rank, 100)`).
     """
     op = as_operator(kernel, x)
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+    rank = check_positive_int(rank, "rank")
     if method not in ("rpcholesky", "uniform"):
         raise ValueError(f"method must be 'rpcholesky' or 'uniform', got {method!r}")
     rng = np.random.default_rng(rng)
     n, rank = op.n, int(min(rank, op.n))
-    blk = rank if method == "uniform" else int(block or min(rank, 100))
-    if blk < 1:
-        raise ValueError(f"block must be >= 1, got {block!r}")
+    blk = rank if method == "uniform" else check_positive_int(block or min(rank, 100), "block")
     diag0 = np.asarray(op.diag(), dtype=np.float64)
     if diag0.shape != (n,) or not np.isfinite(diag0).all():
         raise ValueError("the kernel diagonal must be finite")
