@@ -429,19 +429,22 @@ class KernelSelfDistillation:
         for i in range(steps - 1):
             p = basis @ _scale(filt * b_prev, self._z)
             r = basis @ _scale(filt * (1.0 - b_prev), self._z)
-            rr = float(np.sum(r * r))
-            # r below the rounding level of P y and P y_prev: the loss is flat in alpha
-            floor = 1e-12 * (float(np.linalg.norm(p)) + float(np.linalg.norm(r + p)))
-            al = 1.0 if rr <= floor * floor else float(np.sum(r * (t - p))) / rr
-            if constrain:
-                al = min(1.0, max(0.0, al))
-            out[i] = al
+            out[i] = al = _greedy_alpha(p, r, t, constrain)
             b_prev = self._a * (al + (1.0 - al) * b_prev)
         return out
 
 
 def _scale(coef: np.ndarray, z: np.ndarray) -> np.ndarray:
     return coef * z if z.ndim == 1 else coef[:, None] * z
+
+
+def _greedy_alpha(p: np.ndarray, r: np.ndarray, t: np.ndarray, constrain: bool) -> float:
+    r"""$\arg\min_\alpha\|t-p-\alpha r\|^2=\langle r,t-p\rangle/\|r\|^2$ (clipped to [0, 1]
+    with `constrain`); 1.0 where r is below the rounding level of $p$ and $p+r$ (flat loss)."""
+    rr = float(np.sum(r * r))
+    floor = 1e-12 * (float(np.linalg.norm(p)) + float(np.linalg.norm(r + p)))
+    al = 1.0 if rr <= floor * floor else float(np.sum(r * (t - p))) / rr
+    return min(1.0, max(0.0, al)) if constrain else al
 
 
 # ============================================================================ Mobahi et al.

@@ -59,7 +59,13 @@ from scipy.linalg import blas, lapack, solve_triangular
 
 from ..core._checks import check_positive_int
 from ._kernel_ops import RBF, BlockKernel, DenseKernel, Laplace
-from .krr import KernelSelfDistillation, _check_lam, _scale, spectral_decomposition
+from .krr import (
+    KernelSelfDistillation,
+    _check_lam,
+    _greedy_alpha,
+    _scale,
+    spectral_decomposition,
+)
 
 __all__ = [
     "RBF",
@@ -360,12 +366,7 @@ class LowRankSelfDistillation(KernelSelfDistillation):
                 y_prev = self.phi @ (self._w @ _scale(g_prev, self._z))
                 p = ke @ (y_prev - p) / self.lam
                 r = ke @ (self.y - y_prev - r) / self.lam
-            rr = float(np.sum(r * r))
-            floor = 1e-12 * (float(np.linalg.norm(p)) + float(np.linalg.norm(r + p)))
-            al = 1.0 if rr <= floor * floor else float(np.sum(r * (t - p))) / rr
-            if constrain:
-                al = min(1.0, max(0.0, al))
-            out[i] = al
+            out[i] = al = _greedy_alpha(p, r, t, constrain)
             g_prev = (al + (1.0 - al) * b_prev) * inv
             b_prev = self._a * (al + (1.0 - al) * b_prev)
         return out
