@@ -165,6 +165,20 @@ class BlockKernel:
         self.kernel = kernel
         self.n = xa.shape[0]
         self.tile = check_positive_int(tile, "tile")
+        if type(kernel) is RBF:  # gamma * ||x_i||^2 for the tiles
+            self._gsq = kernel.gamma * np.einsum("ij,ij->i", self.x, self.x)
+
+    def _tile(self, xi: np.ndarray, i: int, j: int, side: int) -> np.ndarray:
+        """$\\mathbf K_{IJ}$; for `RBF`, from cached squared norms in fewer passes."""
+        xj = self.x[j : j + side]
+        if type(self.kernel) is not RBF:
+            return self.kernel(xi, xj)
+        t = xi @ xj.T
+        t *= 2.0 * self.kernel.gamma
+        t -= self._gsq[i : i + side, None]
+        t -= self._gsq[None, j : j + side]
+        np.minimum(t, 0.0, out=t)
+        return np.exp(t, out=t)
 
     def inputs(self, x_new) -> np.ndarray:
         """New inputs in the operator's (centred) coordinates."""
@@ -195,7 +209,7 @@ class BlockKernel:
         for i in range(0, n, side):
             xi = self.x[i : i + side]
             for j in range(i, n, side):
-                t = self.kernel(xi, self.x[j : j + side])
+                t = self._tile(xi, i, j, side)
                 out[i : i + side] += t @ b[j : j + side]
                 if j != i:
                     out[j : j + side] += t.T @ b[i : i + side]
