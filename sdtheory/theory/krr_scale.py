@@ -43,7 +43,10 @@ are described in `sdtheory.theory._kernel_ops`; the kernels are `RBF` and `Lapla
 
 References:
   Chen, Epperly, Tropp & Webber, *Randomly pivoted Cholesky: practical approximation of a kernel
-  matrix with few entry evaluations* (2022), arXiv:2207.06503: the pivot rule used here.
+  matrix with few entry evaluations* (2022), arXiv:2207.06503: the pivot rule used here
+  (sampling proportional to the residual diagonal). Drawing a block of pivots from one residual
+  is our simplification; the accelerated block version with rejection sampling is Epperly,
+  Tropp & Webber (2024), arXiv:2410.03969.
   Frangella, Tropp & Udell, *Randomized Nyström preconditioning* (2023): Nyström factors as
   preconditioners for $\mathbf K+\lambda I$. Only the algorithms are taken from these papers.
   The bounds here are derived on the theory page.
