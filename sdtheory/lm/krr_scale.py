@@ -140,17 +140,20 @@ class TorchKernel:
 def features_gram(phi, *, device=None, dtype=None, chunk: int = 65536) -> np.ndarray:
     r"""$\Phi^\top\Phi$ (float64 numpy), computed in row chunks on a torch device.
 
-    The error bound for float32 is in the module docstring. Pass the result as `gram=` to
+    `phi` is a numpy array or a torch tensor (then its device is the default). The error bound
+    for float32 is in the module docstring. Pass the result as `gram=` to
     `KernelSelfDistillation.from_features`.
     """
-    dev = _device(device)
+    f = phi if isinstance(phi, torch.Tensor) else np.asarray(phi)
+    dev = _device(device if device is not None or not isinstance(f, torch.Tensor) else f.device)
     dt = _dtype(dtype, dev)
-    f = np.asarray(phi)
     if f.ndim != 2 or f.shape[0] == 0:
-        raise ValueError(f"phi must have shape (n, d), got shape {f.shape}")
+        raise ValueError(f"phi must have shape (n, d), got shape {tuple(f.shape)}")
     chunk = check_positive_int(chunk, "chunk")
     out = torch.zeros((f.shape[1], f.shape[1]), dtype=torch.float64, device=dev)
     for i in range(0, f.shape[0], chunk):
-        c = torch.as_tensor(np.ascontiguousarray(f[i : i + chunk]), device=dev).to(dt)
+        part = f[i : i + chunk]
+        c = part if isinstance(part, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(part))
+        c = c.to(device=dev, dtype=dt)
         out += (c.T @ c).to(torch.float64)
     return out.cpu().numpy()

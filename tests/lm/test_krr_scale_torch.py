@@ -86,6 +86,8 @@ def test_features_gram_matches_numpy_in_both_precisions():
     g32 = features_gram(phi, device="cpu", dtype=torch.float32, chunk=300)
     u = 2.0**-24
     assert np.all(np.abs(g32 - want) <= (300 + 2) * u * (np.abs(phi).T @ np.abs(phi)))
+    gt = features_gram(torch.as_tensor(phi), dtype=torch.float64, chunk=300)  # a tensor as input
+    np.testing.assert_allclose(gt, want, rtol=1e-12, atol=1e-10)
     y = rng.standard_normal(1000)
     sd = KernelSelfDistillation.from_features(phi, y, 0.5, gram=g64)
     np.testing.assert_allclose(
