@@ -91,24 +91,23 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
 
     out = Path(out)
     evals, rows, secs = {}, [], {}
+    base = TrainConfig(
+        model=cfg.model,
+        task="chain_sum",
+        steps=cfg.steps,
+        batch_problems=cfg.batch_problems,
+        k=cfg.k,
+        max_new_tokens=cfg.max_new_tokens,
+        lr=cfg.lr,
+        n_train=cfg.n_train,
+        n_eval=cfg.n_eval,
+        eval_k=cfg.eval_k,
+        eval_every=0,
+        seed=cfg.seed,
+        progress=False,
+    )
     for method in METHODS:
-        tc = TrainConfig(
-            method=method,
-            model=cfg.model,
-            task="chain_sum",
-            steps=cfg.steps,
-            batch_problems=cfg.batch_problems,
-            k=cfg.k,
-            max_new_tokens=cfg.max_new_tokens,
-            lr=cfg.lr,
-            n_train=cfg.n_train,
-            n_eval=cfg.n_eval,
-            eval_k=cfg.eval_k,
-            eval_every=0,
-            out=str(out / method),
-            seed=cfg.seed,
-            progress=False,
-        )
+        tc = base.replace(method=method, out=str(out / method))
         with C.Timer() as tm:
             hist = Trainer(tc).train()
         secs[method] = tm.seconds

@@ -31,6 +31,7 @@ from ... import claims, simio
 from ...theory.paced import beta_kernel_weight, fit_beta_kernel, gradient_snr
 from ..rollout import completion_hidden, pass_rates, sample, stop_ids
 from ..tasks import chat_prompt_ids, make_task
+from ..teachers import view_messages
 from . import _common as C
 
 NAME = "paced"
@@ -156,7 +157,7 @@ class Setup:
     def normalised(self, problems, ro, teacher: bool):
         """Normalised final hidden states u on the completion tokens (gain set to 1)."""
         if teacher:
-            msgs = [self.task.teacher_messages(problems[int(i)], "solution") for i in ro.group]
+            msgs = [view_messages(self.task, problems[int(i)], "solution") for i in ro.group]
         else:
             msgs = [self.task.student_messages(problems[int(i)]) for i in ro.group]
         prompts = [chat_prompt_ids(self.tok, m) for m in msgs]

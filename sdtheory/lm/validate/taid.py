@@ -5,7 +5,7 @@ training and held-out sequences. The teacher's log-probabilities at every positi
 once. Two randomly initialised students of SmolLM2's architecture and tokenizer (a small and a
 smaller one, i.e. two capacity gaps) are trained for the same number of AdamW steps on the same
 batches with three token-level losses: forward KL $\mathrm{KL}(p\|q)$, reverse KL
-$\mathrm{KL}(q\|p)$, and TAID $\mathrm{KL}(p_t\|q)$ (`sdtheory.lm.taid.taid_loss`) with the
+$\mathrm{KL}(q\|p)$, and TAID $\mathrm{KL}(p_t\|q)$ (`sdtheory.lm.methods.taid.taid_loss`) with the
 adaptive schedule `sdtheory.theory.taid.TAIDSchedule` (official defaults). Held-out: KL both
 ways, entropy, and the $t$ trajectory.
 """
@@ -20,7 +20,7 @@ import torch
 
 from ... import claims, simio
 from ...theory.taid import TAIDSchedule
-from ..taid import taid_loss
+from ..methods.taid import taid_loss
 from . import _common as C
 from . import _distill as D
 
@@ -33,7 +33,7 @@ C_BEATS = claims.claim(
     "At equal steps TAID's student has a held-out KL(teacher||student) no larger than the "
     "better of the forward-KL and reverse-KL students (TAID outperforms both; our metric).",
     ("paper", "Shing et al. 2025 (taid2025), abstract and Sec. 6; metric and setting ours"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 C_GAP = claims.claim(
@@ -41,7 +41,7 @@ C_GAP = claims.claim(
     "TAID's relative advantage in held-out KL(teacher||student) over the better baseline is "
     "larger for the smaller student (larger capacity gap).",
     ("secondary", "papers/taid2025 capacity-gap experiment (figure not retrieved; hypothesis)"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 C_MODES = claims.claim(
