@@ -22,6 +22,7 @@ import dataclasses
 import numpy as np
 
 from ..core._checks import check_positive_int
+from ._krr_spectral import check_gram
 
 __all__ = ["RBF", "Laplace", "DenseKernel", "BlockKernel"]
 
@@ -118,14 +119,7 @@ class DenseKernel:
     """A stored n x n Gram matrix as a kernel operator (symmetric, finite; not copied)."""
 
     def __init__(self, kernel):
-        k = np.asarray(kernel, dtype=np.float64)
-        if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
-            raise ValueError(f"kernel must be a non-empty square matrix, got shape {k.shape}")
-        if not np.isfinite(k).all():
-            raise ValueError("kernel must be finite, got NaN or inf entries")
-        scale = float(np.max(np.abs(k))) or 1.0
-        if float(np.max(np.abs(k - k.T))) > 1e-8 * scale:
-            raise ValueError("kernel must be symmetric")
+        k = check_gram(kernel)
         self.k = k
         self.n = k.shape[0]
 

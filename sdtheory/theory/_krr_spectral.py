@@ -27,6 +27,21 @@ def _check_lam(lam) -> float:
     return v
 
 
+def check_gram(kernel) -> np.ndarray:
+    """`kernel` as a float64 array, checked to be square, non-empty, finite and symmetric (to a
+    relative 1e-8 of its largest entry)."""
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
+        raise ValueError(f"kernel must be a non-empty square matrix, got shape {k.shape}")
+    if not np.isfinite(k).all():
+        raise ValueError("kernel must be finite, got NaN or inf entries")
+    scale = float(np.max(np.abs(k))) or 1.0
+    asym = float(np.max(np.abs(k - k.T)))
+    if asym > _SYMMETRY_RTOL * scale:
+        raise ValueError(f"kernel must be symmetric, got max |K - K^T| = {asym:.3g}")
+    return k
+
+
 def spectral_decomposition(kernel, eig_tol: float | None = None, *, clip_small: bool = False):
     r"""Eigendecomposition of a symmetric PSD Gram matrix with explicit clipping.
 
@@ -60,15 +75,7 @@ def spectral_decomposition(kernel, eig_tol: float | None = None, *, clip_small: 
       >>> bool(np.allclose(d, [2.0, 0.0])) and d[1] == 0.0 and n0 == 1
       True
     """
-    k = np.asarray(kernel, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
-        raise ValueError(f"kernel must be a non-empty square matrix, got shape {k.shape}")
-    if not np.isfinite(k).all():
-        raise ValueError("kernel must be finite, got NaN or inf entries")
-    scale = float(np.max(np.abs(k))) or 1.0
-    asym = float(np.max(np.abs(k - k.T)))
-    if asym > _SYMMETRY_RTOL * scale:
-        raise ValueError(f"kernel must be symmetric, got max |K - K^T| = {asym:.3g}")
+    k = check_gram(kernel)
     d, v = np.linalg.eigh(0.5 * (k + k.T))
     d, v = d[::-1].copy(), v[:, ::-1].copy()
     if eig_tol is None:
