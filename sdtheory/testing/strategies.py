@@ -120,3 +120,53 @@ def hard_psd_kernels(n=None):
 def ridge_penalties(lo: float = 1e-8, hi: float = 10.0):
     """Ridge penalties lambda drawn log-uniformly in [lo, hi] (down to 1e-8 by default)."""
     return st.floats(float(np.log10(lo)), float(np.log10(hi))).map(lambda e: float(10.0**e))
+
+
+@st.composite
+def adversarial_spectra(draw, n=None, max_condition: float = 1e12):
+    """Non-negative eigenvalues, descending, for the hard cases of kernel solvers.
+
+    A random scale in [1e-3, 1e3], a condition number (largest over smallest positive) up to
+    `max_condition`, optionally clustered (repeated) values, and 0 to n - 1 exact zeros
+    (singular, rank-deficient matrices). At least one eigenvalue is positive.
+    """
+    n = draw(st.integers(1, 40)) if n is None else n
+    scale = 10.0 ** draw(st.floats(-3.0, 3.0))
+    log_cond = draw(st.floats(0.0, float(np.log10(max_condition))))
+    u = draw(hnp.arrays(np.float64, (n,), elements=st.floats(0.0, 1.0)))
+    if draw(st.booleans()):  # clusters: a few distinct levels
+        u = np.round(u * draw(st.integers(1, 3))) / 3.0
+    eig = np.sort(scale * 10.0 ** (-log_cond * u))[::-1]
+    zeros = draw(st.integers(0, n - 1))
+    eig[n - zeros :] = 0.0
+    return eig
+
+
+@st.composite
+def adversarial_psd_kernels(draw, n=None, max_condition: float = 1e12):
+    """A symmetric PSD n x n matrix with an `adversarial_spectra` spectrum (exact zeros,
+    clusters, condition numbers up to `max_condition`) and Gaussian-QR eigenvectors."""
+    eig = draw(adversarial_spectra(n=n, max_condition=max_condition))
+    seed = draw(st.integers(0, 2**32 - 1))
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((eig.shape[0],) * 2))
+    k = (q * eig) @ q.T
+    return 0.5 * (k + k.T)
+
+
+@st.composite
+def feature_matrices(draw, n=None, d=None, max_condition: float = 1e6):
+    """Features Phi (n x d) whose Gram Phi Phi^T has an `adversarial_spectra` spectrum.
+
+    The singular values are the square roots of the eigenvalues (so `max_condition` applies to
+    the singular values and its square to the Gram); d may exceed n, and zero singular values
+    make Phi rank-deficient.
+    """
+    n = draw(st.integers(1, 40)) if n is None else n
+    d = draw(st.integers(1, 40)) if d is None else d
+    r = min(n, d)
+    s = np.sqrt(draw(adversarial_spectra(n=r, max_condition=max_condition**2)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    v, _ = np.linalg.qr(rng.standard_normal((d, r)))
+    return (u * s) @ v.T
