@@ -196,8 +196,10 @@ class EffOPD(OPSD):
         return out
 
     def state_dict(self) -> dict:
-        return {"base": self.base, "rollouts": [self.train_rollouts, self.val_rollouts]}
+        rollouts = [self.train_rollouts, self.val_rollouts]
+        return {"extrapolation": {"base": self.base, "rollouts": rollouts}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.base = {n: t.clone() for n, t in state["base"].items()}
-        self.train_rollouts, self.val_rollouts = (int(x) for x in state["rollouts"])
+        s = state["extrapolation"]
+        self.base = {n: t.clone() for n, t in s["base"].items()}
+        self.train_rollouts, self.val_rollouts = (int(x) for x in s["rollouts"])

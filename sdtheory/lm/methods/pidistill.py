@@ -68,7 +68,10 @@ def _h(text: str, default):
 
 @dataclass(frozen=True)
 class PIDistillConfig:
-    _argument_group_name = "pidistill (joint PI teacher + student of one model, teacher samples)"
+    _argument_group_name = (
+        "pidistill (a PI teacher and the student in one model, trained jointly on teacher "
+        "samples; piopsd, its GRPO + reverse-KL sibling, has no options of its own)"
+    )
 
     pid_alpha: float = _h(
         "alpha of J = alpha J_teacher + (1 - alpha) J_student (0.5: 'by far the most "

@@ -6,9 +6,10 @@ He et al. 2026 (arXiv:2604.12002), official code `princeton-pli/Self-Distillatio
 1. **Self-revision training (SRT).** The generator attempts each problem, the verifier gives a
    binary reward $r$, the reviser samples a revision after the attempt and the outcome cue
    $P_r$ (`teachers.revision_prompt_ids`); revisions that verify are kept. Cross-entropy on the
-   kept tuples: generation rows (prompt $x$, completion $y_{\rm init}+P_r+y_{\rm rev}$) and
-   revision rows (prompt $x+y_{\rm init}+P_r$, completion $y_{\rm rev}$), $L=L_{\rm gen}+L_{\rm
-   rev}$ [code: the two SFT stages of `scripts/sft.sh`; online and summed: ours].
+   kept tuples: generation rows (prompt $x$, completion $y_{\rm init}+P_r+y_{\rm rev}$; failed
+   attempts only) and revision rows (prompt $x+y_{\rm init}+P_r$, completion $y_{\rm rev}$),
+   $L=L_{\rm gen}+L_{\rm rev}$ [code: `prepare_data.py` and the two SFT stages of
+   `scripts/sft.sh`; online, every tuple in both terms and summed: ours].
 2. **Self-distillation.** The teacher is the model after SRT (a frozen copy, re-synchronised to
    the student every `--sdzero-sync-every` steps) that sees $x+y+P_r$ and scores the second copy
    of $y$: $\mathrm{KL}$ on the teacher's top-$k$, $w\,\mathrm{FKL}+(1-w)\,\mathrm{RKL}$
@@ -170,21 +171,21 @@ class SDZero(Method):
             att.group = torch.tensor([i for i, _ in rows], device=att.group.device)
             att.loss_mask = torch.zeros_like(att.completion_mask)
             return att
-        p_rows, c_rows, group = [], [], []
+        p_rows, c_rows, group, gen = [], [], [], []
         for n, rev_prompt, rev_ids in kept:
             i = rows[n][0]
             delim = rev_prompt[len(prompts[i]) + len(att_ids[n]) :]
             gp, gc, rp, rc = revision_rows(prompts[i], att_ids[n], delim, rev_ids)
-            p_rows += [gp, rp]
-            c_rows += [gc, rc]
-            group += [i, i]
+            if r_att[n] < 0.5:  # generation rows from failed attempts only [code]
+                p_rows, c_rows, group, gen = p_rows + [gp], c_rows + [gc], group + [i], gen + [True]
+            p_rows, c_rows, group, gen = p_rows + [rp], c_rows + [rc], group + [i], gen + [False]
+        self._srt["gen"] = gen
         return _rollouts(p_rows, c_rows, group, tok.pad_token_id, att.completions.device)
 
     def _srt_loss(self, batch):
         lp = batch.student.token_logprobs(1.0)
         m = batch.mask
-        gen = torch.zeros(m.shape[0], dtype=torch.bool, device=m.device)
-        gen[0::2] = True  # rows alternate generation, revision
+        gen = torch.tensor(self._srt.pop("gen", [False] * m.shape[0]), device=m.device)
         parts = {}
         for name, rows in (("gen", gen), ("rev", ~gen)):
             mk = m & rows[:, None]

@@ -12,8 +12,9 @@ parameters [paper abstract + methods spec 1.13]. Each step is one EM round on th
   (the reference is the *current* student, so it moves every step), and
   $L_E=-\log\sigma(\tilde r-\delta)$ for verified rollouts, $-\log\sigma(\delta-\tilde r)$ for the
   others (`bco_loss`), $\delta$ the running midpoint of the two classes' mean rewards
-  (`RewardShift`). Its minimiser tilts the teacher to $\pi_\theta(y|x)e^{r/\beta}/Z$, the
-  variational posterior of the abstract's EM [derived].
+  (`RewardShift`). Its gradient raises the teacher's log-likelihood of verified rollouts
+  relative to the student's and lowers it for failed ones [derived: the sign of $\partial
+  L_E/\partial\tilde r$].
 * **M-step** (every step) [abstract: "the student internalizes this dense distributional
   guidance on its own on-policy rollouts"]: $\mathrm{KL}(\pi_\theta(\cdot|x)\,\|\,
   \mathrm{sg}\,\pi_\theta(\cdot|x,f))$ per token (the run's divergence, reverse KL by default).
