@@ -207,7 +207,7 @@ class UniSD(Method):
             n = max(batch.global_sum(float((w * m).sum())), 1.0)
         t_out = t_h if self.div.fused else t_h @ w_t.T
         l_d = self.div(batch, t_out, weights=ww, num_items=n)
-        at_cap = torch.where(keep, 0.0, cap).to(vals.dtype)  # min(D, c) = c where clipped
+        at_cap = torch.full_like(vals, cap).masked_fill(keep, 0.0)  # min(D, c) = c if clipped
         l_d = l_d + batch.reduce(at_cap, weights=(w * ~keep).to(vals.dtype), num_items=n)
         mse = ((h - t_h.to(h.dtype)) ** 2).mean(-1)
         l_h = batch.reduce(mse)
