@@ -60,9 +60,9 @@ def agreement_weights(
     Examples:
         >>> import torch
         >>> lp = torch.tensor([[[0.0, -1.0]], [[0.0, -3.0]]])      # 2 views, 1 row, 2 tokens
-        >>> w, d = agreement_weights(lp, torch.ones(1, 2, dtype=torch.bool))
+        >>> w, d = agreement_weights(lp, torch.ones(1, 2, dtype=torch.bool))  # q95 = 1.9
         >>> d.tolist(), [round(x, 4) for x in w[0].tolist()]
-        ([[0.0, 2.0]], [1.0, 0.5])
+        ([[0.0, 2.0]], [1.0, 0.4872])
     """
     lp, m = view_logps.double(), mask.bool()
     if lp.shape[0] < 2:
