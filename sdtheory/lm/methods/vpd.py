@@ -58,7 +58,8 @@ class RewardShift:
     r"""BCO's reward shift $\delta=\tfrac12(\mu_+ + \mu_-)$, $\mu_\pm$ exponential moving
     averages (`momentum`) of the mean implicit reward of the verified / failed rollouts of each
     E-step, each started at its first batch [secondary: BCO with a running shift; the EMA form
-    ours]. `update` returns the new $\delta$.
+    ours]. `update` returns the new $\delta$; `reduce` sums a number over processes (the
+    batch's `global_sum`), so every process moves $\delta$ by the global class means.
 
     Examples:
         >>> s = RewardShift(momentum=0.5)
@@ -79,13 +80,14 @@ class RewardShift:
         seen = [m for m in self.mu if m is not None]
         return sum(seen) / len(seen) if seen else 0.0
 
-    def update(self, implicit, rewards) -> float:
+    def update(self, implicit, rewards, reduce=float) -> float:
         x = torch.as_tensor(implicit, dtype=torch.float64).flatten()
         r = torch.as_tensor(rewards, dtype=torch.float64).flatten() >= 0.5
         for cls in (0, 1):
             sel = x[r] if cls else x[~r]
-            if sel.numel():
-                now, old = float(sel.mean()), self.mu[cls]
+            n = reduce(float(sel.numel()))
+            if n > 0:
+                now, old = reduce(float(sel.sum())) / n, self.mu[cls]
                 self.mu[cls] = (
                     now if old is None else self.momentum * old + (1 - self.momentum) * now
                 )
@@ -157,7 +159,7 @@ class VPD(_SharedTeacher):
             lp_ref = s.token_logprobs(1.0, grad=False)  # the dynamic reference: today's student
             mf = m.to(lp_t.dtype)
             implicit = o.vpd_beta * ((lp_t - lp_ref.to(lp_t.dtype)) * mf).sum(-1)
-            delta = self.shift.update(implicit.detach().cpu(), batch.rewards)
+            delta = self.shift.update(implicit.detach().cpu(), batch.rewards, batch.global_sum)
             per = bco_loss(implicit, batch.rewards, delta)
             l_e = per.sum() / max(batch.global_sum(float(len(per))), 1.0)
             loss = loss + o.vpd_e_weight * l_e
