@@ -202,6 +202,7 @@ def _child_env(env: Path, cache: Path) -> dict:
     e["SDTHEORY_CACHE"] = str(cache / "models")
     e.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
     e.setdefault("MPLBACKEND", "Agg")
+    e.setdefault("TQDM_DISABLE", "1")  # the GGUF conversion's per-tensor bar, in every log
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
         e[k] = "1"
     return e
