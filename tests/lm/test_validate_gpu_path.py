@@ -80,9 +80,12 @@ def test_budgeted_gpu_run_stops_in_time_and_its_files_are_complete(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "need a larger scale" in md and "Time budget 20 s" in md
     assert "units measured:" in md
-    # what was measured before the stops is on disk, unit by unit
-    logs = [p for p in tmp_path.rglob("budget.jsonl") if p.read_text().strip()]
-    assert logs and all("peak_memory_gib" in _strict(p.read_text().splitlines()[0]) for p in logs)
+    # what was measured before the stops is on disk, unit by unit (how far each experiment got
+    # in 20 s depends on the machine's load: under a heavy one, none reaches its first unit)
+    for name, b in budgets.items():
+        if b["units"]:
+            first = (tmp_path / name / "budget.jsonl").read_text().splitlines()[0]
+            assert "peak_memory_gib" in _strict(first), name
 
 
 def test_smoke_on_the_cpu(tmp_path):

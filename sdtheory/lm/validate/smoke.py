@@ -32,6 +32,7 @@ import inspect
 import json
 import math
 import platform
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -42,11 +43,9 @@ import torch
 from ... import simio
 from .. import device as D
 
-__all__ = ["TASK_CALLS", "run_smoke"]
+__all__ = ["run_smoke", "task_calls"]
 
 _N_TRAIN, _N_EVAL, _SEEDS = 8, 2, (0, 3)  # the method checks' problems (seeds: 0, and 3 twice)
-# the `Task.problems(size, seed)` calls of the method checks (the bundle carries their sets)
-TASK_CALLS = tuple(("chain_sum", _N_TRAIN + _N_EVAL, s) for s in _SEEDS)
 
 _TOL = {"fp32": (1e-5, 1e-4), "bf16": (2e-2, 2e-2)}  # (value rtol, gradient rtol) fused vs plain
 
@@ -200,6 +199,36 @@ def _method_config(name: str, dev: torch.device, precision: str, out: Path, seed
         precision=precision,
         out=str(out),
     )
+
+
+def task_calls(methods: Sequence[str] | None = None) -> list[tuple]:
+    """The `Task.problems(size, seed)` calls of the method and seed checks, as `(task, size,
+    seed)`, once each: recorded while their trainers are built (tiny model, CPU, nothing
+    trained), so a method that draws extra problems (e.g. EffOPD's validation pool) is covered
+    without a list kept by hand. The bundle carries these sets; a call made only during
+    training would make the bundled smoke stop naming the missing set (the bundle test runs it).
+    """
+    from ..methods import method_names
+    from ..taskfile import task_key, task_spec
+    from ..tasks import set_problem_source
+    from ..trainers import Trainer
+
+    calls: dict[str, tuple] = {}
+
+    def record(task, size, seed):
+        calls.setdefault(task_key(task_spec(task), size, seed), (task, size, seed))
+        return None  # and generate as usual
+
+    cpu = torch.device("cpu")
+    previous = set_problem_source(record)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            for name in method_names() if methods is None else methods:
+                Trainer(_method_config(name, cpu, "fp32", Path(d) / name))
+            Trainer(_method_config("opsd", cpu, "fp32", Path(d) / "seeds", seed=_SEEDS[1]))
+    finally:
+        set_problem_source(previous)
+    return list(calls.values())
 
 
 def check_method(name: str, dev: torch.device, precision: str, out: Path) -> str:
