@@ -324,9 +324,13 @@ def test_gpu_session_script_runs_each_step_with_a_limit(tmp_path):
     split = tmp_path / "split"
     for steps in ("device smoke", "check validate bench"):
         r = subprocess.run(
-            ["bash", str(script), str(split)], env={**env, "STEPS": steps}, capture_output=True
+            ["bash", str(script), str(split)],
+            env={**env, "STEPS": steps, "BUDGET_S": "240"},
+            capture_output=True,
         )
-    steps = [json.loads(x)["step"] for x in (split / "session.jsonl").read_text().splitlines()]
-    assert steps == ["device", "smoke", "check", "validate", "bench"]
+    steps = [json.loads(x) for x in (split / "session.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == ["device", "smoke", "check", "validate", "bench"]
+    assert {s["step"]: s["limit_s"] for s in steps}["validate"] == 240 + 20  # budget + 20 s
+    assert "--budget-s 240" in (split / "validate.log").read_text()
     r = subprocess.run(["bash", str(script), str(split)], env={**env, "STEPS": "smoke bnch"})
     assert r.returncode == 64

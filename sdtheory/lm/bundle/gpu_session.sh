@@ -10,13 +10,13 @@
 # (the validation's wall-clock budget from the start of run.py, conversion included; default
 # 300), STEPS (the steps to run, default all: "device check smoke validate bench"; e.g.
 # STEPS="device smoke" before the second model shard has arrived, then STEPS="check validate
-# bench"; the order is always the one below). Steps and their time limits (580 s in all):
-#   1. device    20 s  nvidia-smi and torch's view of the GPU          -> OUT/device.txt
-#   2. check     20 s  run.py --check: every bundle file present and intact
-#   3. smoke    120 s  run.py --smoke: every code path with the tiny model -> OUT/smoke/
-#   4. validate 330 s  run.py --budget-s 300: install, reassemble, convert, validate --scale gpu
+# bench"; the order is always the one below). Steps and their time limits (590 s in all):
+#   1. device    15 s  nvidia-smi and torch's view of the GPU          -> OUT/device.txt
+#   2. check     15 s  run.py --check: every bundle file present and intact
+#   3. smoke    150 s  run.py --smoke: every code path with the tiny model -> OUT/smoke/
+#   4. validate 320 s  run.py --budget-s 300 (limit: BUDGET_S + 20): install, reassemble, convert, validate --scale gpu
 #                                                                        -> OUT/validate/
-#   5. bench    110 s  bench_losses.py --device cuda, T=4096 H=1024 V=151936 bf16,
+#   5. bench     90 s  bench_losses.py --device cuda, T=4096 H=1024 V=151936 bf16,
 #                      plain vs fused vs Liger fused linear JSD        -> OUT/bench_losses.json
 # A step that fails or runs out of time is recorded and the next one still runs; every step's
 # output goes to OUT/<step>.log as it is printed and OUT/session.jsonl gets one more line per step
@@ -61,16 +61,16 @@ step() {  # step NAME LIMIT_S COMMAND...
 }
 
 touch "$OUT/session.jsonl"  # appended to: a session in two calls (STEPS) keeps both halves
-step device 20 bash -c "nvidia-smi; $PY -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))'"
+step device 15 bash -c "nvidia-smi; $PY -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))'"
 cp "$OUT/device.log" "$OUT/device.txt" 2>/dev/null
-step check 20 "$PY" "$BUNDLE/run.py" --check
-step smoke 120 "$PY" "$BUNDLE/run.py" --out "$OUT/smoke" --smoke
-step validate 330 "$PY" "$BUNDLE/run.py" --out "$OUT/validate" --budget-s "$BUDGET_S"
+step check 15 "$PY" "$BUNDLE/run.py" --check
+step smoke 150 "$PY" "$BUNDLE/run.py" --out "$OUT/smoke" --smoke
+step validate "$((${BUDGET_S%.*} + 20))" "$PY" "$BUNDLE/run.py" --out "$OUT/validate" --budget-s "$BUDGET_S"
 ENV_DIR="$(ls -d "$BUNDLE"/cache/env-* 2>/dev/null | head -n 1)"
 if [[ $STEPS != *" bench "* ]]; then
   :
 elif [[ -n "$ENV_DIR" ]]; then
-  step bench 110 env PYTHONPATH="$ENV_DIR/src:$ENV_DIR/lib" "$PY" \
+  step bench 90 env PYTHONPATH="$ENV_DIR/src:$ENV_DIR/lib" "$PY" \
     "$ENV_DIR/src/benchmarks/bench_losses.py" --device cuda --T 4096 --H 1024 --V 151936 \
     --dtype bfloat16 --methods plain fused liger --reps 3 --out "$OUT/bench_losses.json"
 else
