@@ -10,8 +10,10 @@ runner creates the folder, prints progress, times the item, turns a crash into o
 **Time budgets.** `run_items(..., budget_s=B)` gives the whole run `B` seconds of wall clock and
 divides them among the items as they start: item $i$ gets
 $$S_i = (B - \text{elapsed} - R)\cdot w_i \big/ \textstyle\sum_{j\ge i} w_j,$$
-with $w$ the items' `weight` (their estimated cost) and $R$ a reserve kept for the report.
-Time an item leaves unspent goes to the items after it; time it overspends is taken from them.
+with $w$ the items' `weight` (their estimated cost) and $R$ a reserve kept for the report, plus,
+for each item still to run, the longest time an item so far took after its measuring block
+(deciding its claims, its figures). Time an item leaves unspent goes to the items after it; time
+it overspends is taken from them.
 An item whose share is under `min_share_s` is not started: each of its `claims` is reported as
 `needs-scale`. A budgeted item (`Item.budgeted`) is called as `run(run_dir, budget)` with a
 `Budget` for its share, and keeps to this contract:
@@ -113,6 +115,7 @@ class Budget:
         self._last: dict[str, float] = {}
         self._longest: dict[str, float] = {}
         self._measuring = False
+        self.measured_s: float | None = None  # elapsed when the last measuring block ended
 
     @property
     def limited(self) -> bool:
@@ -212,6 +215,7 @@ class Budget:
                     signal.setitimer(signal.ITIMER_REAL, 0)
                     signal.signal(signal.SIGALRM, old)
                 self._measuring = False
+                self.measured_s = self.elapsed()
         except OutOfTime as e:
             self.stopped = self.stopped or str(e)
 
@@ -230,6 +234,7 @@ class Budget:
         return {
             "share_s": self.seconds if self.limited else None,
             "elapsed_s": round(self.elapsed(), 3),
+            "measured_s": None if self.measured_s is None else round(self.measured_s, 3),
             "units": dict(self.counts),
             "stopped": self.stopped,
         }
@@ -374,12 +379,14 @@ def run_items(
     if budget_s is not None and reserve_s is None:
         reserve_s = max(2.0, 0.05 * budget_s)
     runs = []
+    after_s = 0.0  # the longest an item has taken after its measuring (deciding, its figures)
     for i, item in enumerate(items, 1):
         run_dir = out / (item.folder or item.name)
         run_dir.mkdir(parents=True, exist_ok=True)
         share = math.inf
         if budget_s is not None:
-            left = budget_s - (clock() - t_start) - reserve_s
+            # each item still to run will also decide after its share: keep that time back
+            left = budget_s - (clock() - t_start) - reserve_s - after_s * (len(items) - i + 1)
             share = max(0.0, left) * item.weight / sum(it.weight for it in items[i - 1 :])
         about = f": {item.about}" if item.about else ""
         of = f", share {share:.0f} s" if math.isfinite(share) else ""
@@ -406,6 +413,8 @@ def run_items(
         else:
             results, error = _run_one(item, run_dir, budget)
         seconds = time.perf_counter() - t0
+        if budget is not None and budget.measured_s is not None:
+            after_s = max(after_s, budget.elapsed() - budget.measured_s)
         simio.save_json(run_dir / "checks.json", [r.to_json() for r in results])
         note = f"; {budget.stopped}" if budget is not None and budget.stopped else ""
         print(f"    {seconds:.1f}s: {claims.verdict_counts(results)}{note}", flush=True)

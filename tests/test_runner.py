@@ -158,6 +158,27 @@ def test_run_items_divides_the_budget_by_weight_and_carries_time_forward(tmp_pat
     assert "units measured: 3 x unit" in md.read_text()
 
 
+def test_run_items_keeps_back_the_time_items_take_after_measuring(tmp_path):
+    """Deciding and figures come after an item's measuring block: the longest such time so far
+    is kept back for every item still to run, so the last one's decision fits the budget too."""
+    clock, log = FakeClock(), []
+
+    def run(run_dir, budget):
+        log.append(budget.seconds)
+        with budget.measuring():
+            clock.t += 1.0  # measuring
+        clock.t += 4.0  # deciding, after the block
+        return [claims.check_true(C, True)]
+
+    items = [runner.Item(f"x{i}", run, budgeted=True, claims=[C]) for i in range(3)]
+    runs = runner.run_items(items, tmp_path, budget_s=100.0, reserve_s=0.0, clock=clock)
+    assert log[0] == pytest.approx(100.0 / 3)  # nothing known yet
+    assert log[1] == pytest.approx((100.0 - 5.0 - 2 * 4.0) / 2)  # 4 s kept back for x1 and x2
+    assert log[2] == pytest.approx(100.0 - 10.0 - 4.0)
+    assert [r.budget["measured_s"] for r in runs] == [1.0, 1.0, 1.0]
+    assert 10.0 + log[2] + 4.0 == pytest.approx(100.0)  # x2 spending all its share still fits
+
+
 def test_out_of_time_escaping_an_item_gives_needs_scale_for_its_claims(tmp_path):
     clock = FakeClock()
 
