@@ -9,8 +9,12 @@
     optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
   - `mode="live"`: the current student weights under `torch.no_grad`.
 
+  With a LoRA student (`sdtheory.lm.lora`) no copy is taken: `fixed` is the same network with
+  its adapters disabled (exactly the base model), `ema` keeps an EMA of the adapters only.
+
 * `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
-  default sees the same prompt as the student.
+  default sees the same prompt as the student; it may be any local checkpoint with its own chat
+  template, but must share the student's vocabulary (`check_same_vocabulary`).
 
 This module is also the one home of the teacher prompts: `privileged_messages` (question plus
 any privileged text), `view_messages` (question plus a task view) and `reprompt_messages`
@@ -22,12 +26,14 @@ exactly the tokens the student sampled; only the prompt block differs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Sequence
 
 import torch
 
+from .lora import adapter_parameters, base_weights, is_lora, swapped_adapters
 from .models import build_model
 from .rollout import completion_hidden, completion_logits
 from .tasks import ANSWER_FORMAT, Problem, Task, chat_prompt_ids
@@ -40,6 +46,7 @@ __all__ = [
     "ModelTeacher",
     "SelfTeacher",
     "Teacher",
+    "check_same_vocabulary",
     "make_teacher",
     "privileged_messages",
     "reprompt_messages",
@@ -124,13 +131,19 @@ class Teacher:
             raise ValueError(f"messages has {len(messages)} rows, problems {len(problems)}")
         return [chat_prompt_ids(self.tokenizer, m, system=self.system) for m in messages]
 
+    def weights(self) -> contextlib.AbstractContextManager:
+        """Context in which `self.model` computes with the teacher's weights (LoRA teachers
+        switch adapters here; others need nothing)."""
+        return contextlib.nullcontext()
+
     @torch.no_grad()
     def _score(self, fn, problems, completions, completion_mask, messages):
         t0, was_training = time.perf_counter(), self.model.training
         self.model.eval()
         try:
             prompts = self.prompts(problems, messages)  # the k rows of a problem share one
-            return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
+            with self.weights():
+                return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
         finally:
             self.model.train(was_training)
             self.seconds += time.perf_counter() - t0
@@ -186,24 +199,49 @@ class SelfTeacher(Teacher):
             raise ValueError(f"mode must be one of {TEACHER_MODES}, got {mode!r}")
         if not (0.0 < float(ema_rate) <= 1.0):
             raise ValueError(f"ema_rate must lie in (0, 1], got {ema_rate!r}")
-        model = student if mode == "live" else _frozen_copy(student)
+        self.lora = is_lora(student)
+        model = student if mode == "live" or self.lora else _frozen_copy(student)
         super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
         self.mode, self.ema_rate, self.student = mode, float(ema_rate), student
+        self.ema_adapters: dict[str, torch.nn.Parameter] = {}
+        if self.lora and mode == "ema":  # an EMA of the adapters only
+            self.ema_adapters = {
+                n: torch.nn.Parameter(p.detach().clone(), requires_grad=False)
+                for n, p in adapter_parameters(student).items()
+            }
+
+    def weights(self) -> contextlib.AbstractContextManager:
+        if not self.lora or self.mode == "live":
+            return contextlib.nullcontext()
+        if self.mode == "fixed":
+            return base_weights(self.model)
+        return swapped_adapters(self.model, self.ema_adapters)
 
     @torch.no_grad()
     def update(self, student=None) -> None:
         if self.mode != "ema":
             return
         src = self.student if student is None else student
+        if self.lora:
+            live = adapter_parameters(src)
+            for name, t in self.ema_adapters.items():
+                t.lerp_(live[name].detach(), self.ema_rate)
+            return
         for t, s in zip(self.model.parameters(), src.parameters(), strict=True):
             t.lerp_(s.detach(), self.ema_rate)
 
     def state_dict(self) -> dict:
-        """Teacher weights (fixed/EMA) for exact resume; empty for `live`."""
+        """Teacher weights for exact resume: the EMA (of the adapters, with LoRA) or the fixed
+        copy; empty for `live` and for a fixed LoRA teacher (the frozen base weights)."""
+        if self.lora:
+            return {"adapters": {n: t.detach().clone() for n, t in self.ema_adapters.items()}}
         return {} if self.mode == "live" else {"model": self.model.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if self.mode != "live":
+        if self.lora:
+            for name, t in self.ema_adapters.items():
+                t.data.copy_(state["adapters"][name])
+        elif self.mode != "live":
             self.model.load_state_dict(state["model"])
 
 
@@ -218,10 +256,41 @@ class ModelTeacher(Teacher):
         super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
 
 
-def make_teacher(kind, student, tokenizer, task, cfg, *, teacher_model=None, system=None):
+def _describe(name: str, tokenizer, model) -> str:
+    src = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    rows = model.get_output_embeddings().weight.shape[0] if model is not None else "?"
+    return f"{name!r} (tokenizer {src!r}, {len(tokenizer)} tokens, {rows} output rows)"
+
+
+def check_same_vocabulary(
+    student_tok, teacher_tok, *, student=None, teacher=None, names=("student", "teacher")
+) -> None:
+    """Refuse a separate teacher whose tokenizer (or output layer) differs from the student's.
+
+    The teacher scores the student's sampled token ids, so both must map ids to the same
+    tokens (`get_vocab()` equal) and produce logits over the same number of rows. The error
+    names both tokenizers.
+    """
+    same = teacher_tok is student_tok or teacher_tok.get_vocab() == student_tok.get_vocab()
+    if same and student is not None and teacher is not None:
+        rows = [m.get_output_embeddings().weight.shape[0] for m in (student, teacher)]
+        same = rows[0] == rows[1]
+    if not same:
+        raise ValueError(
+            f"teacher_model: the teacher {_describe(names[1], teacher_tok, teacher)} does not "
+            f"share the vocabulary of the student {_describe(names[0], student_tok, student)}; "
+            "a separate teacher scores the student's token ids, so both need one tokenizer"
+        )
+
+
+def make_teacher(
+    kind, student, tokenizer, task, cfg, *, teacher_model=None, teacher_tokenizer=None, system=None
+):
     """The teacher a method asks for: `"self"` (a `SelfTeacher` of the student, from
     `cfg.teacher`) or `"model"` (a `ModelTeacher`; built from `cfg.teacher.teacher_model` when
-    `teacher_model` is not given, seeded with the run's seed + 1)."""
+    `teacher_model` is not given, seeded with the run's seed + 1). A separate teacher renders
+    its prompts with its own tokenizer's chat template (`teacher_tokenizer`, default the
+    student's) and must share the student's vocabulary (`check_same_vocabulary`)."""
     tc, device = cfg.teacher, next(student.parameters()).device
     if kind == "self":
         return SelfTeacher(
@@ -238,7 +307,15 @@ def make_teacher(kind, student, tokenizer, task, cfg, *, teacher_model=None, sys
         raise ValueError(f"kind must be 'self' or 'model', got {kind!r}")
     if teacher_model is None:
         r = cfg.run
-        teacher_model, _ = build_model(
+        teacher_model, teacher_tokenizer = build_model(
             tc.teacher_model, hidden_size=r.hidden_size, num_layers=r.num_layers, seed=r.seed + 1
         )
-    return ModelTeacher(teacher_model.to(device), tokenizer, task, system=system)
+    teacher_tokenizer = teacher_tokenizer or tokenizer
+    check_same_vocabulary(
+        tokenizer,
+        teacher_tokenizer,
+        student=student,
+        teacher=teacher_model,
+        names=(cfg.run.model, tc.teacher_model),
+    )
+    return ModelTeacher(teacher_model.to(device), teacher_tokenizer, task, system=system)

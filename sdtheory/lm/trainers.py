@@ -11,9 +11,9 @@ Losses are normalised by the *global* batch (tokens for `token_mean`, sequences 
 `sequence_mean`) and multiplied by the number of processes, so that data-parallel training
 (`accelerate launch`, gradients averaged over ranks) takes the same step as one process with the
 whole batch. All randomness is a function of `(seed, step, global row)`: data order, samples, the
-GKD on/off-policy coin. A checkpoint holds model, optimiser, LR schedule, teacher weights, the
-method's state, step and data position (and the torch RNG state), so a resumed run equals an
-uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
+GKD on/off-policy coin. A checkpoint holds model (the adapters only, with LoRA), optimiser, LR
+schedule, teacher weights, the method's state, step and data position (and the torch RNG
+state), so a resumed run equals an uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
 (`NonFiniteError`, naming the step); the last checkpoint on disk is left as it was.
 """
 
@@ -27,13 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import lora as _lora
 from .config import TrainConfig
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
-from .models import build_model
+from .metrics import difficulty_level, eval_summary
+from .models import build_model, check_chat_template
 from .rollout import completion_hidden, pass_rates, sample, stop_ids
 from .sources import DataSources
 from .tasks import Problem, Task, chat_prompt_ids, make_task
 from .teachers import make_teacher
+from .tracking import make_tracker
 
 __all__ = ["NonFiniteError", "TrainConfig", "Trainer", "train"]
 
@@ -78,6 +81,8 @@ class Trainer:
         cfg: the run configuration.
         model, tokenizer: an already built student (default: `build_model(cfg.run.model, ...)`).
         teacher_model: an already built separate teacher (default: from `--teacher-model`).
+        teacher_tokenizer: its tokenizer, when its chat template differs from the student's
+            (it must share the student's vocabulary).
         task: an already built task (default: `make_task(cfg.run.task)`).
     """
 
@@ -88,6 +93,7 @@ class Trainer:
         model=None,
         tokenizer=None,
         teacher_model=None,
+        teacher_tokenizer=None,
         task: Task | None = None,
     ):
         from accelerate import Accelerator
@@ -96,6 +102,7 @@ class Trainer:
         if run.threads:
             torch.set_num_threads(run.threads)
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        _check_engine(self.acc)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if run.batch_problems % self.world:
             raise ValueError(
@@ -106,6 +113,13 @@ class Trainer:
             model, tokenizer = build_model(
                 run.model, hidden_size=run.hidden_size, num_layers=run.num_layers, seed=run.seed
             )
+        check_chat_template(tokenizer, f"model {run.model!r}")
+        if run.gradient_checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        if cfg.lora.lora_rank:
+            model = _lora.apply_lora(model, cfg.lora, seed=run.seed)
         self.tok = tokenizer
         self.task = task or make_task(run.task)
         self.system = None if run.system_prompt == "template" else run.system_prompt
@@ -127,13 +141,15 @@ class Trainer:
                 self.task,
                 cfg,
                 teacher_model=teacher_model,
+                teacher_tokenizer=teacher_tokenizer,
                 system=self.system,
             )
         ctx = MethodContext(
             cfg, self.task, tokenizer, self.teacher, self.world, model, self.evaluate
         )
         self.method = method_cls(ctx)
-        groups = [{"params": list(model.parameters())}, *self.method.param_groups()]
+        trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters
+        groups = [{"params": trainable}, *self.method.param_groups()]
         opt = torch.optim.AdamW(groups, lr=run.lr, weight_decay=run.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
@@ -142,6 +158,9 @@ class Trainer:
         self.stops, self.pad = stop_ids(tokenizer), tokenizer.pad_token_id
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
+        self.tracker = make_tracker(
+            run.report_to, self.out, cfg.to_dict(), main=self.acc.is_main_process
+        )
         if run.resume and (self.out / "checkpoint" / "state.pt").is_file():
             self.load(self.out / "checkpoint")
 
@@ -286,43 +305,66 @@ class Trainer:
             if self.saved_step is not None
             else "no checkpoint had been written (--save-every N writes one every N steps)"
         )
+        self.tracker.close()
         raise NonFiniteError(
             f"step {n}: non-finite loss ({loss}) or gradient norm ({grad_norm}); stopped before "
             f"the optimiser step, {kept}"
         )
 
     # --- evaluation -------------------------------------------------------------------------
-    def evaluate(self, problems: list[Problem] | None = None) -> dict:
-        """avg@k accuracy on held-out problems (main process; same samples at every call)."""
+    def _correct(self, problems: list[Problem], k: int, temperature: float):
+        """Correct samples per problem out of `k` (same samples at every call), and the texts."""
         run = self.cfg.run
-        problems = self.eval_set if problems is None else problems
-        if not problems:
-            return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
         ro = sample(
             self.unwrapped,
             self.student_prompts(problems),
             max_new_tokens=run.max_new_tokens,
             stop_token_ids=self.stops,
             pad_id=self.pad,
-            temperature=run.eval_temperature,
+            temperature=temperature,
             top_p=run.top_p,
             seed=run.seed + 7919,
-            k=run.eval_k,
+            k=k,
         )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]
         )
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
-        return {
-            "kind": "eval",
-            "step": self.step,
-            "accuracy": float(rewards.mean()),
-            "pass_at_k": float((pr > 0).double().mean()),
-            "k": run.eval_k,
-            "n": len(problems),
-            "example": texts[0][:200],
-        }
+        return [round(float(x) * k) for x in pr], texts
+
+    def evaluate(self, problems: list[Problem] | None = None) -> dict:
+        """Held-out accuracy (main process; same samples at every call): avg@k with its 95 %
+        band over problems, the unbiased pass@k for k = 1, 2, 4, ..., `eval_k`
+        (`sdtheory.lm.metrics`), greedy accuracy, and the same per difficulty level when the
+        task has levels."""
+        run = self.cfg.run
+        problems = self.eval_set if problems is None else problems
+        if not problems:
+            return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
+        correct, texts = self._correct(problems, run.eval_k, run.eval_temperature)
+        rec = {"kind": "eval", "step": self.step, **eval_summary(correct, run.eval_k)}
+        rec["pass_at_k"] = rec[f"pass_at_{run.eval_k}"]
+        greedy = self._correct(problems, 1, 0.0)[0] if run.eval_greedy else None
+        if greedy is not None:
+            rec["greedy_accuracy"] = float(np.mean(greedy))
+        levels = [difficulty_level(p.meta) for p in problems]
+        if None not in levels and len(set(levels)) > 1:
+            by = {}
+            for lvl in sorted(set(levels)):
+                idx = [i for i, v in enumerate(levels) if v == lvl]
+                part = eval_summary([correct[i] for i in idx], run.eval_k, ks=[run.eval_k])
+                part = {
+                    "n": len(idx),
+                    "accuracy": part["accuracy"],
+                    "pass_at_k": part[f"pass_at_{run.eval_k}"],
+                }
+                if greedy is not None:
+                    part["greedy_accuracy"] = float(np.mean([greedy[i] for i in idx]))
+                by[lvl] = part
+            rec["by_difficulty"] = by
+        rec.update(k=run.eval_k, n=len(problems), example=texts[0][:200])
+        return rec
 
     # --- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> Path:
@@ -331,8 +373,13 @@ class Trainer:
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             path.mkdir(parents=True, exist_ok=True)
+            lora = _lora.is_lora(self.unwrapped)
             state = {
-                "model": self.unwrapped.state_dict(),
+                "model": (
+                    _lora.adapter_state_dict(self.unwrapped)
+                    if lora
+                    else self.unwrapped.state_dict()
+                ),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else {},
@@ -345,6 +392,8 @@ class Trainer:
             tmp = path / "state.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(path / "state.pt")
+            if lora:  # the adapters in peft's own format too (PeftModel.from_pretrained)
+                self.unwrapped.save_pretrained(path / "adapter")
         self.saved_step = self.step
         self.acc.wait_for_everyone()
         return path
@@ -372,7 +421,10 @@ class Trainer:
                 f"resume: the config differs from the checkpoint's in {changed} "
                 "(old, new); only run-control fields may change"
             )
-        self.unwrapped.load_state_dict(state["model"])
+        if _lora.is_lora(self.unwrapped):
+            _lora.load_adapter_state(self.unwrapped, state["model"])
+        else:
+            self.unwrapped.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.teacher is not None:
@@ -388,6 +440,7 @@ class Trainer:
         if self.acc.is_main_process:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
+            self.tracker.log(rec)
 
     def _write_run_files(self) -> None:
         """config.json (the resolved config, loadable with --config), prompts.txt, and
@@ -452,11 +505,29 @@ class Trainer:
             bar.close()
         if stop < run.steps:
             self.save()
+            self.tracker.close()
             return history
         if not history or history[-1].get("kind") != "eval" or history[-1]["step"] != self.step:
             do_eval()
         self.save()
+        self.tracker.close()
         return history
+
+
+def _check_engine(acc) -> None:
+    """Refuse an FSDP launch that accelerate turned into something else (it enables FSDP only
+    on accelerators: on CPU processes it would silently run plain data parallel)."""
+    import os
+
+    from accelerate.utils import DistributedType
+
+    wants = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if wants and acc.distributed_type != DistributedType.FSDP:
+        raise ValueError(
+            f"accelerate config: FSDP was requested but accelerate runs {acc.distributed_type} "
+            "(it enables FSDP only on GPUs and other accelerators); on CPU use the DDP config "
+            "(sdtheory/lm/launch/ddp.yaml)"
+        )
 
 
 def train(cfg: TrainConfig, **kwargs) -> list[dict]:
