@@ -4,8 +4,8 @@ r"""Held-out accuracy metrics from $n$ samples per problem: pass@k, avg@k, diffi
   $1 - \binom{n-c}{k}/\binom{n}{k}$: the probability that $k$ of the $n$ samples, drawn without
   replacement, contain at least one of the $c$ correct ones. Computed exactly in integer
   arithmetic and rounded once, so it is stable for any $n$ (no cancellation, no overflow).
-* `eval_summary(correct, n, ks)`: avg@n (the mean per-problem pass rate) with its t band over
-  problems, and pass@k for each `k`, averaged over problems.
+* `eval_summary(correct, n, ks)`: avg@n (the mean per-problem pass rate) with its 95 %
+  percentile-bootstrap band over problems, and pass@k for each `k`, averaged over problems.
 * `difficulty_level(meta)`: the level of a problem when its task has difficulty levels
   (reasoning-gym metadata), used for per-difficulty breakdowns.
 
@@ -87,10 +87,11 @@ def eval_summary(correct: Sequence[int], n: int, ks: Sequence[int] | None = None
       ks: budgets (default `pass_at_k_ks(n)`).
 
     Returns:
-      `accuracy` (mean pass rate = avg@n), `accuracy_lo`/`accuracy_hi` (the 95 % t band over
-      problems, `sdtheory.claims.t_band`; NaN for fewer than 2 problems) and `pass_at_<k>`.
+      `accuracy` (mean pass rate = avg@n), `accuracy_lo`/`accuracy_hi` (the 95 % percentile
+      bootstrap band over problems, `sdtheory.claims.bootstrap_band`, seeded; inside [0, 1]
+      unlike a t band; NaN for fewer than 2 problems) and `pass_at_<k>`.
     """
-    from ..claims import t_band
+    from ..claims import bootstrap_band
 
     n = _int(n, "n", 1)
     c = [_int(x, "correct", 0) for x in correct]
@@ -98,7 +99,7 @@ def eval_summary(correct: Sequence[int], n: int, ks: Sequence[int] | None = None
         raise ValueError(f"correct must lie in [0, n={n}], got {max(c)}")
     if not c:
         raise ValueError("correct must hold at least one problem, got none")
-    band = t_band(np.asarray(c, dtype=float) / n)
+    band = bootstrap_band(np.asarray(c, dtype=float) / n, seed=0)
     out = {"accuracy": band.estimate, "accuracy_lo": band.lo, "accuracy_hi": band.hi}
     for k in pass_at_k_ks(n) if ks is None else ks:
         out[f"pass_at_{k}"] = float(np.mean([pass_at_k(n, x, k) for x in c]))
