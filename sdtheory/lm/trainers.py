@@ -97,6 +97,7 @@ class Trainer:
         task: Task | None = None,
     ):
         from accelerate import Accelerator
+        from accelerate.utils import DistributedType
 
         self.cfg, run = cfg, cfg.run
         if run.threads:
@@ -153,6 +154,7 @@ class Trainer:
         opt = torch.optim.AdamW(groups, lr=run.lr, weight_decay=run.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
+        self.sharded = self.acc.distributed_type == DistributedType.FSDP
         self.step, self.saved_step = 0, None
         self.out = Path(run.out)
         self.stops, self.pad = stop_ids(tokenizer), tokenizer.pad_token_id
@@ -371,16 +373,17 @@ class Trainer:
         """Write `path/state.pt` (model, optimiser, schedule, teacher, method, step, data, RNG)."""
         path = Path(path or self.out / "checkpoint")
         self.acc.wait_for_everyone()
+        if self.sharded:  # FSDP (GPU only): every rank writes its shards of model and optimiser
+            self.acc.save_state(str(path / "sharded"))
         if self.acc.is_main_process:
             path.mkdir(parents=True, exist_ok=True)
             lora = _lora.is_lora(self.unwrapped)
+            model_state = (
+                _lora.adapter_state_dict(self.unwrapped) if lora else self.unwrapped.state_dict()
+            )
             state = {
-                "model": (
-                    _lora.adapter_state_dict(self.unwrapped)
-                    if lora
-                    else self.unwrapped.state_dict()
-                ),
-                "optimizer": self.opt.state_dict(),
+                "model": None if self.sharded else model_state,
+                "optimizer": None if self.sharded else self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else {},
                 "method": self.method.state_dict(),
@@ -392,7 +395,7 @@ class Trainer:
             tmp = path / "state.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(path / "state.pt")
-            if lora:  # the adapters in peft's own format too (PeftModel.from_pretrained)
+            if lora and not self.sharded:  # peft's own format too (PeftModel.from_pretrained)
                 self.unwrapped.save_pretrained(path / "adapter")
         self.saved_step = self.step
         self.acc.wait_for_everyone()
@@ -421,11 +424,14 @@ class Trainer:
                 f"resume: the config differs from the checkpoint's in {changed} "
                 "(old, new); only run-control fields may change"
             )
-        if _lora.is_lora(self.unwrapped):
+        if self.sharded:
+            self.acc.load_state(str(Path(path) / "sharded"))
+        elif _lora.is_lora(self.unwrapped):
             _lora.load_adapter_state(self.unwrapped, state["model"])
         else:
             self.unwrapped.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        if not self.sharded:
+            self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.teacher is not None:
             self.teacher.load_state_dict(state["teacher"])
