@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["export_run", "main"]
+__all__ = ["export_run", "load_student", "main"]
 
 
 def load_student(run_dir: str | os.PathLike):
