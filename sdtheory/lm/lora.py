@@ -33,8 +33,10 @@ __all__ = [
 def _peft():
     try:
         import peft
-    except ImportError as e:  # pragma: no cover - the lora extra is part of `all`
-        raise ImportError("LoRA needs peft: pip install 'sdtheory[lora]' (or peft>=0.13)") from e
+    except ImportError:  # pragma: no cover - the lora extra is part of `all`
+        raise ValueError(
+            "lora_rank > 0 needs the peft package: pip install 'sdtheory[lora]'"
+        ) from None
     return peft
 
 

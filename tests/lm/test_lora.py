@@ -178,3 +178,28 @@ def test_bad_lora_flags_are_refused():
         TrainConfig(method="opsd", lora_rank=-1)
     with pytest.raises(ValueError, match="lora_targets"):
         Trainer(TrainConfig(method="opsd", **{**FAST, "lora_targets": "no_such_proj"}))
+
+
+@pytest.mark.parametrize("rank", [0, 4])
+def test_gradient_checkpointing_takes_the_same_steps(tmp_path, rank):
+    """Recomputing activations in the backward pass changes memory, not the update."""
+    runs = []
+    for gc in (False, True):
+        cfg = TrainConfig(
+            method="opsd",
+            steps=2,
+            out=str(tmp_path / f"gc{gc}"),
+            gradient_checkpointing=gc,
+            **{**FAST, "lora_rank": rank},
+        )
+        tr = Trainer(cfg)
+        hist = [r for r in tr.train() if r["kind"] == "train"]
+        runs.append((tr, hist))
+    (a, ha), (b, hb) = runs
+    base = [t.unwrapped.get_base_model() if rank else t.unwrapped for t in (a, b)]
+    assert [m.model.gradient_checkpointing for m in base] == [False, True]
+    for x, y in zip(ha, hb, strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-6)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
+    for p, q in zip(a.unwrapped.parameters(), b.unwrapped.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

@@ -171,3 +171,12 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["plot", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sdtheory plot: error:") and "metrics.jsonl" in err
+
+
+def test_plot_never_imports_torch():
+    code = (
+        "import sys; import sdtheory.lm.plot, sdtheory.lm.tracking, sdtheory.lm.metrics; "
+        "assert 'torch' not in sys.modules"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
