@@ -35,6 +35,9 @@ class DataSources:
         first_row: index in the step's global batch of this process's first problem.
         stop_ids: end-of-turn token ids.
         device: where the token tensors live.
+        all_done: `sample`'s stopping rule across processes (`None`: this process's rows);
+            set under FSDP, where every process must run the same forward passes. A method
+            that calls `sample` itself passes it on.
     """
 
     model: Any
@@ -45,6 +48,7 @@ class DataSources:
     first_row: int
     stop_ids: list[int]
     device: Any
+    all_done: Callable[[torch.Tensor], bool] | None = None
 
     def policy(self, problems: list) -> Rollouts:
         run = self.run
@@ -61,6 +65,7 @@ class DataSources:
             seed=run.seed,
             row_seeds=seeds,
             k=run.k,
+            all_done=self.all_done,
         )
 
     def demonstrations(self, problems: list) -> Rollouts:

@@ -116,9 +116,7 @@ class Trainer:
             )
         check_chat_template(tokenizer, f"model {run.model!r}")
         if run.gradient_checkpointing:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            _enable_checkpointing(model)
         if cfg.lora.lora_rank:
             model = _lora.apply_lora(model, cfg.lora, seed=run.seed)
         self.tok = tokenizer
@@ -155,6 +153,10 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
         self.sharded = self.acc.distributed_type == DistributedType.FSDP
+        if self.sharded:
+            _check_sharded(self.teacher)
+        # FSDP gathers weights inside every forward pass: all processes generate in lockstep
+        self.all_done = self._all_done if self.sharded else None
         self.step, self.saved_step = 0, None
         self.out = Path(run.out)
         self.stops, self.pad = stop_ids(tokenizer), tokenizer.pad_token_id
@@ -182,6 +184,11 @@ class Trainer:
             return float(x)
         t = torch.tensor([float(x)], dtype=torch.float64, device=self.acc.device)
         return float(self.acc.reduce(t, reduction="sum")[0])
+
+    def _all_done(self, done: torch.Tensor) -> bool:
+        """Whether every process's rows are done (one all-reduce per generated token)."""
+        left = (~done).sum().to(self.acc.device, torch.float32).reshape(1)
+        return float(self.acc.reduce(left, reduction="sum")[0]) == 0.0
 
     @property
     def unwrapped(self):
@@ -211,6 +218,7 @@ class Trainer:
             lo,
             self.stops,
             self.acc.device,
+            self.all_done,
         )
         ro = self.method.collect(sources, problems, step)
         rows = [problems[int(g)] for g in ro.group]
@@ -327,6 +335,7 @@ class Trainer:
             top_p=run.top_p,
             seed=run.seed + 7919,
             k=k,
+            all_done=self.all_done,
         )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
@@ -477,13 +486,16 @@ class Trainer:
         history = []
 
         def do_eval():
-            if main and run.n_eval:
+            # the main process evaluates; under FSDP every process runs the (same) forward
+            # passes, since each holds only a shard of the weights
+            if (main or self.sharded) and run.n_eval:
                 rec = self.evaluate()
                 self._log(rec)
                 history.append(rec)
-                bar.write(
-                    f"step {self.step}: eval accuracy avg@{run.eval_k} = {rec['accuracy']:.3f}"
-                )
+                if main:
+                    bar.write(
+                        f"step {self.step}: eval accuracy avg@{run.eval_k} = {rec['accuracy']:.3f}"
+                    )
             self.acc.wait_for_everyone()
 
         bar = tqdm(
@@ -518,6 +530,27 @@ class Trainer:
         self.save()
         self.tracker.close()
         return history
+
+
+def _enable_checkpointing(model) -> None:
+    """Activation (gradient) checkpointing with non-reentrant `torch.utils.checkpoint`; the
+    method is `activation_checkpointing_enable` from transformers 5.x on (the old name is
+    deprecated there), `gradient_checkpointing_enable` before."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _check_sharded(teacher) -> None:
+    """Refuse what FSDP does not support here: an EMA self-teacher averages (or swaps in)
+    parameters that FSDP holds as shards and re-registers in every forward pass."""
+    if getattr(teacher, "mode", None) == "ema":
+        raise ValueError(
+            "teacher_mode='ema': the EMA self-teacher averages the student's parameters, which "
+            "FSDP shards; under FSDP use --teacher-mode fixed or live (or the DDP config)"
+        )
 
 
 def _check_engine(acc) -> None:

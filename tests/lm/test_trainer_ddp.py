@@ -5,7 +5,9 @@ the global batch), also through the shipped DDP config file and with LoRA.
 FSDP: accelerate (1.x) turns FSDP on only from a multi-accelerator distributed type
 (`MULTI_GPU`, `MULTI_XPU`, `MULTI_NPU`, ...); CPU processes stay `MULTI_CPU`, so FSDP cannot run
 on CPU through accelerate. On CPU the test checks that an FSDP launch is refused (instead of
-silently running DDP); the FSDP equivalence test needs 2 GPUs and is skipped elsewhere."""
+silently running DDP); the FSDP equivalence and resume test needs CUDA (2 processes with 2 GPUs;
+with one GPU, one FSDP process: the wrapping and the sharded checkpoints, not the cross-rank
+sharding) and is skipped elsewhere."""
 
 import json
 import os
@@ -56,7 +58,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(out: Path, nproc: int, method: str, extra=(), launch=("--multi_gpu",), check=True):
+def _run(out: Path, nproc: int, method: str, extra=(), launch=None, check=True):
+    """Train in `nproc` processes: plain `python -m` for one process without `launch`, else
+    `accelerate launch` with the `launch` options (default `--multi_gpu`)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -65,7 +69,7 @@ def _run(out: Path, nproc: int, method: str, extra=(), launch=("--multi_gpu",), 
         "TRANSFORMERS_OFFLINE": "1",
     }
     train = ["-m", "sdtheory.lm.train_cli", *ARGS, "--method", method, *extra, "--out", str(out)]
-    if nproc == 1:
+    if nproc == 1 and launch is None:
         cmd = [sys.executable, *train]
     else:
         # `--cpu` with several processes goes through MPI in accelerate; `--multi_gpu` uses
@@ -74,7 +78,7 @@ def _run(out: Path, nproc: int, method: str, extra=(), launch=("--multi_gpu",), 
             sys.executable,
             "-m",
             "accelerate.commands.launch",
-            *launch,
+            *(launch or ("--multi_gpu",)),
             "--num_processes",
             str(nproc),
             "--num_machines",
@@ -100,11 +104,11 @@ CONFIGS = ROOT / "sdtheory" / "lm" / "launch"
 @pytest.mark.parametrize(
     "method, extra, launch",
     [
-        ("opsd", (), ("--multi_gpu",)),
+        ("opsd", (), None),
         (
             "gkd",
             ("--teacher-model", "tiny", "--gkd-lambda", "0.5", "--estimator", "advantage"),
-            ("--multi_gpu",),
+            None,
         ),
         # the shipped DDP config file (bf16 there; fp32 here, where gloo runs on CPU) and LoRA
         (
@@ -157,28 +161,47 @@ def test_fsdp_launch_on_cpu_is_refused(tmp_path):
     assert "FSDP was requested but accelerate runs" in res.stderr
 
 
+def test_fsdp_refuses_an_ema_self_teacher(tmp_path):
+    """Under FSDP the student's parameters are shards: an EMA of them is refused by name."""
+    from sdtheory.lm.teachers import SelfTeacher
+    from sdtheory.lm.trainers import TrainConfig, Trainer, _check_sharded
+
+    cfg = TrainConfig(
+        method="opsd", model="tiny", hidden_size=32, num_layers=2, n_train=4, n_eval=0,
+        progress=False, out=str(tmp_path), teacher_mode="ema",
+    )  # fmt: skip
+    tr = Trainer(cfg)
+    assert isinstance(tr.teacher, SelfTeacher) and tr.teacher.mode == "ema"
+    with pytest.raises(ValueError, match="teacher_mode='ema'"):
+        _check_sharded(tr.teacher)
+    _check_sharded(Trainer(cfg.replace(teacher_mode="fixed")).teacher)  # fixed and live run
+    _check_sharded(None)  # methods without a teacher
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(
-    torch.cuda.device_count() < 2,
-    reason="FSDP needs 2 GPUs: accelerate enables FSDP only on accelerators, never for CPU "
+    not torch.cuda.is_available(),
+    reason="FSDP needs CUDA: accelerate enables FSDP only on accelerators, never for CPU "
     "processes (it would run MULTI_CPU data parallel instead)",
 )
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-def test_fsdp_two_gpus_reproduce_one(tmp_path, lora):
-    """FSDP2 over 2 GPUs (the shipped config, fp32) against one process: same rewards, losses
-    within bf16-free fp32 reduction noise; an interrupted FSDP run resumes from its sharded
-    checkpoint to the same losses."""
+def test_fsdp_reproduces_one_process(tmp_path, lora):
+    """FSDP2 through the shipped config (fp32) over 2 GPUs (one FSDP process on a one-GPU
+    machine) against one plain process: same rewards, losses within fp32 reduction noise; an
+    interrupted FSDP run resumes from its sharded checkpoint to the same losses."""
+    nproc = min(2, torch.cuda.device_count())
     extra = ("--lora-rank", "4") if lora else ()
     launch = ("--config_file", str(CONFIGS / "fsdp.yaml"))
     _run(tmp_path / "one", 1, "opsd", extra)
-    _run(tmp_path / "two", 2, "opsd", extra, launch)
-    _run(tmp_path / "part", 2, "opsd", (*extra, "--steps", "2"), launch)
-    _run(tmp_path / "part", 2, "opsd", (*extra, "--resume", "true"), launch)
+    _run(tmp_path / "two", nproc, "opsd", extra, launch)
+    _run(tmp_path / "part", nproc, "opsd", (*extra, "--steps", "2"), launch)
+    _run(tmp_path / "part", nproc, "opsd", (*extra, "--resume", "true"), launch)
     recs = {}
     for name in ("one", "two", "part"):
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         recs[name] = [json.loads(x) for x in lines if '"train"' in x]
-    assert {r["processes"] for r in recs["two"]} == {2}
+    assert {r["processes"] for r in recs["two"]} == {nproc}
+    assert (tmp_path / "two" / "checkpoint" / "sharded").is_dir()  # FSDP ran, not plain DDP
     for a, b in zip(recs["one"], recs["two"], strict=True):
         assert a["reward"] == b["reward"] and a["completion_tokens"] == b["completion_tokens"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-6)
