@@ -3,7 +3,7 @@
 Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), methods.srpo-vs-grpo
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
 methods.opsd-vs-grpo (our hypotheses). Quick default ~20 s on 2 CPU cores (1 seed, 3 steps: the
-comparisons are inconclusive by construction there).
+comparisons cannot be decided there and are listed as needing a larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
     python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
         --eval-every 10 --n-eval 48 --eval-k 4
@@ -21,9 +21,9 @@ sampling seeds). Methods: GRPO, OPSD (fixed self-teacher, full solution, JSD 0.5
 prefix exposure); `--methods` adds `sdpo`. Besides held-out accuracy, the table reports the
 mean reward of the training rollouts over the last quarter of the steps (progress on the
 training problems themselves). Paired differences over seeds (same seed = same
-warm start, data order and evaluation) give the mean +- standard error; a comparison claim is
-held when the mean difference exceeds t_0.975(n-1) SE (4.30 SE at 3 seeds), failed below minus
-that, inconclusive otherwise (always with one seed).
+warm start, data order and evaluation) are decided by the one rule (`claims.check_paired`: the
+two-sided 95 % t band of the differences; held above 0, failed below, inconclusive otherwise;
+fewer than 2 seeds: needs a larger scale).
 """
 
 from __future__ import annotations
@@ -37,56 +37,21 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
-
-_SRC_OURS = ("derived", "our hypothesis; the papers' comparisons are at far larger scale")
-ALL = claims.claim(
-    "methods.all-complete",
-    "Every method of the family runs to the end of the fixed budget on the CPU setting, with "
-    "finite losses and its method-specific quantities logged.",
-    ("derived", "implementation check of sdtheory.lm.methods"),
-    "sdtheory.lm.methods",
+from sdtheory.claims.catalog.methods import (
+    ALL,
+    ATESD_VS_OPSD,
+    AVSD_VS_OPSD,
+    OPSD_VS_GRPO,
+    PACED_VS_OPSD,
+    SRPO_VS_GRPO,
 )
+
 COMPARISONS = {
-    ("paced", "opsd"): claims.claim(
-        "methods.paced-vs-opsd",
-        "At equal rollout compute, PACED pass-rate weighting of OPSD reaches a higher held-out "
-        "accuracy than unweighted OPSD.",
-        ("paper", "arXiv:2603.11178 v3 abstract: up to +8.2 over unweighted distillation"),
-        "sdtheory.lm.methods",
-        paper="paced2026",
-    ),
-    ("srpo", "grpo"): claims.claim(
-        "methods.srpo-vs-grpo",
-        "At equal rollout compute, SRPO (correct -> GRPO, failed -> self-distillation) reaches "
-        "a higher held-out accuracy than GRPO.",
-        ("paper", "arXiv:2604.02288 abstract (methods spec 1.5): SRPO improves over GRPO"),
-        "sdtheory.lm.methods",
-        paper="srpo2026",
-    ),
-    ("atesd", "opsd"): claims.claim(
-        "methods.atesd-vs-opsd",
-        "At equal rollout compute, a learned reveal ratio (ATESD) reaches a higher held-out "
-        "accuracy than OPSD with the full solution.",
-        ("secondary", "third-party review of arXiv:2605.11458: +1.97 AIME24 over OPSD, 1.7B"),
-        "sdtheory.lm.methods",
-        paper="atesd2026",
-    ),
-    ("avsd", "opsd"): claims.claim(
-        "methods.avsd-vs-opsd",
-        "At equal rollout compute, the AVSD multi-view target reaches a higher held-out accuracy "
-        "than single-view OPSD (hypothesis: the paper's numbers were not retrieved).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="avsd2026",
-    ),
-    ("opsd", "grpo"): claims.claim(
-        "methods.opsd-vs-grpo",
-        "At equal rollout compute, OPSD reaches a higher held-out accuracy than GRPO "
-        "(hypothesis: dense token-level targets vs one binary reward per rollout).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="opsd2026",
-    ),
+    ("paced", "opsd"): PACED_VS_OPSD,
+    ("srpo", "grpo"): SRPO_VS_GRPO,
+    ("atesd", "opsd"): ATESD_VS_OPSD,
+    ("avsd", "opsd"): AVSD_VS_OPSD,
+    ("opsd", "grpo"): OPSD_VS_GRPO,
 }
 
 # per-method flags on top of the shared budget (see docs/lm/methods.md)
@@ -300,15 +265,6 @@ def table(curves: list[dict], rewards: list[dict], cfg: Config) -> list[dict]:
     return rows
 
 
-def _t_crit(n: int) -> float:
-    """Two-sided 95% Student-t quantile with n - 1 degrees of freedom (nan for n < 2)."""
-    if n < 2:
-        return float("nan")
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1))
-
-
 def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.CheckResult]:
     ok = all(r["finite"] and r["logged"] and r["steps_done"] == cfg.steps for r in logs)
     out = [
@@ -320,41 +276,27 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
         )
     ]
     last = max(c["step"] for c in curves)
+
+    def fin(m):
+        rows = sorted(
+            (x for x in curves if x["method"] == m and x["step"] == last), key=lambda x: x["seed"]
+        )
+        return np.array([x["accuracy"] for x in rows])
+
     for (a, b), c in COMPARISONS.items():
-        if a not in cfg.methods or b not in cfg.methods:
-            continue
-
-        def fin(m):
-            return np.array(
-                [
-                    x["accuracy"]
-                    for x in sorted(curves, key=lambda x: x["seed"])
-                    if x["method"] == m and x["step"] == last
-                ]
+        if a in cfg.methods and b in cfg.methods:
+            out.append(
+                claims.check_paired(
+                    c,
+                    fin(a),
+                    fin(b),
+                    side=">",
+                    needs="--seeds 3 --steps 30 (the docstring's larger run)",
+                    details=f"final held-out accuracy {a} minus {b} after {cfg.steps} steps, "
+                    f"per seed: {np.round(fin(a) - fin(b), 3).tolist()}",
+                    figure="curves.png",
+                )
             )
-
-        d = fin(a) - fin(b)
-        n = len(d)
-        se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-        crit = _t_crit(n) * se
-        verdict = (
-            None
-            if not np.isfinite(se)
-            else (True if d.mean() > crit else (False if d.mean() < -crit else None))
-        )
-        res = claims.check_true(
-            c,
-            bool(verdict),
-            predicted="> 0 beyond the two-sided 95% t band",
-            measured=float(d.mean()),
-            tolerance=f"t_0.975(n-1) SE = {crit:.3g} (n = {n} paired seeds)",
-            details=f"final held-out accuracy {a} minus {b} after {cfg.steps} steps: "
-            f"{d.mean():+.3f} +- {se:.3f} (SE over {n} paired seeds)",
-            figure="curves.png",
-        )
-        if verdict is None:
-            res = dataclasses.replace(res, verdict="inconclusive")
-        out.append(res)
     return out
 
 
