@@ -7,19 +7,26 @@
   - `mode="ema"`: an exponential moving average
     $\\theta_T \\leftarrow (1-r)\\,\\theta_T + r\\,\\theta_S$ after each
     optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
-  - `mode="live"`: the current student weights under `torch.no_grad`.
+  - `mode="live"`: the current student weights under `torch.no_grad`;
+
+  a fixed or EMA teacher can also be moved by its method (`SelfTeacher.blend`: periodic
+  re-synchronisation or EMA schedules of their own, e.g. SD-Zero, UniSD).
 
   With a LoRA student (`sdtheory.lm.lora`) no copy is taken: `fixed` is the same network with
-  its adapters disabled (exactly the base model), `ema` keeps an EMA of the adapters only.
+  its adapters disabled (exactly the base model), `ema` keeps an EMA of the adapters only, and
+  `blend` moves adapter tensors of the teacher's own (a fixed teacher's start at $B = 0$: the
+  base model).
 
 * `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
   default sees the same prompt as the student; it may be any local checkpoint with its own chat
   template, but must share the student's vocabulary (`check_same_vocabulary`).
 
 This module is also the one home of the teacher prompts: `privileged_messages` (question plus
-any privileged text), `view_messages` (question plus a task view) and `reprompt_messages`
-(SDPO's question plus a successful attempt and/or feedback). `Teacher.logits/hidden` take
-`messages=` to score under any of them; methods never touch the teacher's network. The
+any privileged text), `view_messages` (question plus a task view), `reprompt_messages`
+(SDPO's question plus a successful attempt and/or feedback) and `revision_prompt_ids` (SD-Zero's
+reviser context: the student's prompt, its own attempt and an outcome cue, as token ids).
+`Teacher.logits/hidden` take `messages=` (or `prompt_ids=`) to score under any of them; methods
+never touch the teacher's network. The
 completion block is passed through unchanged (token ids, not text), so the teacher scores
 exactly the tokens the student sampled; only the prompt block differs.
 """
@@ -46,10 +53,12 @@ __all__ = [
     "ModelTeacher",
     "SelfTeacher",
     "Teacher",
+    "REVISION_CUES",
     "check_same_vocabulary",
     "make_teacher",
     "privileged_messages",
     "reprompt_messages",
+    "revision_prompt_ids",
     "view_messages",
 ]
 
@@ -60,6 +69,12 @@ TEACHER_OUTRO = (
     "Do not mention that you were given it."
 )
 REPROMPT_OUTRO = "Correctly solve the original question."  # SDPO's reprompt template [code]
+# SD-Zero's outcome cues P_r [code: princeton-pli/Self-Distillation-Zero@fdaeb0b,
+# self-distillation/nemo_rl/algorithms/distillation.py, `_P_R_PHRASES["qwen"]`]
+REVISION_CUES = {
+    1: "Let me rephrase the above solution.",
+    0: "Wait, this response is wrong. Let me correct it.",
+}
 
 
 def privileged_messages(problem: Problem, info: str) -> list[dict]:
@@ -86,6 +101,32 @@ def reprompt_messages(
         parts.append(f"Feedback on a previous attempt:\n{feedback}")
     parts.append(REPROMPT_OUTRO)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def revision_prompt_ids(tokenizer, prompt_ids, attempt_ids, reward: float) -> list[int]:
+    """SD-Zero's reviser context as token ids: the student's prompt, its attempt, then
+    `"\\n\\n" + P_r + "\\n\\n"` inside the same assistant turn, `P_r` the cue of the attempt's
+    binary reward [code: `chat(x) + y + "\\n\\n" + P_r + "\\n\\n"`, reward > 0.5 is correct].
+
+    `attempt_ids` are the attempt's tokens without its end-of-turn token (ours: the cue then
+    continues the same turn). The reviser's answer (a revision, or the attempt re-scored as a
+    teacher) follows these ids.
+    """
+    cue = REVISION_CUES[1 if float(reward) > 0.5 else 0]
+    delim = tokenizer(f"\n\n{cue}\n\n", add_special_tokens=False)["input_ids"]
+    return [*map(int, prompt_ids), *map(int, attempt_ids), *map(int, delim)]
+
+
+def _adapter_copy(model, *, zero_b: bool = False) -> dict[str, torch.nn.Parameter]:
+    """Frozen copies of `model`'s adapter tensors (with `zero_b`, LoRA's B set to 0: the
+    adapters then add nothing, so they compute the base model)."""
+    return {
+        n: torch.nn.Parameter(
+            torch.zeros_like(p) if zero_b and "lora_B" in n else p.detach().clone(),
+            requires_grad=False,
+        )
+        for n, p in adapter_parameters(model).items()
+    }
 
 
 def _frozen_copy(model):
@@ -137,24 +178,40 @@ class Teacher:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def _score(self, fn, problems, completions, completion_mask, messages):
+    def _score(self, fn, problems, completions, completion_mask, messages, prompt_ids):
         t0, was_training = time.perf_counter(), self.model.training
         self.model.eval()
         try:
-            prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            if prompt_ids is None:
+                prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            elif messages is not None:
+                raise ValueError("give messages or prompt_ids, not both")
+            elif len(prompt_ids) != len(problems):
+                raise ValueError(f"prompt_ids has {len(prompt_ids)} rows, problems {len(problems)}")
+            else:
+                prompts = [list(p) for p in prompt_ids]
             with self.weights():
                 return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
         finally:
             self.model.train(was_training)
             self.seconds += time.perf_counter() - t0
 
-    def logits(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
-        """Teacher logits `(N, T, V)` on the completion tokens (row i after row i's prompt)."""
-        return self._score(completion_logits, problems, completions, completion_mask, messages)
+    def logits(
+        self, problems, completions, completion_mask, messages=None, prompt_ids=None
+    ) -> torch.Tensor:
+        """Teacher logits `(N, T, V)` on the completion tokens (row i after row i's prompt:
+        the teacher's own, `messages[i]`, or the token ids `prompt_ids[i]`)."""
+        return self._score(
+            completion_logits, problems, completions, completion_mask, messages, prompt_ids
+        )
 
-    def hidden(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
+    def hidden(
+        self, problems, completions, completion_mask, messages=None, prompt_ids=None
+    ) -> torch.Tensor:
         """Teacher final hidden states `(N, T, H)` on the completion tokens (fused losses)."""
-        return self._score(completion_hidden, problems, completions, completion_mask, messages)
+        return self._score(
+            completion_hidden, problems, completions, completion_mask, messages, prompt_ids
+        )
 
     @property
     def lm_head_weight(self) -> torch.Tensor:
@@ -203,17 +260,16 @@ class SelfTeacher(Teacher):
         model = student if mode == "live" or self.lora else _frozen_copy(student)
         super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
         self.mode, self.ema_rate, self.student = mode, float(ema_rate), student
+        # LoRA: the teacher's own adapter tensors. An EMA teacher starts from the student's; a
+        # fixed one is the base model (adapters off) until a method moves it (`blend`).
         self.ema_adapters: dict[str, torch.nn.Parameter] = {}
-        if self.lora and mode == "ema":  # an EMA of the adapters only
-            self.ema_adapters = {
-                n: torch.nn.Parameter(p.detach().clone(), requires_grad=False)
-                for n, p in adapter_parameters(student).items()
-            }
+        if self.lora and mode == "ema":
+            self.ema_adapters = _adapter_copy(student)
 
     def weights(self) -> contextlib.AbstractContextManager:
         if not self.lora or self.mode == "live":
             return contextlib.nullcontext()
-        if self.mode == "fixed":
+        if not self.ema_adapters:  # a fixed LoRA teacher never moved: the base model
             return base_weights(self.model)
         return swapped_adapters(self.model, self.ema_adapters)
 
@@ -230,6 +286,31 @@ class SelfTeacher(Teacher):
         for t, s in zip(self.model.parameters(), src.parameters(), strict=True):
             t.lerp_(s.detach(), self.ema_rate)
 
+    @torch.no_grad()
+    def blend(self, student, rate: float) -> None:
+        r"""Move the teacher now: $\theta_T \leftarrow (1-r)\,\theta_T + r\,\theta_S$; `rate=1`
+        re-synchronises it to the student. For methods with a schedule of their own (SD-Zero's
+        periodic re-synchronisation, UniSD's EMA every N steps); not for `mode="live"`."""
+        if self.mode == "live":
+            raise ValueError("blend: a live teacher is the student itself (use fixed or ema)")
+        if not 0.0 < float(rate) <= 1.0:
+            raise ValueError(f"rate must lie in (0, 1], got {rate!r}")
+        if self.lora:  # the teacher's adapters; a never-moved fixed teacher is B = 0 (the base)
+            live = adapter_parameters(student)
+            if not self.ema_adapters:
+                self.ema_adapters = _adapter_copy(student, zero_b=True)
+            for name, t in self.ema_adapters.items():
+                if float(rate) == 1.0:
+                    t.copy_(live[name].detach())
+                else:
+                    t.lerp_(live[name].detach(), float(rate))
+            return
+        for t, s in zip(self.model.parameters(), student.parameters(), strict=True):
+            if float(rate) == 1.0:
+                t.copy_(s.detach())  # exactly the student's weights
+            else:
+                t.lerp_(s.detach(), float(rate))
+
     def state_dict(self) -> dict:
         """Teacher weights for exact resume: the EMA (of the adapters, with LoRA) or the fixed
         copy; empty for `live` and for a fixed LoRA teacher (the frozen base weights)."""
@@ -239,8 +320,11 @@ class SelfTeacher(Teacher):
 
     def load_state_dict(self, state: dict) -> None:
         if self.lora:
+            saved = state["adapters"]
+            if saved and not self.ema_adapters:  # a fixed teacher that had been moved
+                self.ema_adapters = _adapter_copy(self.student)
             for name, t in self.ema_adapters.items():
-                t.data.copy_(state["adapters"][name])
+                t.data.copy_(saved[name])
         elif self.mode != "live":
             self.model.load_state_dict(state["model"])
 

@@ -126,9 +126,41 @@ def test_ema_teacher_averages_adapters_only(tmp_path):
         assert torch.equal(p, live[n])
 
 
-@pytest.mark.parametrize("mode", ["fixed", "ema"])
-def test_lora_resume_equals_uninterrupted(tmp_path, mode):
-    base = dict(method="opsd", steps=4, teacher_mode=mode, ema_rate=0.3, **FAST)
+def test_blend_moves_the_teacher_adapters(tmp_path):
+    """`SelfTeacher.blend` (SD-Zero, UniSD) with LoRA: a fixed teacher never moved is B = 0 (the
+    base model); blending moves its adapter tensors toward the student's, rate 1 copies them."""
+    tr = Trainer(TrainConfig(method="opsd", steps=1, out=str(tmp_path), **FAST))
+    tr.train()
+    student = lora.adapter_parameters(tr.unwrapped)
+    assert tr.teacher.ema_adapters == {}
+    tr.teacher.blend(tr.unwrapped, 0.25)
+    got = tr.teacher.ema_adapters
+    assert set(got) == set(student)
+    for n, p in student.items():  # from (A, 0): A' = A_S, B' = r B_S, so the update is r times
+        want = 0.25 * p.detach() if "lora_B" in n else p.detach()
+        torch.testing.assert_close(got[n], want, rtol=1e-6, atol=0)
+    assert any(float(p.detach().abs().max()) > 0 for n, p in student.items() if "lora_B" in n)
+    tr.teacher.blend(tr.unwrapped, 1.0)  # re-synchronised: the teacher is the student exactly
+    rows, comp, mask = _score_rows(tr)
+    got = tr.teacher.logits(rows, comp, mask)
+    with torch.no_grad():
+        want = completion_logits(
+            tr.unwrapped.eval(), tr.teacher.prompts(rows), comp, mask, share_prompts=True
+        )
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "method, mode, extra",
+    [
+        ("opsd", "fixed", {}),
+        ("opsd", "ema", {}),
+        ("unisd", "fixed", {"unisd_ema_every": 1, "unisd_ema_beta": 0.5}),  # blends each step
+    ],
+    ids=["fixed", "ema", "unisd-blend"],
+)
+def test_lora_resume_equals_uninterrupted(tmp_path, method, mode, extra):
+    base = dict(method=method, steps=4, teacher_mode=mode, ema_rate=0.3, **FAST, **extra)
     full = Trainer(TrainConfig(out=str(tmp_path / "full"), **base))
     full.train()
     Trainer(TrainConfig(out=str(tmp_path / "part"), **base)).train(until=2)

@@ -110,6 +110,8 @@ CONFIGS = ROOT / "sdtheory" / "lm" / "launch"
             ("--teacher-model", "tiny", "--gkd-lambda", "0.5", "--estimator", "advantage"),
             None,
         ),
+        ("pidistill", (), None),  # two forwards of one network (StudentOutputs.under) under DDP
+        ("vpd", ("--vpd-e-every", "1"), None),  # and a reward shift from global class means
         # the shipped DDP config file (bf16 there; fp32 here, where gloo runs on CPU) and LoRA
         (
             "opsd",
@@ -117,7 +119,7 @@ CONFIGS = ROOT / "sdtheory" / "lm" / "launch"
             ("--config_file", str(CONFIGS / "ddp.yaml")),
         ),
     ],
-    ids=["opsd", "gkd", "opsd-lora-ddp-config"],
+    ids=["opsd", "gkd", "pidistill", "vpd", "opsd-lora-ddp-config"],
 )
 def test_two_processes_reproduce_one(tmp_path, method, extra, launch):
     _run(tmp_path / "one", 1, method, extra)
