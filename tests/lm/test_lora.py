@@ -235,3 +235,14 @@ def test_gradient_checkpointing_takes_the_same_steps(tmp_path, rank):
         assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
     for p, q in zip(a.unwrapped.parameters(), b.unwrapped.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_effopd_extrapolates_the_adapters_only(tmp_path):
+    """EffOPD moves trainable weights only: with LoRA the adapters, never the frozen base."""
+    tr = Trainer(TrainConfig(method="effopd", steps=1, out=str(tmp_path), **FAST))
+    adapters = lora.adapter_parameters(tr.unwrapped)
+    assert tr.method.names and all(n in adapters for n in tr.method.names)
+    before = {n: p.detach().clone() for n, p in tr.unwrapped.named_parameters()}
+    tr.train()  # step 1 is a checkpoint: the search runs
+    for n, p in tr.unwrapped.named_parameters():
+        assert n in adapters or torch.equal(p, before[n]), n
