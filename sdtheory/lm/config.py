@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core._checks import check_positive, check_positive_int, check_unit_interval
+from .env import ENVS
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
 from .teachers import TEACHER_MODES
@@ -84,6 +85,13 @@ class RunConfig:
     hidden_size: int = _h("width of the tiny/smollm2-small models", default=64)
     num_layers: int = _h("depth of the tiny/smollm2-small models", default=2)
     task: str = _h(f"task: {', '.join(TASKS)}", default="chain_sum")
+    env: str = _h(
+        "tool environment: '' = single-turn; calculator = multi-turn rollouts with a calculator "
+        "tool (<<expression>>), tool outputs attended to but never trained on "
+        "(sdtheory.lm.env)",
+        default="",
+    )
+    max_turns: int = _h("with --env: tool calls per rollout at most", default=4)
     system_prompt: str = _h(
         "system message of student and teacher prompts: 'template' = the chat template's own "
         "default (SmolLM2 adds 'You are a helpful AI assistant named SmolLM, trained by Hugging "
@@ -127,7 +135,7 @@ class RunConfig:
     def __post_init__(self):
         check_fields(
             self,
-            choices={"schedule": SCHEDULES, "task": tuple(TASKS)},
+            choices={"schedule": SCHEDULES, "task": tuple(TASKS), "env": ("", *ENVS)},
             ints={
                 "steps": 1,
                 "batch_problems": 1,
@@ -142,6 +150,7 @@ class RunConfig:
                 "eval_every": 0,
                 "save_every": 0,
                 "threads": 0,
+                "max_turns": 0,
             },
             nonneg=("lr", "weight_decay", "grad_clip", "temperature", "eval_temperature"),
         )
@@ -168,6 +177,11 @@ class TeacherConfig:
         "self-teacher weights: fixed (the initial weights), ema or live", default="fixed"
     )
     ema_rate: float = _h("EMA teacher rate r: teacher <- (1-r) teacher + r student", default=0.05)
+    ema_every: int = _h(
+        "the EMA update runs after every N-th optimiser step only (1 = each step; CurioSFT's "
+        "reference sync: --ema-rate 0.99 --ema-every 5)",
+        default=1,
+    )
     view: str = _h(
         "privileged view of the self-teacher: answer, solution or partial", default="solution"
     )
@@ -178,7 +192,12 @@ class TeacherConfig:
     )
 
     def __post_init__(self):
-        check_fields(self, choices={"teacher_mode": TEACHER_MODES, "view": VIEWS}, unit=("rho",))
+        check_fields(
+            self,
+            choices={"teacher_mode": TEACHER_MODES, "view": VIEWS},
+            unit=("rho",),
+            ints={"ema_every": 1},
+        )
         if not 0.0 < self.ema_rate <= 1.0:
             raise ValueError(f"ema_rate must lie in (0, 1], got {self.ema_rate!r}")
         _check_model("teacher_model", self.teacher_model)

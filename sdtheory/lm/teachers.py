@@ -6,15 +6,21 @@
   - `mode="fixed"`: the frozen initial weights (a copy taken at construction);
   - `mode="ema"`: an exponential moving average
     $\\theta_T \\leftarrow (1-r)\\,\\theta_T + r\\,\\theta_S$ after each
-    optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
+    optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]), or after every
+    $N$-th step only (`ema_every`; CurioSFT's reference "mixup" sync is $r=0.99$, $N=5$ [code]);
   - `mode="live"`: the current student weights under `torch.no_grad`.
+
+  The kind `"reference"` is the same network under the student's own prompt (no privileged
+  view): a reference copy, as CurioSFT's self-teacher, or a base for prompts a method passes
+  per batch (Skill-SD's skill-conditioned prompt).
 
 * `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
   default sees the same prompt as the student.
 
 This module is also the one home of the teacher prompts: `privileged_messages` (question plus
-any privileged text), `view_messages` (question plus a task view) and `reprompt_messages`
-(SDPO's question plus a successful attempt and/or feedback). `Teacher.logits/hidden` take
+any privileged text), `view_messages` (question plus a task view), `reprompt_messages`
+(SDPO's question plus a successful attempt and/or feedback) and `skill_messages` (the student's
+prompt plus retrieved skills, Skill-SD). `Teacher.logits/hidden` take
 `messages=` to score under any of them; methods never touch the teacher's network. The
 completion block is passed through unchanged (token ids, not text), so the teacher scores
 exactly the tokens the student sampled; only the prompt block differs.
@@ -43,6 +49,7 @@ __all__ = [
     "make_teacher",
     "privileged_messages",
     "reprompt_messages",
+    "skill_messages",
     "view_messages",
 ]
 
@@ -53,6 +60,7 @@ TEACHER_OUTRO = (
     "Do not mention that you were given it."
 )
 REPROMPT_OUTRO = "Correctly solve the original question."  # SDPO's reprompt template [code]
+SKILL_INTRO = "Skills learned from earlier attempts at tasks like this one:"  # ours (Skill-SD)
 
 
 def privileged_messages(problem: Problem, info: str) -> list[dict]:
@@ -79,6 +87,18 @@ def reprompt_messages(
         parts.append(f"Feedback on a previous attempt:\n{feedback}")
     parts.append(REPROMPT_OUTRO)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def skill_messages(task: Task, problem: Problem, skills: Sequence[str]) -> list[dict]:
+    """Skill-SD's teacher prompt: the student's own messages with the retrieved skills appended
+    to the last one, one per line (the student never sees them) [paper: Skill-SD abstract,
+    "skills serve as dynamic privileged information conditioning only the teacher"; wording
+    ours]. No skills: the student's prompt unchanged."""
+    msgs = [dict(m) for m in task.student_messages(problem)]
+    if skills:
+        lines = "\n".join(f"- {s}" for s in skills)
+        msgs[-1]["content"] = f"{msgs[-1]['content']}\n\n{SKILL_INTRO}\n{lines}"
+    return msgs
 
 
 def _frozen_copy(model):
@@ -168,6 +188,7 @@ class SelfTeacher(Teacher):
         mode: `"fixed"`, `"ema"` or `"live"`.
         view: privileged view, one of `sdtheory.lm.tasks.VIEWS`.
         ema_rate: EMA rate $r \\in (0, 1]$ (only for `mode="ema"`).
+        ema_every: the EMA update runs after every `ema_every`-th optimiser step (1: each).
     """
 
     def __init__(
@@ -180,6 +201,7 @@ class SelfTeacher(Teacher):
         view="solution",
         rho=0.5,
         ema_rate=0.05,
+        ema_every=1,
         system=None,
     ):
         if mode not in TEACHER_MODES:
@@ -188,11 +210,17 @@ class SelfTeacher(Teacher):
             raise ValueError(f"ema_rate must lie in (0, 1], got {ema_rate!r}")
         model = student if mode == "live" else _frozen_copy(student)
         super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
+        if isinstance(ema_every, bool) or not isinstance(ema_every, int) or ema_every < 1:
+            raise ValueError(f"ema_every must be an integer >= 1, got {ema_every!r}")
         self.mode, self.ema_rate, self.student = mode, float(ema_rate), student
+        self.ema_every, self.updates = ema_every, 0
 
     @torch.no_grad()
     def update(self, student=None) -> None:
         if self.mode != "ema":
+            return
+        self.updates += 1
+        if self.updates % self.ema_every:
             return
         src = self.student if student is None else student
         for t, s in zip(self.model.parameters(), src.parameters(), strict=True):
@@ -200,11 +228,14 @@ class SelfTeacher(Teacher):
 
     def state_dict(self) -> dict:
         """Teacher weights (fixed/EMA) for exact resume; empty for `live`."""
-        return {} if self.mode == "live" else {"model": self.model.state_dict()}
+        if self.mode == "live":
+            return {}
+        return {"model": self.model.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict) -> None:
         if self.mode != "live":
             self.model.load_state_dict(state["model"])
+            self.updates = int(state.get("updates", 0))
 
 
 class ModelTeacher(Teacher):
@@ -220,22 +251,24 @@ class ModelTeacher(Teacher):
 
 def make_teacher(kind, student, tokenizer, task, cfg, *, teacher_model=None, system=None):
     """The teacher a method asks for: `"self"` (a `SelfTeacher` of the student, from
-    `cfg.teacher`) or `"model"` (a `ModelTeacher`; built from `cfg.teacher.teacher_model` when
-    `teacher_model` is not given, seeded with the run's seed + 1)."""
+    `cfg.teacher`), `"reference"` (the same under the student's own prompt) or `"model"` (a
+    `ModelTeacher`; built from `cfg.teacher.teacher_model` when `teacher_model` is not given,
+    seeded with the run's seed + 1)."""
     tc, device = cfg.teacher, next(student.parameters()).device
-    if kind == "self":
+    if kind in ("self", "reference"):
         return SelfTeacher(
             student,
             tokenizer,
             task,
             mode=tc.teacher_mode,
-            view=tc.view,
+            view=tc.view if kind == "self" else None,
             rho=tc.rho,
             ema_rate=tc.ema_rate,
+            ema_every=tc.ema_every,
             system=system,
         )
     if kind != "model":
-        raise ValueError(f"kind must be 'self' or 'model', got {kind!r}")
+        raise ValueError(f"kind must be 'self', 'reference' or 'model', got {kind!r}")
     if teacher_model is None:
         r = cfg.run
         teacher_model, _ = build_model(

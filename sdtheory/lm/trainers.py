@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
+from .env import multiturn_sample, with_env
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
 from .models import build_model
 from .rollout import completion_hidden, pass_rates, sample, stop_ids
@@ -107,7 +108,8 @@ class Trainer:
                 run.model, hidden_size=run.hidden_size, num_layers=run.num_layers, seed=run.seed
             )
         self.tok = tokenizer
-        self.task = task or make_task(run.task)
+        self.task = with_env(task or make_task(run.task), run.env)
+        self.env = getattr(self.task, "env", None) if run.env else None
         self.system = None if run.system_prompt == "template" else run.system_prompt
         self.train_set, self.eval_set = self.task.split(run.n_train, run.n_eval, seed=run.seed)
         model.to(self.acc.device)
@@ -190,6 +192,7 @@ class Trainer:
             lo,
             self.stops,
             self.acc.device,
+            self.env,
         )
         ro = self.method.collect(sources, problems, step)
         rows = [problems[int(g)] for g in ro.group]
@@ -298,17 +301,21 @@ class Trainer:
         problems = self.eval_set if problems is None else problems
         if not problems:
             return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
-        ro = sample(
-            self.unwrapped,
-            self.student_prompts(problems),
+        kw = dict(
             max_new_tokens=run.max_new_tokens,
             stop_token_ids=self.stops,
-            pad_id=self.pad,
             temperature=run.eval_temperature,
             top_p=run.top_p,
             seed=run.seed + 7919,
             k=run.eval_k,
         )
+        prompts = self.student_prompts(problems)
+        if self.env is None:
+            ro = sample(self.unwrapped, prompts, pad_id=self.pad, **kw)
+        else:
+            ro = multiturn_sample(
+                self.unwrapped, self.tok, self.env, prompts, max_turns=run.max_turns, **kw
+            )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]

@@ -308,6 +308,10 @@ _LOGGED = {
     "srpo": ("srpo_frac_distill", "srpo_frac_grpo", "teacher_entropy", "grpo_loss"),
     "avsd": ("avsd_gate", "avsd_alignment", "avsd_proportionality", "avsd_jensen"),
     "atesd": ("atesd_rho",),
+    "sod": ("sod_weight_mean", "sod_steps_mean", "sod_clip_frac", "grpo_loss"),
+    "skillsd": ("skillsd_memory_size", "skillsd_memory_size_after", "is_ratio_mean", "grpo_loss"),
+    "curiosft": ("curio_nll", "curio_tau_mean", "student_entropy", "teacher_entropy"),
+    "pskd": ("pskd_alpha", "pskd_stored_frac", "pskd_label_mass"),
 }
 # per-method flags of the CLI and resume runs: a tiny separate teacher, short ATESD holds
 _EXTRA = {
@@ -317,6 +321,10 @@ _EXTRA = {
     "srpo": dict(teacher_mode="ema"),
     "paced": dict(paced_memory=0.5),
     "atesd": dict(atesd_hold=2, teacher_mode="ema"),
+    "sod": dict(teacher_model="tiny", env="calculator", max_turns=2),
+    "skillsd": dict(teacher_mode="ema", env="calculator"),
+    "curiosft": dict(teacher_mode="ema", ema_rate=0.99, ema_every=2, curio_topk=8),
+    "pskd": dict(n_train=4, pskd_topk=8),  # epoch 1 (steps 3-4) trains on stored predictions
 }
 
 
@@ -378,7 +386,13 @@ def test_every_method_resumes_exactly(tmp_path, method):
     if full.teacher is not None:
         assert _same(full.teacher.model.state_dict(), resumed.teacher.model.state_dict())
     assert _same(full.method.state_dict(), resumed.method.state_dict())
-    stateful = {"paced": "table", "taid": "schedule", "atesd": "controller"}
+    stateful = {
+        "paced": "table",
+        "taid": "schedule",
+        "atesd": "controller",
+        "skillsd": "memory",
+        "pskd": "store",
+    }
     assert list(full.method.state_dict()) == ([stateful[method]] if method in stateful else [])
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
 
@@ -406,6 +420,13 @@ def test_help_lists_every_method_flag():
         "--avsd-views",
         "--atesd-hold",
         "--atesd-gamma",
+        "--env",
+        "--max-turns",
+        "--ema-every",
+        "--sod-delta",
+        "--skillsd-skills",
+        "--curio-tau-min",
+        "--pskd-alpha-max",
     ):
         assert flag in text
 
