@@ -27,7 +27,7 @@ tokens per rollout for both; the same steps and problems per step). Tool use (`-
 calculator`, `sdtheory.lm.env`): a second warm start SFTs on the worked solutions written as
 calculator transcripts (`<<a + b>> = c`, tool outputs masked), then GRPO (`grpo-tool`), SOD
 (whose separate teacher is the same warm start trained `--teacher-sft-steps` steps from another
-seed) and Skill-SD (EMA self-teacher) train from it. Supervised (no rollouts; one worked solution
+seed) and Skill-SD (self-teacher synced every step at rate 0.05) train from it. Supervised (no rollouts; one worked solution
 per problem per step, from the plain warm start): plain SFT (`sft` = `curiosft` with
 `--distill-weight 0`), CurioSFT (reference synced every 5 steps by the 0.99 mixup) and PS-KD. Besides held-out accuracy, the table reports the
 mean reward of the training rollouts over the last quarter of the steps (progress on the
@@ -123,9 +123,9 @@ METHOD_FLAGS = {
     # registered method under another label
     "grpo-tool": dict(method="grpo", env="calculator"),
     "sod": dict(env="calculator", teacher_model="tiny"),
-    "skillsd": dict(env="calculator", teacher_mode="ema"),
+    "skillsd": dict(env="calculator"),
     "sft": dict(method="curiosft", distill_weight=0.0),
-    "curiosft": dict(teacher_mode="ema", ema_rate=0.99, ema_every=5),
+    "curiosft": {},
     "pskd": dict(pskd_topk=0),
 }
 TOOL_METHODS = ("grpo-tool", "sod", "skillsd")

@@ -177,11 +177,6 @@ class TeacherConfig:
         "self-teacher weights: fixed (the initial weights), ema or live", default="fixed"
     )
     ema_rate: float = _h("EMA teacher rate r: teacher <- (1-r) teacher + r student", default=0.05)
-    ema_every: int = _h(
-        "the EMA update runs after every N-th optimiser step only (1 = each step; CurioSFT's "
-        "reference sync: --ema-rate 0.99 --ema-every 5)",
-        default=1,
-    )
     view: str = _h(
         "privileged view of the self-teacher: answer, solution or partial", default="solution"
     )
@@ -192,12 +187,7 @@ class TeacherConfig:
     )
 
     def __post_init__(self):
-        check_fields(
-            self,
-            choices={"teacher_mode": TEACHER_MODES, "view": VIEWS},
-            unit=("rho",),
-            ints={"ema_every": 1},
-        )
+        check_fields(self, choices={"teacher_mode": TEACHER_MODES, "view": VIEWS}, unit=("rho",))
         if not 0.0 < self.ema_rate <= 1.0:
             raise ValueError(f"ema_rate must lie in (0, 1], got {self.ema_rate!r}")
         _check_model("teacher_model", self.teacher_model)

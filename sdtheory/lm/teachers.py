@@ -6,13 +6,15 @@
   - `mode="fixed"`: the frozen initial weights (a copy taken at construction);
   - `mode="ema"`: an exponential moving average
     $\\theta_T \\leftarrow (1-r)\\,\\theta_T + r\\,\\theta_S$ after each
-    optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]), or after every
-    $N$-th step only (`ema_every`; CurioSFT's reference "mixup" sync is $r=0.99$, $N=5$ [code]);
-  - `mode="live"`: the current student weights under `torch.no_grad`.
+    optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
+  - `mode="live"`: the current student weights under `torch.no_grad`;
+
+  a fixed or EMA teacher can also be moved by its method (`SelfTeacher.blend`: periodic
+  re-synchronisation or EMA schedules of their own, e.g. SD-Zero, UniSD).
 
   The kind `"reference"` is the same network under the student's own prompt (no privileged
-  view): a reference copy, as CurioSFT's self-teacher, or a base for prompts a method passes
-  per batch (Skill-SD's skill-conditioned prompt).
+  view): CurioSFT's reference copy, or the base of prompts a method passes per batch
+  (Skill-SD's skill-conditioned prompt).
 
 * `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
   default sees the same prompt as the student.
@@ -188,7 +190,6 @@ class SelfTeacher(Teacher):
         mode: `"fixed"`, `"ema"` or `"live"`.
         view: privileged view, one of `sdtheory.lm.tasks.VIEWS`.
         ema_rate: EMA rate $r \\in (0, 1]$ (only for `mode="ema"`).
-        ema_every: the EMA update runs after every `ema_every`-th optimiser step (1: each).
     """
 
     def __init__(
@@ -201,7 +202,6 @@ class SelfTeacher(Teacher):
         view="solution",
         rho=0.5,
         ema_rate=0.05,
-        ema_every=1,
         system=None,
     ):
         if mode not in TEACHER_MODES:
@@ -210,32 +210,38 @@ class SelfTeacher(Teacher):
             raise ValueError(f"ema_rate must lie in (0, 1], got {ema_rate!r}")
         model = student if mode == "live" else _frozen_copy(student)
         super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
-        if isinstance(ema_every, bool) or not isinstance(ema_every, int) or ema_every < 1:
-            raise ValueError(f"ema_every must be an integer >= 1, got {ema_every!r}")
         self.mode, self.ema_rate, self.student = mode, float(ema_rate), student
-        self.ema_every, self.updates = ema_every, 0
 
     @torch.no_grad()
     def update(self, student=None) -> None:
         if self.mode != "ema":
             return
-        self.updates += 1
-        if self.updates % self.ema_every:
-            return
         src = self.student if student is None else student
         for t, s in zip(self.model.parameters(), src.parameters(), strict=True):
             t.lerp_(s.detach(), self.ema_rate)
 
+    @torch.no_grad()
+    def blend(self, student, rate: float) -> None:
+        r"""Move the teacher now: $\theta_T \leftarrow (1-r)\,\theta_T + r\,\theta_S$; `rate=1`
+        re-synchronises it to the student. For methods with a schedule of their own (SD-Zero's
+        periodic re-synchronisation, UniSD's EMA every N steps); not for `mode="live"`."""
+        if self.mode == "live":
+            raise ValueError("blend: a live teacher is the student itself (use fixed or ema)")
+        if not 0.0 < float(rate) <= 1.0:
+            raise ValueError(f"rate must lie in (0, 1], got {rate!r}")
+        for t, s in zip(self.model.parameters(), student.parameters(), strict=True):
+            if float(rate) == 1.0:
+                t.copy_(s.detach())  # exactly the student's weights
+            else:
+                t.lerp_(s.detach(), float(rate))
+
     def state_dict(self) -> dict:
         """Teacher weights (fixed/EMA) for exact resume; empty for `live`."""
-        if self.mode == "live":
-            return {}
-        return {"model": self.model.state_dict(), "updates": self.updates}
+        return {} if self.mode == "live" else {"model": self.model.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         if self.mode != "live":
             self.model.load_state_dict(state["model"])
-            self.updates = int(state.get("updates", 0))
 
 
 class ModelTeacher(Teacher):
@@ -264,7 +270,6 @@ def make_teacher(kind, student, tokenizer, task, cfg, *, teacher_model=None, sys
             view=tc.view if kind == "self" else None,
             rho=tc.rho,
             ema_rate=tc.ema_rate,
-            ema_every=tc.ema_every,
             system=system,
         )
     if kind != "model":

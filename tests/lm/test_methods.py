@@ -310,7 +310,7 @@ _LOGGED = {
     "atesd": ("atesd_rho",),
     "sod": ("sod_weight_mean", "sod_steps_mean", "sod_clip_frac", "grpo_loss"),
     "skillsd": ("skillsd_memory_size", "skillsd_memory_size_after", "is_ratio_mean", "grpo_loss"),
-    "curiosft": ("curio_nll", "curio_tau_mean", "student_entropy", "teacher_entropy"),
+    "curiosft": ("curio_nll", "curio_tau_mean", "student_entropy", "curio_synced"),
     "pskd": ("pskd_alpha", "pskd_stored_frac", "pskd_label_mass"),
 }
 # per-method flags of the CLI and resume runs: a tiny separate teacher, short ATESD holds
@@ -322,8 +322,8 @@ _EXTRA = {
     "paced": dict(paced_memory=0.5),
     "atesd": dict(atesd_hold=2, teacher_mode="ema"),
     "sod": dict(teacher_model="tiny", env="calculator", max_turns=2),
-    "skillsd": dict(teacher_mode="ema", env="calculator"),
-    "curiosft": dict(teacher_mode="ema", ema_rate=0.99, ema_every=2, curio_topk=8),
+    "skillsd": dict(env="calculator", skillsd_sync_every=2),
+    "curiosft": dict(curio_sync_every=2, curio_topk=8),
     "pskd": dict(n_train=4, pskd_topk=8),  # epoch 1 (steps 3-4) trains on stored predictions
 }
 
@@ -422,7 +422,6 @@ def test_help_lists_every_method_flag():
         "--atesd-gamma",
         "--env",
         "--max-turns",
-        "--ema-every",
         "--sod-delta",
         "--skillsd-skills",
         "--curio-tau-min",

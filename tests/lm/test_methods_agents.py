@@ -338,7 +338,7 @@ def test_skill_rewards_sign_follows_the_reward():
 def test_skillsd_loss_and_prompts_by_hand(tmp_path):
     """With skills in memory: the teacher prompt of each rollout holds its problem's picked
     skills and the student prompt none; the loss is GRPO + lambda * IW sampled reverse KL."""
-    cfg = TrainConfig(method="skillsd", env="calculator", teacher_mode="ema", distill_weight=0.5,
+    cfg = TrainConfig(method="skillsd", env="calculator", distill_weight=0.5,
                       skillsd_skills=1, out=str(tmp_path), **FAST)  # fmt: skip
     tr = Trainer(cfg)
     for s in ("What worked: <<N + N>> = N The answer is N.", "Mistake to avoid (x): y"):
@@ -403,7 +403,8 @@ def test_agent_configs_reject_bad_values():
         (dict(method="skillsd", skillsd_is_clip=0.0), "skillsd_is_clip"),
         (dict(env="abacus"), "env"),
         (dict(max_turns=-1), "max_turns"),
-        (dict(ema_every=0), "ema_every"),
+        (dict(method="skillsd", teacher_mode="ema"), "teacher_mode must be fixed or live"),
+        (dict(method="skillsd", skillsd_sync_rate=0.0), "skillsd_sync_rate"),
     ]:
         with pytest.raises(ValueError, match=match):
             TrainConfig(**bad)

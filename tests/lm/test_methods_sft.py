@@ -16,7 +16,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from scipy.optimize import brentq  # noqa: E402
 
-from sdtheory.lm import models, teachers  # noqa: E402
+from sdtheory.lm import models  # noqa: E402
 from sdtheory.lm.losses import (  # noqa: E402
     fused_linear_soft_target_cross_entropy,
     soft_target_cross_entropy,
@@ -25,7 +25,6 @@ from sdtheory.lm.losses import (  # noqa: E402
 from sdtheory.lm.methods.curiosft import entropy_target, select_temperature  # noqa: E402
 from sdtheory.lm.methods.pskd import TargetStore, pskd_alpha, refined_targets  # noqa: E402
 from sdtheory.lm.methods.shared import token_logprobs  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 from sdtheory.testing.asserts import tolerance  # noqa: E402
 
@@ -117,7 +116,7 @@ def test_temperature_stays_in_range(values, scale):
 
 @pytest.mark.claim("methods.curiosft-loss")
 def test_curiosft_loss_by_hand(tmp_path):
-    cfg = TrainConfig(method="curiosft", teacher_mode="ema", distill_weight=0.7, curio_topk=8,
+    cfg = TrainConfig(method="curiosft", distill_weight=0.7, curio_topk=8,
                       out=str(tmp_path), **FAST)  # fmt: skip
     tr = Trainer(cfg)
     batch = tr.make_batch(0)
@@ -143,24 +142,28 @@ def test_curiosft_loss_by_hand(tmp_path):
 
 
 @pytest.mark.claim("methods.curiosft-reference-sync")
-def test_reference_mixup_sync_every_fifth_step():
-    tok = models.tiny_tokenizer()
-    net = models.small_model(tok, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1)
-    ref = teachers.SelfTeacher(net, tok, make_task("chain_sum"), mode="ema", view=None,
-                               ema_rate=0.99, ema_every=5)  # fmt: skip
-    init = copy.deepcopy(ref.model.state_dict())
+def test_reference_mixup_sync_every_fifth_step(tmp_path):
+    """After optimiser steps 1-4 the reference keeps its weights; after step 5 it is
+    0.01 ref + 0.99 student, as the code's sync before its 6th reference forward."""
+    from types import SimpleNamespace
+
+    tr = Trainer(TrainConfig(method="curiosft", out=str(tmp_path), **FAST))
+    assert tr.method.options.curio_sync_every == 5 and tr.method.options.curio_mixup == 0.99
+    init = copy.deepcopy(tr.teacher.model.state_dict())
     with torch.no_grad():
-        for p in net.parameters():
+        for p in tr.unwrapped.parameters():
             p.add_(1.0)
-    for _ in range(4):
-        ref.update(net)
-        assert all(torch.equal(a, init[k]) for k, a in ref.model.state_dict().items())
-    ref.update(net)
-    for (k, a), s in zip(ref.model.state_dict().items(), net.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, torch.lerp(init[k], s, 0.99))
-    assert ref.state_dict()["updates"] == 5
-    with pytest.raises(ValueError, match="ema_every"):
-        teachers.SelfTeacher(net, tok, make_task("chain_sum"), mode="ema", ema_every=0)
+    for step in range(4):
+        assert tr.method.after_step(SimpleNamespace(step=step), {}) == {"curio_synced": False}
+        assert all(torch.equal(a, init[k]) for k, a in tr.teacher.model.state_dict().items())
+    assert tr.method.after_step(SimpleNamespace(step=4), {}) == {"curio_synced": True}
+    student = tr.unwrapped.state_dict()
+    for k, a in tr.teacher.model.state_dict().items():
+        torch.testing.assert_close(a, torch.lerp(init[k], student[k], 0.99))
+    with pytest.raises(ValueError, match="teacher_mode must be fixed or live"):
+        TrainConfig(method="curiosft", teacher_mode="ema")
+    with pytest.raises(ValueError, match="curio_mixup"):
+        TrainConfig(method="curiosft", curio_mixup=0.0)
 
 
 # ----------------------------------------------------------------------------- PS-KD

@@ -14,10 +14,12 @@ copy of the model under the student's prompt at a per-token temperature (`select
 the code's constants): $H$ = entropy of the softmax of the teacher's top-512 logits at
 $\tau=1$; target $H^*=H+\tfrac12\,\sigma(2(H-1.2))$; $\tau_t\in[1.1,1.5]$ by 20 bisection steps on
 $H_{\rm top512}(z/\tau)=H^*$, clamped to the interval; tokens whose full-vocabulary entropy is
-$\le 0.03$ ("factual") get $\tau=1.1$ [code]. The reference is synchronised every 5 steps by
+$\le 0.03$ ("factual") get $\tau=1.1$ [code]. The reference starts as a copy of the model
+and is synchronised after every 5th optimiser step by the mixup
 $\theta_{\rm ref}\leftarrow0.01\,\theta_{\rm ref}+0.99\,\theta$ [code: `ref_model_sync_steps=5`,
-`ref_model_mixup_alpha=0.99`]: here `--teacher-mode ema --ema-rate 0.99 --ema-every 5`
-(the defaults, `fixed`, keep the initial weights as the reference).
+`ref_model_mixup_alpha=0.99`] (`--curio-sync-every`, `--curio-mixup`; `SelfTeacher.blend`).
+`--teacher-mode live` makes the reference the current model (no sync); `ema` is refused (it
+would move the reference twice).
 """
 
 from __future__ import annotations
@@ -110,14 +112,18 @@ class CurioSFTConfig:
     curio_factual_entropy: float = _h(
         "CurioSFT: tokens whose teacher entropy is at most this get tau_min", 0.03
     )
+    curio_sync_every: int = _h("CurioSFT: mix the reference toward the model every N steps", 5)
+    curio_mixup: float = _h("CurioSFT: ref <- (1 - mixup) ref + mixup model at a sync", 0.99)
 
     def __post_init__(self):
         check_fields(
             self,
-            ints={"curio_topk": 1},
+            ints={"curio_topk": 1, "curio_sync_every": 1},
             positive=("curio_tau_min", "curio_tau_max"),
             nonneg=("curio_factual_entropy",),
         )
+        if not 0.0 < self.curio_mixup <= 1.0:
+            raise ValueError(f"curio_mixup must lie in (0, 1], got {self.curio_mixup!r}")
         if self.curio_tau_min > self.curio_tau_max:
             raise ValueError(
                 f"curio_tau_min must be <= curio_tau_max, got {self.curio_tau_min} > "
@@ -138,6 +144,11 @@ class CurioSFT(Method):
         d, g = cls.weights(cfg)
         if g > 0:
             raise ValueError(f"grpo_weight must be 0 for {cls.name} (it has no GRPO term), got {g}")
+        if d > 0 and cfg.teacher.teacher_mode == "ema":
+            raise ValueError(
+                "teacher_mode must be fixed or live for curiosft (it syncs its reference itself: "
+                "--curio-sync-every, --curio-mixup), got 'ema'"
+            )
 
     def collect(self, sources, problems, step):
         return sources.demonstrations(problems)
@@ -175,3 +186,11 @@ class CurioSFT(Method):
             ent = torch.stack([entropy(torch.log_softmax(z[i].float(), -1)) for i in range(len(z))])
         metrics["student_entropy"] = masked_mean(ent, m)
         return loss, metrics
+
+    def after_step(self, batch, metrics):
+        """The reference mixup after every `curio_sync_every`-th step [code]."""
+        o, t = self.options, self.teacher
+        sync = t is not None and t.mode != "live" and (batch.step + 1) % o.curio_sync_every == 0
+        if sync:
+            t.blend(self.ctx.student, o.curio_mixup)
+        return {"curio_synced": sync}

@@ -15,8 +15,11 @@ over the assistant tokens of the student's (multi-turn, `--env calculator`) roll
 teacher under `teachers.skill_messages` (the student's prompt plus the retrieved skills), $g$ =
 `--grpo-weight` and $\lambda$ = `--distill-weight` (both 1: ours), $c$ = `--skillsd-is-clip`
 (ours, SDPO's 2). The skill memory, its UCB retrieval and the bandit reward are ours
-(`sdtheory.lm.methods.skills`). The teacher is the `reference` self-teacher: use `--teacher-mode
-ema` (or `live`) for the synchronisation, whose schedule was not found.
+(`sdtheory.lm.methods.skills`). The teacher is the `reference` self-teacher, synchronised with
+the student after every `--skillsd-sync-every` steps by
+$\theta_T\leftarrow(1-r)\theta_T+r\theta$, $r$ = `--skillsd-sync-rate` (ours: every step, SDPO's
+EMA rate 0.05; the paper's schedule was not found); `--teacher-mode live` uses the student
+itself, `ema` is refused (it would move the teacher twice).
 
 Each step: skills for every problem are picked by UCB before the loss; after it, each picked arm
 gets the reward of its rollouts, and the first successful and the first failed rollout of the
@@ -72,14 +75,27 @@ class SkillSDConfig:
     skillsd_ucb_c: float = _h("Skill-SD: UCB exploration coefficient c (ours: 1)", 1.0)
     skillsd_is_clip: float = _h("Skill-SD (ours): clip of the importance weight p/p_old", 2.0)
     skillsd_max_chars: int = _h("Skill-SD (ours): length of a skill summary in characters", 160)
+    skillsd_sync_every: int = _h("Skill-SD (ours): sync the teacher every N steps", 1)
+    skillsd_sync_rate: float = _h(
+        "Skill-SD (ours): teacher <- (1 - rate) teacher + rate student at a sync", 0.05
+    )
 
     def __post_init__(self):
         check_fields(
             self,
-            ints={"skillsd_skills": 0, "skillsd_memory": 1, "skillsd_max_chars": 16},
+            ints={
+                "skillsd_skills": 0,
+                "skillsd_memory": 1,
+                "skillsd_max_chars": 16,
+                "skillsd_sync_every": 1,
+            },
             nonneg=("skillsd_ucb_c",),
             positive=("skillsd_is_clip",),
         )
+        if not 0.0 < self.skillsd_sync_rate <= 1.0:
+            raise ValueError(
+                f"skillsd_sync_rate must lie in (0, 1], got {self.skillsd_sync_rate!r}"
+            )
 
 
 class SkillSD(Method):
@@ -92,6 +108,15 @@ class SkillSD(Method):
     min_k = 2
     needs_distill = False
     mixes_grpo = True
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        super().check(cfg)
+        if cls.weights(cfg)[0] > 0 and cfg.teacher.teacher_mode == "ema":
+            raise ValueError(
+                "teacher_mode must be fixed or live for skillsd (it syncs its teacher itself: "
+                "--skillsd-sync-every, --skillsd-sync-rate), got 'ema'"
+            )
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -156,6 +181,9 @@ class SkillSD(Method):
                     self.memory.add(summarize(texts[i], r[i], tool=tool, max_chars=chars))
         out["skillsd_memory_size_after"] = len(self.memory)
         self._picks = []
+        t, o = self.teacher, self.options
+        if t is not None and t.mode != "live" and (batch.step + 1) % o.skillsd_sync_every == 0:
+            t.blend(self.ctx.student, o.skillsd_sync_rate)
         return out
 
     def state_dict(self) -> dict:
