@@ -4,8 +4,9 @@ Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), 
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
 methods.opsd-vs-grpo (our hypotheses); methods.sod-vs-grpo, methods.skillsd-vs-grpo (their
 abstracts; in the calculator environment), methods.curiosft-vs-sft, methods.curiosft-entropy and
-methods.pskd-vs-sft (their abstracts; supervised on worked solutions). Quick default ~20 s on 2 CPU cores (1 seed, 3 steps: the
-comparisons are inconclusive by construction there).
+methods.pskd-vs-sft (their abstracts; supervised on worked solutions). Quick default ~1 min on 2
+CPU cores (1 seed, 3 steps: the comparisons cannot be decided there and are listed as needing a
+larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
     python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
         --eval-every 10 --n-eval 48 --eval-k 4
@@ -48,60 +49,25 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.methods import (
+    ALL,
+    ATESD_VS_OPSD,
+    AVSD_VS_OPSD,
+    OPSD_VS_GRPO,
+    PACED_VS_OPSD,
+    SRPO_VS_GRPO,
+)
 from sdtheory.claims.catalog.methods_curiosft import CURIO_ENTROPY, CURIO_VS_SFT
 from sdtheory.claims.catalog.methods_pskd import PSKD_VS_SFT
 from sdtheory.claims.catalog.methods_skillsd import SKILLSD_VS_GRPO
 from sdtheory.claims.catalog.methods_sod import SOD_VS_GRPO
 
-_SRC_OURS = ("derived", "our hypothesis; the papers' comparisons are at far larger scale")
-ALL = claims.claim(
-    "methods.all-complete",
-    "Every method of the family runs to the end of the fixed budget on the CPU setting, with "
-    "finite losses and its method-specific quantities logged.",
-    ("derived", "implementation check of sdtheory.lm.methods"),
-    "sdtheory.lm.methods",
-)
 COMPARISONS = {
-    ("paced", "opsd"): claims.claim(
-        "methods.paced-vs-opsd",
-        "At equal rollout compute, PACED pass-rate weighting of OPSD reaches a higher held-out "
-        "accuracy than unweighted OPSD.",
-        ("paper", "arXiv:2603.11178 v3 abstract: up to +8.2 over unweighted distillation"),
-        "sdtheory.lm.methods",
-        paper="paced2026",
-    ),
-    ("srpo", "grpo"): claims.claim(
-        "methods.srpo-vs-grpo",
-        "At equal rollout compute, SRPO (correct -> GRPO, failed -> self-distillation) reaches "
-        "a higher held-out accuracy than GRPO.",
-        ("paper", "arXiv:2604.02288 abstract (methods spec 1.5): SRPO improves over GRPO"),
-        "sdtheory.lm.methods",
-        paper="srpo2026",
-    ),
-    ("atesd", "opsd"): claims.claim(
-        "methods.atesd-vs-opsd",
-        "At equal rollout compute, a learned reveal ratio (ATESD) reaches a higher held-out "
-        "accuracy than OPSD with the full solution.",
-        ("secondary", "third-party review of arXiv:2605.11458: +1.97 AIME24 over OPSD, 1.7B"),
-        "sdtheory.lm.methods",
-        paper="atesd2026",
-    ),
-    ("avsd", "opsd"): claims.claim(
-        "methods.avsd-vs-opsd",
-        "At equal rollout compute, the AVSD multi-view target reaches a higher held-out accuracy "
-        "than single-view OPSD (hypothesis: the paper's numbers were not retrieved).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="avsd2026",
-    ),
-    ("opsd", "grpo"): claims.claim(
-        "methods.opsd-vs-grpo",
-        "At equal rollout compute, OPSD reaches a higher held-out accuracy than GRPO "
-        "(hypothesis: dense token-level targets vs one binary reward per rollout).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="opsd2026",
-    ),
+    ("paced", "opsd"): PACED_VS_OPSD,
+    ("srpo", "grpo"): SRPO_VS_GRPO,
+    ("atesd", "opsd"): ATESD_VS_OPSD,
+    ("avsd", "opsd"): AVSD_VS_OPSD,
+    ("opsd", "grpo"): OPSD_VS_GRPO,
     ("sod", "grpo-tool"): SOD_VS_GRPO,
     ("skillsd", "grpo-tool"): SKILLSD_VS_GRPO,
     ("curiosft", "sft"): CURIO_VS_SFT,
