@@ -430,6 +430,19 @@ def test_help_lists_every_method_flag():
         assert flag in text
 
 
+@pytest.mark.parametrize("method", method_names())
+def test_train_method_help(method, capsys):
+    """`sdtheory train METHOD --help` exits 0 and shows the method's own flag group."""
+    from sdtheory import cli
+    from sdtheory.lm.methods import get_method
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", method, "--help"])
+    assert e.value.code == 0
+    group = getattr(get_method(method).Config, "_argument_group_name", None)
+    assert group is None or f"{group}:" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [
