@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The self-distillation method family on SmolLM2-135M-Instruct, easy chain_sum arithmetic:
-# GRPO, OPSD, PACED-OPSD, SRPO, AVSD, ATESD at the same rollout budget; curves + table + figure.
-# Two more families, each at equal compute within itself: tool use in the calculator environment
-# (GRPO, SOD, Skill-SD from a student SFT'd on calculator transcripts; SOD's separate teacher is
-# the same SFT run three times longer) and supervised training on worked solutions (plain SFT,
-# CurioSFT, PS-KD). Every comparison goes through claims.check_paired (checks.json): with one
-# seed each is listed as needing a larger scale (more seeds), never decided.
+# GRPO, OPSD, PACED-OPSD, SRPO, AVSD, ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD at
+# the same rollout budget; curves + table + figure + checks.json. Two more families, each at
+# equal compute within itself: tool use in the calculator environment (GRPO, SOD, Skill-SD from a
+# student SFT'd on calculator transcripts; SOD's separate teacher is the same SFT run three times
+# longer) and supervised training on worked solutions (plain SFT, CurioSFT, PS-KD). Every
+# comparison goes through claims.check_paired (checks.json): with one seed each is listed as
+# needing a larger scale (more seeds), never decided.
 #
-#   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 16 min (an estimate: not
+#   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 30 min (an estimate: not
 #                                                  # yet run on a GPU, see docs/lm/methods.md)
 #   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~1 min)
 #
@@ -24,7 +25,7 @@ OUT="${1:-results/gpu_methods}"
 PY="${PYTHON:-python}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 cd "$(dirname "$0")/.."
-METHODS=(grpo opsd paced srpo avsd atesd)
+METHODS=(grpo opsd paced srpo avsd atesd sdzero pidistill piopsd effopd unisd vpd)
 TOOL_METHODS=(grpo-tool sod skillsd)
 SFT_METHODS=(sft curiosft pskd)
 
@@ -56,6 +57,14 @@ declare -A FLAGS=(
   [sft]="--distill-weight 0"
   [curiosft]=""
   [pskd]=""
+  # issue 18. SD-Zero's self-revision steps sample k/2 attempts + at most as many revisions;
+  # EffOPD's validation rollouts are extra: its comparison is made at equal total rollouts.
+  [sdzero]="--teacher-mode fixed --sdzero-srt-steps 2 --sdzero-sync-every 4"
+  [pidistill]="--view solution"
+  [piopsd]="--view solution"
+  [effopd]="--teacher-mode fixed --view solution --divergence jsd --beta 0.5 --effopd-val-problems 4 --effopd-candidates 2"
+  [unisd]="--view solution"
+  [vpd]="--vpd-e-every 2"
 )
 declare -A METHOD=([grpo-tool]=grpo [sft]=curiosft)  # a label that runs another method
 export_hf() {  # a run's checkpoint -> a model directory for --model / --teacher-model
@@ -140,13 +149,35 @@ for name, data in (("curves.csv", rows), ("table.csv", table)):
         w = csv.DictWriter(f, fieldnames=list(data[0]))
         w.writeheader()
         w.writerows(data)
-final = {t["method"]: t["final_accuracy"] for t in table}
-simio.save_checks(out, [
-    claims.check_paired(c, [final[a]], [final[b]], side=">", scale="gpu",
-                        needs="several seeds (rerun with --seed 1, 2, ... and pair the runs)",
-                        details=f"final held-out accuracy {a} minus {b}, one seed")
-    for (a, b), c in COMPARISONS.items() if a in final and b in final
-])
-print(f"wrote {out / 'curves.csv'}, {out / 'table.csv'}, checks.json and {out / 'methods.png'}")
+print(f"wrote {out / 'curves.csv'}, {out / 'table.csv'} and {out / 'methods.png'}")
+
+# each comparison by the one rule (one seed here: needs more seeds, not counted)
+import numpy as np
+from sdtheory.claims.catalog import (methods_effopd, methods_pidistill, methods_sdzero,
+                                     methods_unisd, methods_vpd)
+
+pairs = {("sdzero", "grpo"): methods_sdzero.VS_GRPO,
+         ("pidistill", "piopsd"): methods_pidistill.VS_PIOPSD,
+         ("effopd", "opsd"): methods_effopd.VS_OPSD, ("unisd", "opsd"): methods_unisd.VS_OPSD,
+         ("vpd", "grpo"): methods_vpd.VS_GRPO, **COMPARISONS}
+final = {r["method"]: r["final_accuracy"] for r in table}
+checks = []
+for (a, b), c in pairs.items():
+    if a not in final or b not in final:
+        continue
+    x = final[a]
+    if a == "effopd":  # its last evaluation within the others' training rollouts
+        recs = [json.loads(l) for l in (out / a / "metrics.jsonl").read_text().splitlines()]
+        tr = [r for r in recs if r["kind"] == "train"]
+        run = json.loads((out / a / "config.json").read_text())
+        budget = run["steps"] * run["batch_problems"] * run["k"]
+        spent = {0: 0, **{r["step"]: r["effopd_total_rollouts"] for r in tr}}
+        ev = {r["step"]: r["accuracy"] for r in recs if r["kind"] == "eval"}
+        x = ev[max(s for s in ev if spent[s] <= budget)]
+    checks.append(claims.check_paired(c, np.array([x]), np.array([final[b]]), side=">",
+                                      needs="several seeds of this script", scale="gpu",
+                                      details=f"final held-out accuracy {a} minus {b}, one seed"))
+    print(f"{c.id}: {checks[-1].verdict} ({a} {x:.3f} vs {b} {final[b]:.3f})")
+simio.save_checks(out, checks)
 PYEOF
 echo "total $(( $(date +%s) - start )) s"

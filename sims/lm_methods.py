@@ -21,16 +21,26 @@ same warm-started weights and gets the same budget: `--steps` optimiser steps of
 rate, and the same evaluation (avg@`--eval-k` on `--n-eval` held-out problems, identical
 sampling seeds). Methods: GRPO, OPSD (fixed self-teacher, full solution, JSD 0.5), PACED-OPSD
 (p(1-p) weights), SRPO (EMA self-teacher), AVSD (3 views, sampled reverse KL), ATESD (learned
-prefix exposure); `--methods` adds `sdpo`.
+prefix exposure), SD-Zero (1 self-revision step, then distillation to the reviser context),
+pi-Distill and PI-OPSD (shared-parameter privileged teacher), EffOPD (OPSD + weight
+extrapolation), UniSD (agreement, clipping, hidden matching) and VPD (E-step + M-step);
+`--methods` adds `sdpo`. Rollout compute per step is the same for every method (SD-Zero's
+self-revision step samples k/2 attempts and at most as many revisions); EffOPD's validation
+rollouts are extra, so its comparison is made at equal *total* rollouts: its accuracy at its
+last evaluation whose training + validation rollouts do not exceed OPSD's final training
+rollouts (`compute_matched`; needs a larger scale when that is the untrained start). Claims of
+the five: methods.sdzero-vs-grpo, methods.pidistill-vs-piopsd, methods.effopd-vs-opsd,
+methods.unisd-vs-opsd, methods.vpd-vs-grpo (`check_equal_compute`).
 
 Two more families, each compared within itself at equal compute (`--tool-new-tokens` generated
-tokens per rollout for both; the same steps and problems per step). Tool use (`--env
-calculator`, `sdtheory.lm.env`): a second warm start SFTs on the worked solutions written as
-calculator transcripts (`<<a + b>> = c`, tool outputs masked), then GRPO (`grpo-tool`), SOD
-(whose separate teacher is the same warm start trained `--teacher-sft-steps` steps from another
-seed) and Skill-SD (self-teacher synced every step at rate 0.05) train from it. Supervised (no rollouts; one worked solution
-per problem per step, from the plain warm start): plain SFT (`sft` = `curiosft` with
-`--distill-weight 0`), CurioSFT (reference synced every 5 steps by the 0.99 mixup) and PS-KD. Besides held-out accuracy, the table reports the
+tokens per rollout for both; the same steps and problems per step). Tool use (`--env calculator`,
+`sdtheory.lm.env`): a second warm start SFTs on the worked solutions written as calculator
+transcripts (`<<a + b>> = c`, tool outputs masked), then GRPO (`grpo-tool`), SOD (whose separate
+teacher is the same warm start trained `--teacher-sft-steps` steps from another seed) and Skill-SD
+(self-teacher synced every step at rate 0.05) train from it. Supervised (no rollouts; one worked
+solution per problem per step, from the plain warm start): plain SFT (`sft` = `curiosft` with
+`--distill-weight 0`), CurioSFT (reference synced every 5 steps by the 0.99 mixup) and PS-KD.
+Besides held-out accuracy, the table reports the
 mean reward of the training rollouts over the last quarter of the steps (progress on the
 training problems themselves). Paired differences over seeds (same seed = same
 warm start, data order and evaluation) are decided by the one rule (`claims.check_paired`: the
@@ -85,6 +95,20 @@ METHOD_FLAGS = {
     "sdpo": dict(teacher_mode="ema", divergence="jsd", beta=0.5),
     "avsd": dict(teacher_mode="fixed"),
     "atesd": dict(teacher_mode="fixed", divergence="jsd", beta=0.5, atesd_hold=2),
+    # issue 18 (our CPU-scale choices: one self-revision step, short EffOPD searches)
+    "sdzero": dict(sdzero_srt_steps=1, sdzero_sync_every=5),
+    "pidistill": dict(view="solution"),
+    "piopsd": dict(view="solution"),
+    "effopd": dict(
+        teacher_mode="fixed",
+        view="solution",
+        divergence="jsd",
+        beta=0.5,
+        effopd_val_problems=4,
+        effopd_candidates=2,
+    ),
+    "unisd": dict(view="solution"),
+    "vpd": dict(vpd_e_every=2),
     # the tool family (calculator environment) and the supervised family; `method` runs a
     # registered method under another label
     "grpo-tool": dict(method="grpo", env="calculator"),
@@ -107,6 +131,21 @@ _LOGGED = {
     "sft": "student_entropy",
     "curiosft": "curio_tau_mean",
     "pskd": "pskd_alpha",
+    "sdzero": "sdzero_phase",
+    "pidistill": "pid_is_ratio_mean",
+    "piopsd": "grpo_loss",
+    "effopd": "effopd_total_rollouts",
+    "unisd": "unisd_weight_mean",
+    "vpd": "vpd_estep",
+}
+# issue 18: comparisons at equal rollout compute (`check_equal_compute`), claims in
+# sdtheory.claims.catalog.methods_<name>
+EQUAL_COMPUTE = {
+    ("sdzero", "grpo"): ("methods_sdzero", "VS_GRPO"),
+    ("pidistill", "piopsd"): ("methods_pidistill", "VS_PIOPSD"),
+    ("effopd", "opsd"): ("methods_effopd", "VS_OPSD"),
+    ("unisd", "opsd"): ("methods_unisd", "VS_OPSD"),
+    ("vpd", "grpo"): ("methods_vpd", "VS_GRPO"),
 }
 
 
@@ -120,6 +159,12 @@ class Config:
             "srpo",
             "avsd",
             "atesd",
+            "sdzero",
+            "pidistill",
+            "piopsd",
+            "effopd",
+            "unisd",
+            "vpd",
             "grpo-tool",
             "sod",
             "skillsd",
@@ -422,6 +467,78 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
     return out
 
 
+def compute_matched(curves: list[dict], cfg: Config, out: Path, method: str = "effopd"):
+    """Per seed: the held-out accuracy of `method` at its last evaluation whose total rollouts
+    (training + validation, `effopd_total_rollouts`) are at most the other methods' final
+    training rollouts (`steps` x `batch_problems` x `k`), and that evaluation's step."""
+    budget = cfg.steps * cfg.batch_problems * cfg.k
+    acc, steps = [], []
+    for seed in sorted({c["seed"] for c in curves if c["method"] == method}):
+        log = out / "runs" / f"{method}-s{seed}" / "metrics.jsonl"
+        recs = [json.loads(x) for x in log.read_text().splitlines()]
+        spent = {
+            0: 0,
+            **{r["step"]: r["effopd_total_rollouts"] for r in recs if r["kind"] == "train"},
+        }
+        ev = {
+            c["step"]: c["accuracy"] for c in curves if c["method"] == method and c["seed"] == seed
+        }
+        step = max(s for s in ev if spent[s] <= budget)
+        acc.append(ev[step])
+        steps.append(step)
+    return np.array(acc), steps
+
+
+def check_equal_compute(curves: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]:
+    """The issue-18 comparisons (`EQUAL_COMPUTE`), each by `claims.check_paired` on the final
+    held-out accuracy paired over seeds; EffOPD at equal total rollouts (`compute_matched`)."""
+    import importlib
+
+    def fin(m):
+        last = max(c["step"] for c in curves if c["method"] == m)
+        rows = sorted(
+            (c for c in curves if c["method"] == m and c["step"] == last), key=lambda c: c["seed"]
+        )
+        return np.array([c["accuracy"] for c in rows])
+
+    res = []
+    for (a, b), (mod, name) in EQUAL_COMPUTE.items():
+        if a not in cfg.methods or b not in cfg.methods:
+            continue
+        c = getattr(importlib.import_module(f"sdtheory.claims.catalog.{mod}"), name)
+        needs = "--seeds 3 --steps 30 (the docstring's larger run)"
+        treat, note = fin(a), f"final held-out accuracy {a} minus {b} after {cfg.steps} steps"
+        if a == "effopd":
+            treat, at = compute_matched(curves, cfg, out, a)
+            note = (
+                f"{a} at its last evaluation within {b}'s rollouts (steps {at}, validation "
+                f"counted) minus {b} after {cfg.steps} steps"
+            )
+            if min(at) == 0:  # the validation cost leaves no trained evaluation to compare
+                res.append(
+                    claims.needs_scale(
+                        c,
+                        needs,
+                        predicted="> 0",
+                        measured=float(np.mean(treat - fin(b))),
+                        details=f"{note}: the validation cost leaves no trained evaluation",
+                    )
+                )
+                continue
+        res.append(
+            claims.check_paired(
+                c,
+                treat,
+                fin(b),
+                side=">",
+                needs=needs,
+                details=f"{note}, per seed: {np.round(treat - fin(b), 3).tolist()}",
+                figure="curves.png",
+            )
+        )
+    return res
+
+
 def plot(curves: list[dict], rewards: list[dict], cfg: Config):
     with simio.style() as plt:
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -475,12 +592,12 @@ def main(argv: list[str] | None = None) -> Path:
     (out / "table.json").write_text(json.dumps(rows, indent=1))
     for r in rows:
         print(
-            f"  {r['method']:5s} final accuracy {r['final_accuracy_mean']:.3f} +- "
+            f"  {r['method']:9s} final accuracy {r['final_accuracy_mean']:.3f} +- "
             f"{r['final_accuracy_se']:.3f} (start {r['start_accuracy']:.3f}); late training "
             f"reward {r['late_train_reward_mean']:.3f} +- {r['late_train_reward_se']:.3f}"
         )
     simio.save_figure(plot(curves, rewards, cfg), out / "curves")
-    simio.save_checks(out, check(curves, logs, cfg))
+    simio.save_checks(out, check(curves, logs, cfg) + check_equal_compute(curves, cfg, out))
     return out
 
 

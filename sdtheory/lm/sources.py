@@ -7,11 +7,14 @@
   which train on these tokens with the same loop). They come from the task itself (the
   generators' step solutions, champ's step solutions; else "The answer is ..."): nothing is
   downloaded.
+* `generate(prompts, row_ids, stream)`: one completion per row after arbitrary prompt ids
+  (a revision after the student's own attempt, a sample of the privileged-context teacher),
+  row `i` seeded by `(seed, stream, row_ids[i])`, so each stream has its own draws.
 
-With a tool environment (`--env`, `sdtheory.lm.env`) both are multi-turn: `policy` samples
-assistant spans and tool outputs (`env.multiturn_sample`), `demonstrations` turns the worked
-solution's arithmetic steps into tool calls; tool outputs are attended to but masked from every
-loss (`Rollouts.loss_mask`), for any method.
+With a tool environment (`--env`, `sdtheory.lm.env`) `policy` and `demonstrations` are
+multi-turn: `policy` samples assistant spans and tool outputs (`env.multiturn_sample`),
+`demonstrations` turns the worked solution's arithmetic steps into tool calls; tool outputs are
+attended to but masked from every loss (`Rollouts.loss_mask`), for any method.
 
 A method with another source (a replay buffer) builds its `Rollouts` in `collect` from the same
 pieces: `sample` for generation, `prompt_ids` for student prompts.
@@ -57,10 +60,15 @@ class DataSources:
     device: Any
     env: Any = None
 
-    def policy(self, problems: list) -> Rollouts:
+    def row_ids(self, problems: list) -> list[int]:
+        """Global ids of the `k` rows per problem of `policy` (its row seeds)."""
         run = self.run
         base = self.step * run.batch_problems + self.first_row
-        seeds = [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
+        return [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
+
+    def policy(self, problems: list) -> Rollouts:
+        run = self.run
+        seeds = self.row_ids(problems)
         if self.env is not None:
             return multiturn_sample(
                 self.model,
@@ -87,6 +95,25 @@ class DataSources:
             seed=run.seed,
             row_seeds=seeds,
             k=run.k,
+        )
+
+    def generate(self, prompts: list, row_ids: list[int], stream: int = 1) -> Rollouts:
+        """One completion per row after `prompts[i]` (token ids), sampled as `policy` samples;
+        row `i` draws from `(seed, stream, row_ids[i])` (`stream >= 1`: disjoint from `policy`'s
+        draws). `group` is the row index (set it to the rows' problems)."""
+        if int(stream) < 1:
+            raise ValueError(f"stream must be >= 1 (0 is the policy's), got {stream!r}")
+        run = self.run
+        return sample(
+            self.model,
+            prompts,
+            max_new_tokens=run.max_new_tokens,
+            stop_token_ids=self.stop_ids,
+            pad_id=self.tokenizer.pad_token_id,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            seed=run.seed + 100_003 * int(stream),
+            row_seeds=list(row_ids),
         )
 
     def demonstrations(self, problems: list) -> Rollouts:

@@ -1,6 +1,7 @@
 """`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
-ATESD; multi-turn tool use: SOD, Skill-SD) and supervised self-distillation on worked solutions
-(CurioSFT, PS-KD) on a language model; SmolLM2-135M-Instruct by default.
+ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD; multi-turn tool use: SOD, Skill-SD) and
+supervised self-distillation on worked solutions (CurioSFT, PS-KD) on a language model;
+SmolLM2-135M-Instruct by default.
 
     sdtheory train opsd --task chain_sum --steps 50 --out runs/opsd
     sdtheory train paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL

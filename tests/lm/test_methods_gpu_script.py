@@ -1,6 +1,7 @@
 """The GPU script `scripts/gpu_methods.sh` passes at CPU scale (`--tiny`)."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ pytest.importorskip("reasoning_gym")
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"grpo", "opsd", "paced", "srpo", "avsd", "atesd"}
 METHODS |= {"grpo-tool", "sod", "skillsd", "sft", "curiosft", "pskd"}
+METHODS |= {"sdzero", "pidistill", "piopsd", "effopd", "unisd", "vpd"}
 
 
 @pytest.mark.slow
@@ -34,10 +36,8 @@ def test_gpu_methods_script_tiny(tmp_path):
     table = list(csv.DictReader(open(tmp_path / "table.csv")))
     assert {r["method"] for r in table} == METHODS
     assert (tmp_path / "methods.png").stat().st_size > 10_000
-    import json
-
     checks = json.loads((tmp_path / "checks.json").read_text())
     ids = {c["claim_id"] for c in checks}
     assert {"methods.sod-vs-grpo", "methods.pskd-vs-sft", "methods.paced-vs-opsd"} <= ids
-    assert {c["verdict"] for c in checks} == {"needs-scale"}  # one seed decides nothing
+    assert all(c["verdict"] == "needs-scale" for c in checks)  # one seed decides nothing
     assert (tmp_path / "warm-teacher" / "hf" / "config.json").is_file()

@@ -11,17 +11,17 @@ from sdtheory.symbolic import krr_scale as sks  # noqa: E402
 from sdtheory.theory.krr_scale import certificate_constants  # noqa: E402
 
 
-@pytest.mark.claim("krr.scale.certificate-bounds-error")
+@pytest.mark.claim("krr.scale-certificate-bounds-error")
 def test_residual_identity_for_generic_symmetric_kernels():
     assert sks.prove_residual_identity(dim=3)
 
 
-@pytest.mark.claim("krr.scale.certificate-bounds-error")
+@pytest.mark.claim("krr.scale-certificate-bounds-error")
 def test_error_recursion_unrolls_to_the_certificate_sum():
     assert sks.prove_error_unrolling(max_tau=6)
 
 
-@pytest.mark.claim("krr.scale.certificate-bounds-error")
+@pytest.mark.claim("krr.scale-certificate-bounds-error")
 def test_filter_norm_constants():
     assert sks.prove_certificate_constants()
     assert sks.prove_filter_substitution()

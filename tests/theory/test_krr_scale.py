@@ -49,7 +49,7 @@ def _alpha_arg(draw_seq, steps, seed):
 # ============================================================================ exact features
 
 
-@pytest.mark.claim("krr.scale.features-exact")
+@pytest.mark.claim("krr.scale-features-exact")
 @given(
     feature_matrices(max_condition=1e4),
     st.floats(-2.0, 1.0),
@@ -90,7 +90,7 @@ def test_from_features_equals_the_full_closed_form_and_refits(phi, log_lam, step
     np.testing.assert_allclose(phi @ low.weights(steps, alpha), low.predict(steps, alpha))
 
 
-@pytest.mark.claim("krr.scale.features-exact")
+@pytest.mark.claim("krr.scale-features-exact")
 def test_from_features_shrinkage_rate_multi_output_and_optimal_alpha():
     rng = np.random.default_rng(0)
     phi = rng.standard_normal((60, 8))
@@ -225,7 +225,7 @@ def test_rpcholesky_stops_at_the_numerical_rank_and_uniform_sampling():
 # ============================================================================ certificate
 
 
-@pytest.mark.claim("krr.scale.certificate-bounds-error")
+@pytest.mark.claim("krr.scale-certificate-bounds-error")
 @given(
     adversarial_psd_kernels(max_condition=1e12),
     st.floats(-8.0, 1.0),
@@ -257,7 +257,7 @@ def test_certificate_bounds_the_error_on_adversarial_spectra(
         assert e_inf <= c_inf * (1 + 1e-9) + _floor(k_norm, lam * alpha + 1e-300, 1, n, y)
 
 
-@pytest.mark.claim("krr.scale.certificate-bounds-error")
+@pytest.mark.claim("krr.scale-certificate-bounds-error")
 @given(
     adversarial_psd_kernels(max_condition=1e8),
     st.floats(-4.0, 0.0),
@@ -293,7 +293,7 @@ def _rbf_problem(n=500, p=3, gamma=3.0, seed=0):
     return x, y
 
 
-@pytest.mark.claim("krr.scale.certificate-tight")
+@pytest.mark.claim("krr.scale-certificate-tight")
 @pytest.mark.parametrize("rank", [30, 80, 200])
 @pytest.mark.parametrize("lam", [1e-1, 1e-3])
 def test_residual_certificate_is_within_10x_of_the_error(rank, lam):
@@ -377,7 +377,7 @@ def test_nystrom_validation():
 # ============================================================================ PCG
 
 
-@pytest.mark.claim("krr.scale.pcg-certified")
+@pytest.mark.claim("krr.scale-pcg-certified")
 @given(
     adversarial_psd_kernels(max_condition=1e10),
     st.floats(-6.0, 0.0),
