@@ -10,6 +10,10 @@ larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
     python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
         --eval-every 10 --n-eval 48 --eval-k 4
+and for the tool-use and supervised families (their table there, ~21 min):
+    python sims/lm_methods.py --methods grpo-tool sod skillsd sft curiosft pskd --seeds 3 \
+        --steps 30 --sft-steps 300 --sft-lr 1e-2 --teacher-sft-steps 900 --eval-every 10 \
+        --n-eval 48 --eval-k 4
 
 Setting. A tiny Llama (tiny byte-BPE tokenizer, `--hidden-size` x `--num-layers`) on 2-term,
 1-digit `chain_sum` (a +/- b). It is warm-started by supervised fine-tuning (`--sft-steps`) on
