@@ -10,7 +10,7 @@
 #
 #   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 30 min (an estimate: not
 #                                                  # yet run on a GPU, see docs/lm/methods.md)
-#   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~1 min)
+#   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~6 min)
 #
 # Writes OUT_DIR/<method>/{metrics.jsonl,eval.csv,checkpoint/}, OUT_DIR/curves.csv,
 # OUT_DIR/table.csv, OUT_DIR/checks.json and OUT_DIR/methods.png (warm starts: OUT_DIR/warm-*).
