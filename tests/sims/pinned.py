@@ -48,6 +48,11 @@ VERDICTS: dict[str, dict[str, str]] = {
         "methods.atesd-vs-opsd": "needs-scale",
         "methods.avsd-vs-opsd": "needs-scale",
         "methods.opsd-vs-grpo": "needs-scale",
+        "methods.sdzero-vs-grpo": "needs-scale",
+        "methods.pidistill-vs-piopsd": "needs-scale",
+        "methods.effopd-vs-opsd": "needs-scale",
+        "methods.unisd-vs-opsd": "needs-scale",
+        "methods.vpd-vs-grpo": "needs-scale",
     },
     "meta_capacity": {
         "meta.capacity-arithmetic-fixed-point": "held",
