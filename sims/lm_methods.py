@@ -4,7 +4,7 @@ Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), 
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
 methods.opsd-vs-grpo (our hypotheses); methods.sod-vs-grpo, methods.skillsd-vs-grpo (their
 abstracts; in the calculator environment), methods.curiosft-vs-sft, methods.curiosft-entropy and
-methods.pskd-vs-sft (their abstracts; supervised on worked solutions). Quick default ~1 min on 2
+methods.pskd-vs-sft (their abstracts; supervised on worked solutions). Quick default ~70 s on 2
 CPU cores (1 seed, 3 steps: the comparisons cannot be decided there and are listed as needing a
 larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
