@@ -41,7 +41,7 @@ def pskd_alpha(epoch: int, epochs: int, alpha_max: float = 0.8) -> float:
     [code: `main.py`].
 
     Examples:
-        >>> [pskd_alpha(t, 4) for t in range(4)]
+        >>> [round(pskd_alpha(t, 4), 12) for t in range(4)]
         [0.2, 0.4, 0.6, 0.8]
     """
     if int(epochs) < 1 or not 0 <= int(epoch):
