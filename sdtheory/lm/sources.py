@@ -48,6 +48,9 @@ class DataSources:
         stop_ids: end-of-turn token ids.
         device: where the token tensors live.
         env: the tool environment (`None`: single-turn).
+        all_done: `sample`'s stopping rule across processes (`None`: this process's rows);
+            set under FSDP, where every process must run the same forward passes. A method
+            that calls `sample` itself passes it on.
     """
 
     model: Any
@@ -59,6 +62,7 @@ class DataSources:
     stop_ids: list[int]
     device: Any
     env: Any = None
+    all_done: Callable[[torch.Tensor], bool] | None = None
 
     def row_ids(self, problems: list) -> list[int]:
         """Global ids of the `k` rows per problem of `policy` (its row seeds)."""
@@ -95,6 +99,7 @@ class DataSources:
             seed=run.seed,
             row_seeds=seeds,
             k=run.k,
+            all_done=self.all_done,
         )
 
     def generate(self, prompts: list, row_ids: list[int], stream: int = 1) -> Rollouts:
@@ -114,6 +119,7 @@ class DataSources:
             top_p=run.top_p,
             seed=run.seed + 100_003 * int(stream),
             row_seeds=list(row_ids),
+            all_done=self.all_done,
         )
 
     def demonstrations(self, problems: list) -> Rollouts:

@@ -38,10 +38,10 @@ __all__ = ["build_parser", "config_from_argv", "main"]
 
 
 def _config_classes() -> list[type]:
-    from .config import LossConfig, RunConfig, TeacherConfig
+    from .config import AdapterConfig, LossConfig, RunConfig, TeacherConfig
     from .methods import option_configs
 
-    return [RunConfig, TeacherConfig, LossConfig, *option_configs()]
+    return [RunConfig, TeacherConfig, LossConfig, AdapterConfig, *option_configs()]
 
 
 def build_parser(prog: str = "sdtheory train"):
@@ -97,9 +97,9 @@ def config_from_argv(argv: Sequence[str]):
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     parts = {type(o): o for o in objs if dataclasses.is_dataclass(o)}
-    run, teacher, loss = (parts[c] for c in classes[:3])
+    run, teacher, loss, lora = (parts[c] for c in classes[:4])
     method = get_method(run.method)
-    for c in classes[3:]:  # options of other methods must stay at their defaults
+    for c in classes[4:]:  # options of other methods must stay at their defaults
         if c is not method.Config and parts[c] != c():
             bad = [
                 f.name
@@ -109,7 +109,7 @@ def config_from_argv(argv: Sequence[str]):
             flags = ", ".join("--" + b.replace("_", "-") for b in bad)
             raise ValueError(f"{flags}: not an option of {method.name} ({c._argument_group_name})")
     options = parts.get(method.Config) if method.Config else None
-    return TrainConfig(run=run, teacher=teacher, loss=loss, options=options)
+    return TrainConfig(run=run, teacher=teacher, loss=loss, options=options, lora=lora)
 
 
 def _write_eval_csv(out: Path) -> Path:
