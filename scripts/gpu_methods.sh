@@ -67,22 +67,6 @@ declare -A FLAGS=(
   [vpd]="--vpd-e-every 2"
 )
 declare -A METHOD=([grpo-tool]=grpo [sft]=curiosft)  # a label that runs another method
-export_hf() {  # a run's checkpoint -> a model directory for --model / --teacher-model
-  "$PY" - "$1/checkpoint/state.pt" "$2" <<'PYEOF'
-import sys
-
-import torch
-
-from sdtheory.lm.models import build_model
-
-state = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
-c = state["config"]
-model, tok = build_model(c["model"], hidden_size=c["hidden_size"], num_layers=c["num_layers"])
-model.load_state_dict(state["model"])
-model.save_pretrained(sys.argv[2])
-tok.save_pretrained(sys.argv[2])
-PYEOF
-}
 mkdir -p "$OUT"
 start=$(date +%s)
 run() {  # LABEL [extra flags...]
@@ -98,7 +82,7 @@ for w in student teacher; do
   n=$WARM_STEPS; [[ $w == teacher ]] && n=$(( 3 * WARM_STEPS ))
   "$PY" -m sdtheory.lm.train_cli --method curiosft --distill-weight 0 --env calculator \
     "${COMMON[@]}" --steps "$n" --eval-every 0 --out "$OUT/warm-$w"
-  export_hf "$OUT/warm-$w" "$OUT/warm-$w/hf"
+  "$PY" -m sdtheory.lm.export "$OUT/warm-$w" "$OUT/warm-$w/hf"  # `sdtheory export`
 done
 for m in "${TOOL_METHODS[@]}"; do
   extra=(--model "$OUT/warm-student/hf")
