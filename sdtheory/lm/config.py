@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core._checks import check_positive, check_positive_int, check_unit_interval
+from .env import ENVS
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
 from .teachers import TEACHER_MODES
@@ -87,6 +88,13 @@ class RunConfig:
     hidden_size: int = _h("width of the tiny/smollm2-small models", default=64)
     num_layers: int = _h("depth of the tiny/smollm2-small models", default=2)
     task: str = _h(f"task: {', '.join(TASKS)}", default="chain_sum")
+    env: str = _h(
+        "tool environment: '' = single-turn; calculator = multi-turn rollouts with a calculator "
+        "tool (<<expression>>), tool outputs attended to but never trained on "
+        "(sdtheory.lm.env)",
+        default="",
+    )
+    max_turns: int = _h("with --env: tool calls per rollout at most", default=4)
     system_prompt: str = _h(
         "system message of student and teacher prompts: 'template' = the chat template's own "
         "default (SmolLM2 adds 'You are a helpful AI assistant named SmolLM, trained by Hugging "
@@ -143,7 +151,12 @@ class RunConfig:
     def __post_init__(self):
         check_fields(
             self,
-            choices={"schedule": SCHEDULES, "task": tuple(TASKS), "report_to": REPORT_TO},
+            choices={
+                "schedule": SCHEDULES,
+                "task": tuple(TASKS),
+                "env": ("", *ENVS),
+                "report_to": REPORT_TO,
+            },
             ints={
                 "steps": 1,
                 "batch_problems": 1,
@@ -158,6 +171,7 @@ class RunConfig:
                 "eval_every": 0,
                 "save_every": 0,
                 "threads": 0,
+                "max_turns": 0,
             },
             nonneg=("lr", "weight_decay", "grad_clip", "temperature", "eval_temperature"),
         )
