@@ -26,6 +26,7 @@ from typing import Any
 
 from ..core._checks import check_positive, check_positive_int, check_unit_interval
 from .device import DEVICES, PRECISIONS
+from .env import ENVS
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
 from .teachers import TEACHER_MODES
@@ -93,6 +94,13 @@ class RunConfig:
         "`sdtheory bundle` or `write_task_set`) instead of generating them; --task is then unused",
         default="",
     )
+    env: str = _h(
+        "tool environment: '' = single-turn; calculator = multi-turn rollouts with a calculator "
+        "tool (<<expression>>), tool outputs attended to but never trained on "
+        "(sdtheory.lm.env)",
+        default="",
+    )
+    max_turns: int = _h("with --env: tool calls per rollout at most", default=4)
     system_prompt: str = _h(
         "system message of student and teacher prompts: 'template' = the chat template's own "
         "default (SmolLM2 adds 'You are a helpful AI assistant named SmolLM, trained by Hugging "
@@ -160,6 +168,7 @@ class RunConfig:
                 "task": tuple(TASKS),
                 "device": DEVICES,
                 "precision": PRECISIONS,
+                "env": ("", *ENVS),
                 "report_to": REPORT_TO,
             },
             ints={
@@ -176,6 +185,7 @@ class RunConfig:
                 "eval_every": 0,
                 "save_every": 0,
                 "threads": 0,
+                "max_turns": 0,
             },
             nonneg=("lr", "weight_decay", "grad_clip", "temperature", "eval_temperature"),
         )

@@ -12,6 +12,10 @@
   a fixed or EMA teacher can also be moved by its method (`SelfTeacher.blend`: periodic
   re-synchronisation or EMA schedules of their own, e.g. SD-Zero, UniSD).
 
+  The kind `"reference"` is the same network under the student's own prompt (no privileged
+  view): CurioSFT's reference copy, or the base of prompts a method passes per batch
+  (Skill-SD's skill-conditioned prompt).
+
   With a LoRA student (`sdtheory.lm.lora`) no copy is taken: `fixed` is the same network with
   its adapters disabled (exactly the base model), `ema` keeps an EMA of the adapters only, and
   `blend` moves adapter tensors of the teacher's own (a fixed teacher's start at $B = 0$: the
@@ -23,10 +27,11 @@
 
 This module is also the one home of the teacher prompts: `privileged_messages` (question plus
 any privileged text), `view_messages` (question plus a task view), `reprompt_messages`
-(SDPO's question plus a successful attempt and/or feedback) and `revision_prompt_ids` (SD-Zero's
-reviser context: the student's prompt, its own attempt and an outcome cue, as token ids).
-`Teacher.logits/hidden` take `messages=` (or `prompt_ids=`) to score under any of them; methods
-never touch the teacher's network. The
+(SDPO's question plus a successful attempt and/or feedback), `skill_messages` (the student's
+prompt plus retrieved skills, Skill-SD) and `revision_prompt_ids` (SD-Zero's reviser context:
+the student's prompt, its own attempt and an outcome cue, as token ids). `Teacher.logits/hidden`
+take `messages=` (or `prompt_ids=`) to score under any of them; methods never touch the
+teacher's network. The
 completion block is passed through unchanged (token ids, not text), so the teacher scores
 exactly the tokens the student sampled; only the prompt block differs.
 """
@@ -59,6 +64,7 @@ __all__ = [
     "privileged_messages",
     "reprompt_messages",
     "revision_prompt_ids",
+    "skill_messages",
     "view_messages",
 ]
 
@@ -69,6 +75,7 @@ TEACHER_OUTRO = (
     "Do not mention that you were given it."
 )
 REPROMPT_OUTRO = "Correctly solve the original question."  # SDPO's reprompt template [code]
+SKILL_INTRO = "Skills learned from earlier attempts at tasks like this one:"  # ours (Skill-SD)
 # SD-Zero's outcome cues P_r [code: princeton-pli/Self-Distillation-Zero@fdaeb0b,
 # self-distillation/nemo_rl/algorithms/distillation.py, `_P_R_PHRASES["qwen"]`]
 REVISION_CUES = {
@@ -101,6 +108,18 @@ def reprompt_messages(
         parts.append(f"Feedback on a previous attempt:\n{feedback}")
     parts.append(REPROMPT_OUTRO)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def skill_messages(task: Task, problem: Problem, skills: Sequence[str]) -> list[dict]:
+    """Skill-SD's teacher prompt: the student's own messages with the retrieved skills appended
+    to the last one, one per line (the student never sees them) [paper: Skill-SD abstract,
+    "skills serve as dynamic privileged information conditioning only the teacher"; wording
+    ours]. No skills: the student's prompt unchanged."""
+    msgs = [dict(m) for m in task.student_messages(problem)]
+    if skills:
+        lines = "\n".join(f"- {s}" for s in skills)
+        msgs[-1]["content"] = f"{msgs[-1]['content']}\n\n{SKILL_INTRO}\n{lines}"
+    return msgs
 
 
 def revision_prompt_ids(tokenizer, prompt_ids, attempt_ids, reward: float) -> list[int]:
@@ -371,24 +390,25 @@ def make_teacher(
     kind, student, tokenizer, task, cfg, *, teacher_model=None, teacher_tokenizer=None, system=None
 ):
     """The teacher a method asks for: `"self"` (a `SelfTeacher` of the student, from
-    `cfg.teacher`) or `"model"` (a `ModelTeacher`; built from `cfg.teacher.teacher_model` when
-    `teacher_model` is not given, seeded with the run's seed + 1). A separate teacher renders
-    its prompts with its own tokenizer's chat template (`teacher_tokenizer`, default the
-    student's) and must share the student's vocabulary (`check_same_vocabulary`)."""
+    `cfg.teacher`), `"reference"` (the same under the student's own prompt) or `"model"` (a
+    `ModelTeacher`; built from `cfg.teacher.teacher_model` when `teacher_model` is not given,
+    seeded with the run's seed + 1). A separate teacher renders its prompts with its own
+    tokenizer's chat template (`teacher_tokenizer`, default the student's) and must share the
+    student's vocabulary (`check_same_vocabulary`)."""
     tc, device = cfg.teacher, next(student.parameters()).device
-    if kind == "self":
+    if kind in ("self", "reference"):
         return SelfTeacher(
             student,
             tokenizer,
             task,
             mode=tc.teacher_mode,
-            view=tc.view,
+            view=tc.view if kind == "self" else None,
             rho=tc.rho,
             ema_rate=tc.ema_rate,
             system=system,
         )
     if kind != "model":
-        raise ValueError(f"kind must be 'self' or 'model', got {kind!r}")
+        raise ValueError(f"kind must be 'self', 'reference' or 'model', got {kind!r}")
     if teacher_model is None:
         r = cfg.run
         teacher_model, teacher_tokenizer = build_model(

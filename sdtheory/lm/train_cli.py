@@ -1,11 +1,14 @@
 """`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
-ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD) on a language model; SmolLM2-135M-Instruct
-by default.
+ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD; multi-turn tool use: SOD, Skill-SD) and
+supervised self-distillation on worked solutions (CurioSFT, PS-KD) on a language model;
+SmolLM2-135M-Instruct by default.
 
     sdtheory train opsd --task chain_sum --steps 50 --out runs/opsd
     sdtheory train paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL
     sdtheory train srpo --teacher-mode ema --out runs/srpo         # see docs/lm/methods.md
     sdtheory train grpo --k 8 --out runs/grpo
+    sdtheory train sod --env calculator --teacher-model DIR        # calculator tool, multi-turn
+    sdtheory train curiosft --distill-weight 0                     # plain SFT (same loop)
     sdtheory train gkd --model smollm2-small --teacher-model smollm2 --gkd-lambda 0.5
     sdtheory train --config run.yaml --steps 100                  # a run in one file; flags win
     sdtheory train opsd --model tiny --steps 4                     # tiny random model (tests)

@@ -36,6 +36,7 @@ import torch
 from . import device as D
 from . import lora as _lora
 from .config import TrainConfig
+from .env import multiturn_sample, with_env
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
 from .metrics import difficulty_level, eval_summary
 from .models import build_model, check_chat_template
@@ -135,7 +136,8 @@ class Trainer:
             from .taskfile import FileTask
 
             task = FileTask(run.task_file)
-        self.task = task or make_task(run.task)
+        self.task = with_env(task or make_task(run.task), run.env)
+        self.env = getattr(self.task, "env", None) if run.env else None
         self.system = None if run.system_prompt == "template" else run.system_prompt
         self.train_set, self.eval_set = self.task.split(run.n_train, run.n_eval, seed=run.seed)
         model.to(self.acc.device)
@@ -170,6 +172,8 @@ class Trainer:
         self.sharded = self.acc.distributed_type == DistributedType.FSDP
         if self.sharded:
             _check_sharded(self.teacher)
+            if self.env is not None:  # a row's turns differ across ranks: no lockstep forwards
+                raise ValueError(f"env: multi-turn rollouts do not run under FSDP, got {run.env!r}")
         # FSDP gathers weights inside every forward pass: all processes generate in lockstep
         self.all_done = self._all_done if self.sharded else None
         self.step, self.saved_step = 0, None
@@ -233,6 +237,7 @@ class Trainer:
             lo,
             self.stops,
             self.acc.device,
+            self.env,
             self.all_done,
         )
         ro = self.method.collect(sources, problems, step)
@@ -349,21 +354,25 @@ class Trainer:
 
     # --- evaluation -------------------------------------------------------------------------
     def _correct(self, problems: list[Problem], k: int, temperature: float):
-        """Correct samples per problem out of `k` (same samples at every call), and the texts."""
+        """Correct samples per problem out of `k` (same samples at every call), and the texts;
+        multi-turn in the tool environment (`--env`)."""
         run = self.cfg.run
+        kw = dict(
+            max_new_tokens=run.max_new_tokens,
+            stop_token_ids=self.stops,
+            temperature=temperature,
+            top_p=run.top_p,
+            seed=run.seed + 7919,
+            k=k,
+        )
+        prompts = self.student_prompts(problems)
         with self.autocast():
-            ro = sample(
-                self.unwrapped,
-                self.student_prompts(problems),
-                max_new_tokens=run.max_new_tokens,
-                stop_token_ids=self.stops,
-                pad_id=self.pad,
-                temperature=temperature,
-                top_p=run.top_p,
-                seed=run.seed + 7919,
-                k=k,
-                all_done=self.all_done,
-            )
+            if self.env is None:
+                ro = sample(self.unwrapped, prompts, pad_id=self.pad, all_done=self.all_done, **kw)
+            else:
+                ro = multiturn_sample(
+                    self.unwrapped, self.tok, self.env, prompts, max_turns=run.max_turns, **kw
+                )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]

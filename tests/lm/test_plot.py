@@ -23,24 +23,10 @@ pytest.importorskip("matplotlib")
 from sdtheory import cli  # noqa: E402
 from sdtheory.lm.tracking import scalars  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=6,
-    batch_problems=2,
-    k=2,
-    max_new_tokens=8,
-    eval_k=2,
-    eval_every=1,
-    steps=3,
-    lr=1e-2,
-    progress=False,
-    threads=1,
-)
+FAST = tiny(n_eval=6, k=2, max_new_tokens=8, eval_k=2, eval_every=1, steps=3, lr=1e-2)
 
 
 def _records(run: Path) -> list[dict]:

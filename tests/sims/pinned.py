@@ -53,6 +53,11 @@ VERDICTS: dict[str, dict[str, str]] = {
         "methods.effopd-vs-opsd": "needs-scale",
         "methods.unisd-vs-opsd": "needs-scale",
         "methods.vpd-vs-grpo": "needs-scale",
+        "methods.sod-vs-grpo": "needs-scale",
+        "methods.skillsd-vs-grpo": "needs-scale",
+        "methods.curiosft-vs-sft": "needs-scale",
+        "methods.pskd-vs-sft": "needs-scale",
+        "methods.curiosft-entropy": "needs-scale",
     },
     "meta_capacity": {
         "meta.capacity-arithmetic-fixed-point": "held",
