@@ -370,6 +370,7 @@ def test_every_method_resumes_exactly(tmp_path, method):
     stateful |= {"effopd": "extrapolation", "vpd": "shift", "skillsd": "memory", "pskd": "store"}
     assert list(full.method.state_dict()) == ([stateful[method]] if method in stateful else [])
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
 
     def records(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()

@@ -28,6 +28,7 @@ def _train_records(out):
     lines = (out / "metrics.jsonl").read_text().splitlines()
     recs = [json.loads(x) for x in lines]
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
     return [{k: v for k, v in r.items() if k not in drop} for r in recs]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -18,9 +19,65 @@ from ... import claims, simio
 SCALES = ("fast", "cpu", "gpu")
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the experiments run (`configure`): device, precision, and the real model.
+
+    `model="tiny"` replaces SmolLM2 by a small random Llama with the tiny tokenizer
+    (`sdtheory.lm.models.build_model("tiny")`): every code path runs in seconds, the verdicts
+    mean nothing (the smoke test and the budget tests use it).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    model: str = "smollm2"
+
+
+MODELS = ("smollm2", "tiny")
+_settings = Settings()
+
+
+def configure(*, device: str = "auto", precision: str = "auto", model: str = "smollm2") -> Settings:
+    """Set the experiments' device (`auto`, `cpu`, `cuda`), precision and real model."""
+    global _settings
+    from .. import device as D
+
+    dev = D.resolve_device(device)  # raises for a bad name or a missing CUDA device
+    D.resolve_precision(precision, dev)
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if Settings(device, precision, model) != _settings:
+        smollm2.cache_clear()
+    _settings = Settings(device, precision, model)
+    D.configure(dev)
+    return _settings
+
+
+def settings() -> Settings:
+    return _settings
+
+
 def device() -> torch.device:
-    """The accelerator when there is one (GPU scale), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The experiments' device (`configure`; by default CUDA when visible, else the CPU)."""
+    from .. import device as D
+
+    return D.resolve_device(_settings.device)
+
+
+def autocast():
+    """bf16 autocast for forward passes whose outputs are samples, features or training
+    signals (not measured divergences) when the precision is bf16 (`auto`: on CUDA)."""
+    from .. import device as D
+
+    dev = device()
+    return D.autocast(dev, D.resolve_precision(_settings.precision, dev))
+
+
+def memory_probe() -> dict:
+    """Peak memory since the previous call, for each line of an experiment's budget log."""
+    from .. import device as D
+
+    return D.memory_stats(device())
 
 
 def verdict(
@@ -62,10 +119,13 @@ def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims
 
 @functools.lru_cache(maxsize=1)
 def smollm2():
-    """SmolLM2-135M-Instruct (frozen, eval mode, on `device()`) and its tokenizer, loaded once."""
-    from ..models import load_smollm2
+    """SmolLM2-135M-Instruct (frozen, eval mode, on `device()`) and its tokenizer, loaded once.
 
-    model, tok = load_smollm2()
+    Under `configure(model="tiny")`, the tiny model and tokenizer instead (for smoke runs).
+    """
+    from ..models import build_model, load_smollm2
+
+    model, tok = load_smollm2() if _settings.model == "smollm2" else build_model("tiny")
     model.to(device())
     model.eval()
     for p in model.parameters():
@@ -125,3 +185,36 @@ def save_run(out: Path, cfg, metrics: dict | list, table: Any | None = None) -> 
 
 def log(name: str, msg: str) -> None:
     print(f"[validate:{name}] {msg}", flush=True)
+
+
+class Units:
+    """Append-only JSON-lines record of an experiment's units (one line per problem, seed, ...).
+
+    Written as the run goes (each line flushed), so a run stopped by a budget or a crash keeps
+    what it measured, and the verdicts can be computed from the file alone (`read`).
+    """
+
+    def __init__(self, path: Path, *, fresh: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and self.path.exists():
+            self.path.unlink()
+
+    def write(self, **row) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(simio.finite_json(row), default=_plain, allow_nan=False) + "\n")
+
+    @staticmethod
+    def read(path: Path) -> list[dict]:
+        p = Path(path)
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

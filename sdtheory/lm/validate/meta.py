@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ... import claims, simio
+from ...runner import Budget
 from ...theory.meta import kl_contraction_bound
 from . import _common as C
 from . import _distill as D
@@ -62,6 +63,11 @@ C_DRIFT = claims.claim(
     "sdtheory.theory.meta.finite_sample_generations",
     paper="flouro2026",
 )
+
+
+CLAIMS = (C_BOUND, C_TINY, C_DRIFT)
+WEIGHT = 0.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): optimiser steps per generation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,14 +141,20 @@ def _log_target(lp0, lq_prev, lam):
     return torch.logaddexp(math.log(lam) + lp0, math.log1p(-lam) + lq_prev)
 
 
-def _generations_norm(cfg, lam, u, m, lp, u_te, m_te, lp_te, g0, weight, sampled: bool):
-    """Generations of the norm-gain student; returns held-out KL per generation (0..N)."""
+def _generations_norm(
+    cfg, lam, u, m, lp, u_te, m_te, lp_te, g0, weight, sampled: bool, kls=None, budget=None
+):
+    """Generations of the norm-gain student; held-out KL per generation (0..N), appended to
+    `kls` as each generation finishes (a `budget` may stop them early)."""
     dev = C.device()
+    budget = budget or Budget()
     gen = torch.Generator().manual_seed(cfg.seed + 17)
     rng = np.random.default_rng(cfg.seed)
     student = NormStudent(g0, weight).to(dev)
-    kls = [_kl_held_out(student, u_te, m_te, lp_te)]
+    kls = [] if kls is None else kls
+    kls.append(_kl_held_out(student, u_te, m_te, lp_te))
     for _ in range(cfg.generations):
+        budget.check("generation")
         prev = NormStudent(g0, weight).to(dev)
         prev.load_state_dict(student.state_dict())
         with torch.no_grad():
@@ -191,12 +203,17 @@ def _tiny_model(cfg, tok):
     ).to(C.device())
 
 
-def _tiny_train(cfg, tok, lam, ids, mask, lp, ids_te, mask_te, lp_te, generations, steps):
+def _tiny_train(
+    cfg, tok, lam, ids, mask, lp, ids_te, mask_te, lp_te, generations, steps, kls=None, budget=None
+):
     dev = C.device()
+    budget = budget or Budget()
     rng = np.random.default_rng(cfg.seed)
     student = _tiny_model(cfg, tok)
-    kls = [D.evaluate(student, ids_te, mask_te, lp_te)["kl_pq"]]
+    kls = [] if kls is None else kls
+    kls.append(D.evaluate(student, ids_te, mask_te, lp_te)["kl_pq"])
     for _ in range(generations):
+        budget.check("tiny generation" if generations > 1 else "tiny floor")
         prev = _tiny_model(cfg, tok)
         prev.load_state_dict(student.state_dict())
         prev.eval()
@@ -221,14 +238,15 @@ def _tiny_train(cfg, tok, lam, ids, mask, lp, ids_te, mask_te, lp_te, generation
     return kls
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
-    out = Path(out)
+def _measure(cfg, st: dict, units, budget):
     model, tok = C.smollm2()
     texts = C.real_texts(cfg.n_train + cfg.n_test, seed=cfg.seed, task="champ")
     ids_all, mask_all = C.encode_batch(tok, texts, cfg.max_tokens)
+    budget.check("p0")
     with C.Timer() as tp:
         lp_all = D.teacher_log_probs(model, ids_all, mask_all, dtype=torch.float16)
         u_all = normalised_hidden(model, ids_all, mask_all)
+    st["seconds"]["p0"] = tp.seconds
     C.log(NAME, f"p0 and hidden states {tuple(u_all.shape)} in {tp.seconds:.1f}s")
     n = cfg.n_train
     dev = C.device()
@@ -239,52 +257,82 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
     eps = torch.randn(g_star.shape, generator=torch.Generator().manual_seed(cfg.seed))
     g0 = (g_star * torch.exp(cfg.perturb * eps)).to(dev)
     weight = model.lm_head.weight.detach().float().to(dev)
-
-    with C.Timer() as t1:
-        kl_rep = _generations_norm(cfg, cfg.lam, u, m, lp, u_te, m_te, lp_te, g0, weight, False)
-    C.log(NAME, f"representable lam={cfg.lam}: {np.round(kl_rep, 4).tolist()} ({t1.seconds:.0f}s)")
-    with C.Timer() as t2:
-        kl_drift = _generations_norm(cfg, 0.0, u, m, lp, u_te, m_te, lp_te, g0, weight, True)
-    C.log(NAME, f"drift control lam=0: {np.round(kl_drift, 4).tolist()} ({t2.seconds:.0f}s)")
+    args = (u, m, lp, u_te, m_te, lp_te, g0, weight)
+    for key, lam, sampled in (("representable", cfg.lam, False), ("drift", 0.0, True)):
+        with C.Timer() as t:
+            _generations_norm(cfg, lam, *args, sampled, kls=st[key], budget=budget)
+        st["seconds"][key] = t.seconds
+        units.write(kind=key, lam=lam, kl_per_generation=st[key])
+        C.log(NAME, f"{key} lam={lam}: {np.round(st[key], 4).tolist()} ({t.seconds:.0f}s)")
     ids, mask, ids_te, mask_te = ids_all[:n], mask_all[:n], ids_all[n:], mask_all[n:]
+    data = (ids, mask, lp, ids_te, mask_te, lp_te)
     with C.Timer() as t3:
-        kl_tiny = _tiny_train(
-            cfg, tok, cfg.lam, ids, mask, lp, ids_te, mask_te, lp_te, cfg.generations, cfg.steps
+        _tiny_train(
+            cfg, tok, cfg.lam, *data, cfg.generations, cfg.steps, kls=st["tiny"], budget=budget
         )
+        units.write(kind="tiny", lam=cfg.lam, kl_per_generation=st["tiny"])
         floor = _tiny_train(
-            cfg, tok, 1.0, ids, mask, lp, ids_te, mask_te, lp_te, 1, cfg.generations * cfg.steps
-        )[-1]
-    C.log(
-        NAME,
-        f"tiny lam={cfg.lam}: {np.round(kl_tiny, 3).tolist()}, floor {floor:.3f} "
-        f"({t3.seconds:.0f}s)",
-    )
+            cfg, tok, 1.0, *data, 1, cfg.generations * cfg.steps, kls=[], budget=budget
+        )
+        st["floor"] = floor[-1] if len(floor) == 2 else None
+        units.write(kind="tiny floor", kl=st["floor"])
+    st["seconds"]["tiny"] = t3.seconds
+    C.log(NAME, f"tiny lam={cfg.lam}: {np.round(st['tiny'], 3).tolist()}, floor {st['floor']:.3f}")
 
-    gens = np.arange(cfg.generations + 1)
+
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    out = Path(out)
+    budget = budget or Budget()
+    units = C.Units(out / "units.jsonl")
+    st = dict(representable=[], drift=[], tiny=[], floor=None, seconds={})
+    with budget.measuring():
+        _measure(cfg, st, units, budget)
+    kl_rep, kl_drift, kl_tiny = (np.array(st[k]) for k in ("representable", "drift", "tiny"))
+    if len(kl_rep) < 2:  # not even one generation of the representable student
+        C.save_run(out, cfg, dict(stopped=budget.stopped, **st))
+        return [budget.undecided(c, details="No generation was completed.") for c in CLAIMS]
+    return _decide(cfg, out, budget, kl_rep, kl_drift, kl_tiny, st)
+
+
+def _decide(cfg, out, budget, kl_rep, kl_drift, kl_tiny, st):
+    floor = st["floor"]
+    done = len(kl_rep) - 1
+    gens = np.arange(done + 1)
     bound_rep = kl_contraction_bound(kl_rep[0], cfg.lam, gens)
-    bound_tiny = kl_contraction_bound(kl_tiny[0], cfg.lam, gens)
+    tiny_ok = len(kl_tiny) == cfg.generations + 1 and floor is not None
+    bound_tiny = (
+        kl_contraction_bound(kl_tiny[0], cfg.lam, np.arange(len(kl_tiny)))
+        if len(kl_tiny)
+        else np.array([])
+    )
     slack = cfg.slack_rel * kl_rep[0] + cfg.slack_abs
     excess = np.array(kl_rep) - bound_rep
     # the generation closest to (or furthest over) the bound, n >= 1 (n = 0 is equality)
-    worst = 1 + int(np.argmax((np.array(kl_rep) / bound_rep)[1:])) if cfg.generations else 0
+    worst = 1 + int(np.argmax((np.array(kl_rep) / bound_rep)[1:])) if done else 0
     with simio.style() as plt:
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
         ax[0].semilogy(gens, kl_rep, "o-", label=f"representable, lam={cfg.lam}")
         ax[0].semilogy(gens, bound_rep, "k--", label="(1-lam)^n KL0")
-        ax[0].semilogy(gens, kl_drift, "s-", label="lam=0, sampled targets (drift)")
+        ax[0].semilogy(
+            np.arange(len(kl_drift)), kl_drift, "s-", label="lam=0, sampled targets (drift)"
+        )
         ax[0].set(
             xlabel="generation n",
             ylabel="held-out KL(p0||q_n)",
             title="student that can represent p0",
         )
         ax[0].legend(fontsize=7)
-        ax[1].semilogy(gens, kl_tiny, "o-", label=f"tiny, lam={cfg.lam}")
-        ax[1].semilogy(gens, bound_tiny, "k--", label="(1-lam)^n KL0")
-        ax[1].axhline(floor, color="r", ls=":", label="floor: tiny trained on p0")
+        if len(kl_tiny):
+            g_t = np.arange(len(kl_tiny))
+            ax[1].semilogy(g_t, kl_tiny, "o-", label=f"tiny, lam={cfg.lam}")
+            ax[1].semilogy(g_t, bound_tiny, "k--", label="(1-lam)^n KL0")
+        if floor is not None:
+            ax[1].axhline(floor, color="r", ls=":", label="floor: tiny trained on p0")
         ax[1].set(xlabel="generation n", ylabel="held-out KL(p0||q_n)", title="student that cannot")
         ax[1].legend(fontsize=7)
         fig_path = simio.save_figure(fig, out / "meta_kl_per_generation")
     fig = fig_path.name
+    of = f"{done} of {cfg.generations} generations"
     res = [
         C.verdict(
             C_BOUND,
@@ -292,52 +340,72 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             float(kl_rep[worst]),
             f"<= bound + {slack:.3g}",
             bool(np.all(excess <= slack)),
-            details=f"lam={cfg.lam}, {cfg.generations} generations x {cfg.steps} steps; worst "
-            f"generation (largest KL/bound) n={worst}; KL per generation {np.round(kl_rep, 4).tolist()}, bound "
-            f"{np.round(bound_rep, 4).tolist()}.",
+            details=f"lam={cfg.lam}, {of} x {cfg.steps} steps; worst "
+            f"generation (largest KL/bound) n={worst}; KL per generation "
+            f"{np.round(kl_rep, 4).tolist()}, bound {np.round(bound_rep, 4).tolist()}.",
             figure=fig,
-        ),
-        C.verdict(
-            C_TINY,
-            f">= floor {floor:.3f} and > bound {bound_tiny[-1]:.3f}",
-            float(kl_tiny[-1]),
-            "floor within 2%",
-            bool(kl_tiny[-1] >= 0.98 * floor and kl_tiny[-1] > bound_tiny[-1]),
-            details=f"tiny student h={cfg.tiny[0]}, {cfg.tiny[1]} layer(s); KL per generation "
-            f"{np.round(kl_tiny, 3).tolist()}.",
-            figure=fig,
-        ),
-        C.verdict(
-            C_DRIFT,
-            f">= KL0 = {kl_drift[0]:.4f}",
-            float(kl_drift[-1]),
-            ">= KL0",
-            bool(kl_drift[-1] >= kl_drift[0]),
-            details=f"{cfg.samples} sampled token(s) per position and generation; KL per "
-            f"generation {np.round(kl_drift, 4).tolist()}.",
-            figure=fig,
-        ),
+        )
     ]
+    if tiny_ok:
+        res.append(
+            C.verdict(
+                C_TINY,
+                f">= floor {floor:.3f} and > bound {bound_tiny[-1]:.3f}",
+                float(kl_tiny[-1]),
+                "floor within 2%",
+                bool(kl_tiny[-1] >= 0.98 * floor and kl_tiny[-1] > bound_tiny[-1]),
+                details=f"tiny student h={cfg.tiny[0]}, {cfg.tiny[1]} layer(s); KL per "
+                f"generation {np.round(kl_tiny, 3).tolist()}.",
+                figure=fig,
+            )
+        )
+    else:
+        res.append(
+            budget.undecided(
+                C_TINY,
+                details=f"tiny student: {max(len(kl_tiny) - 1, 0)} of {cfg.generations} "
+                f"generations, floor {'measured' if floor is not None else 'not measured'}.",
+            )
+        )
+    if len(kl_drift) >= 2:
+        res.append(
+            C.verdict(
+                C_DRIFT,
+                f">= KL0 = {kl_drift[0]:.4f}",
+                float(kl_drift[-1]),
+                ">= KL0",
+                bool(kl_drift[-1] >= kl_drift[0]),
+                details=f"{cfg.samples} sampled token(s) per position and generation; "
+                f"{len(kl_drift) - 1} of {cfg.generations} generations; KL per generation "
+                f"{np.round(kl_drift, 4).tolist()}.",
+                figure=fig,
+            )
+        )
+    else:
+        res.append(budget.undecided(C_DRIFT, details="No generation of the drift control."))
+
+    def at(a, g):
+        return float(a[g]) if g < len(a) else None
+
     rows = [
         dict(
             generation=int(g),
-            kl_representable=kl_rep[g],
-            bound_representable=bound_rep[g],
-            kl_drift_lam0=kl_drift[g],
-            kl_tiny=kl_tiny[g],
-            bound_tiny=bound_tiny[g],
+            kl_representable=at(kl_rep, g),
+            bound_representable=at(bound_rep, g),
+            kl_drift_lam0=at(kl_drift, g),
+            kl_tiny=at(kl_tiny, g),
+            bound_tiny=at(bound_tiny, g),
             tiny_floor=floor,
         )
-        for g in gens
+        for g in range(max(len(kl_rep), len(kl_drift), len(kl_tiny)))
     ]
     C.save_run(
         out,
         cfg,
         dict(
             rows=rows,
-            seconds=dict(
-                p0=tp.seconds, representable=t1.seconds, drift=t2.seconds, tiny=t3.seconds
-            ),
+            seconds=st["seconds"],
+            stopped=budget.stopped,
         ),
         rows,
     )

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from ... import claims, simio
+from ...runner import Budget
 from . import _common as C
 
 NAME = "opsd"
@@ -48,6 +49,11 @@ C_GAIN = claims.claim(
     ("secondary", "Zhao et al. 2026 (OPSD), recalled; a hypothesis at this scale"),
     "sdtheory.lm.trainers.Trainer",
 )
+
+
+CLAIMS = (C_VS, C_BEST, C_GAIN)
+WEIGHT = 3.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +92,15 @@ def _se(acc: float, n: int) -> float:
     return math.sqrt(max(acc * (1 - acc), 1e-12) / n) if n > 0 else float("nan")
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
     from ..trainers import TrainConfig, Trainer
 
     out = Path(out)
+    budget = budget or Budget()
+    settings = C.settings()
     evals, rows, secs = {}, [], {}
     base = TrainConfig(
-        model=cfg.model,
+        model="tiny" if settings.model == "tiny" else cfg.model,
         task="chain_sum",
         steps=cfg.steps,
         batch_problems=cfg.batch_problems,
@@ -105,41 +113,52 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         eval_every=0,
         seed=cfg.seed,
         progress=False,
+        device=str(C.device()),
+        precision=settings.precision,
     )
-    for method in METHODS:
-        tc = base.replace(method=method, out=str(out / method))
-        with C.Timer() as tm:
-            hist = Trainer(tc).train()
-        secs[method] = tm.seconds
-        ev = [h for h in hist if h.get("kind") == "eval"]
-        evals[method] = (ev[0], ev[-1])
-        for h in hist:
-            rows.append(
-                {
-                    "method": method,
-                    **{
-                        k: v
-                        for k, v in h.items()
-                        if isinstance(v, (int, float, str)) and k != "example"
-                    },
-                }
+    units = C.Units(out / "units.jsonl")
+    with budget.measuring():
+        for method in METHODS:
+            budget.check("method")
+            tc = base.replace(method=method, out=str(out / method))
+            with C.Timer() as tm:
+                hist = Trainer(tc).train(before_step=lambda step: budget.check("step"))
+            secs[method] = tm.seconds
+            ev = [h for h in hist if h.get("kind") == "eval"]
+            evals[method] = (ev[0], ev[-1])
+            units.write(method=method, start=ev[0], end=ev[-1], seconds=tm.seconds)
+            for h in hist:
+                rows.append(
+                    {
+                        "method": method,
+                        **{
+                            k: v
+                            for k, v in h.items()
+                            if isinstance(v, (int, float, str)) and k != "example"
+                        },
+                    }
+                )
+            C.log(
+                NAME,
+                f"{method}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f} "
+                f"in {tm.seconds:.0f}s",
             )
-        C.log(
-            NAME,
-            f"{method}: accuracy {ev[0]['accuracy']:.3f} -> {ev[-1]['accuracy']:.3f} "
-            f"in {tm.seconds:.0f}s",
-        )
+    return _decide(cfg, out, evals, secs, rows, budget)
+
+
+def _decide(cfg, out, evals, secs, rows, budget):
     n = cfg.n_eval * cfg.eval_k
-    a0 = evals["opsd"][0]["accuracy"]
-    ao, ag = evals["opsd"][1]["accuracy"], evals["grpo"][1]["accuracy"]
-    ap = evals["paced"][1]["accuracy"]
-    so, sg, s0, sp = _se(ao, n), _se(ag, n), _se(a0, n), _se(ap, n)
+    # every method starts from the same model, evaluated on the same samples
+    acc = {"initial": next(iter(evals.values()))[0]["accuracy"]} if evals else {}
+    acc.update({m: evals[m][1]["accuracy"] for m in evals})
+    se = {k: _se(a, n) for k, a in acc.items()}
+    label = {"initial": "initial", "opsd": "OPSD", "grpo": "GRPO", "paced": "PACED-OPSD"}
     with simio.style() as plt:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
         ax.bar(
-            ["initial", "OPSD", "GRPO", "PACED-OPSD"],
-            [a0, ao, ag, ap],
-            yerr=[2 * s0, 2 * so, 2 * sg, 2 * sp],
+            [label[k] for k in acc],
+            list(acc.values()),
+            yerr=[2 * se[k] for k in acc],
             capsize=4,
         )
         ax.set(
@@ -148,34 +167,41 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         )
         fig_path = simio.save_figure(fig, out / "opsd_vs_grpo")
     fig = fig_path.name
+    times = ", ".join(f"{label[m]} {t:.0f} s" for m, t in secs.items())
 
-    def three_way(c, a, b, se, what):
-        d = a - b
-        ok = None if abs(d) < 2 * se else d > 0
+    def three_way(c, a, b, what):
+        if a not in acc or b not in acc:
+            return budget.undecided(c, details=f"methods trained to the end: {list(evals)}.")
+        d, band = acc[a] - acc[b], math.sqrt(se[a] ** 2 + se[b] ** 2)
+        ok = None if abs(d) < 2 * band else d > 0
         return C.verdict(
             c,
             what,
-            f"{a:.3f} vs {b:.3f}",
-            f"2 SE = {2 * se:.3f}",
+            f"{acc[a]:.3f} vs {acc[b]:.3f}",
+            f"2 SE = {2 * band:.3f}",
             ok,
             details=f"{cfg.n_eval} held-out problems x {cfg.eval_k} samples; "
             f"{cfg.steps} steps x {cfg.batch_problems} problems x {cfg.k} samples; "
-            f"lr {cfg.lr}; run time OPSD {secs['opsd']:.0f} s, GRPO "
-            f"{secs['grpo']:.0f} s, PACED-OPSD {secs['paced']:.0f} s.",
+            f"lr {cfg.lr}; run time {times}.",
             figure=fig,
         )
 
     res = [
-        three_way(C_VS, ao, ag, math.sqrt(so**2 + sg**2), "OPSD >= GRPO"),
-        three_way(C_BEST, ap, ag, math.sqrt(sp**2 + sg**2), "PACED-OPSD >= GRPO"),
-        three_way(C_GAIN, ao, a0, math.sqrt(so**2 + s0**2), "OPSD > initial"),
+        three_way(C_VS, "opsd", "grpo", "OPSD >= GRPO"),
+        three_way(C_BEST, "paced", "grpo", "PACED-OPSD >= GRPO"),
+        three_way(C_GAIN, "opsd", "initial", "OPSD > initial"),
     ]
     C.save_run(
         out,
         cfg,
         json.loads(
             json.dumps(
-                dict(evals={m: list(v) for m, v in evals.items()}, seconds=secs), default=str
+                dict(
+                    evals={m: list(v) for m, v in evals.items()},
+                    seconds=secs,
+                    stopped=budget.stopped,
+                ),
+                default=str,
             )
         ),
         rows,

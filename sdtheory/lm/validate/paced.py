@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ... import claims, simio
+from ...runner import Budget
 from ...theory.paced import beta_kernel_weight, fit_beta_kernel, gradient_snr
 from ..rollout import completion_hidden, pass_rates, sample, stop_ids
 from ..tasks import chat_prompt_ids, make_task
@@ -71,6 +72,11 @@ C_TRAIN = claims.claim(
 )
 
 
+CLAIMS = (C_LOW, C_HIGH, C_BETA, C_TRAIN)
+WEIGHT = 2.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "train_steps"  # size knob (docs/lm/gpu.md): training steps per weighting
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     n_problems: int = 24
@@ -84,6 +90,7 @@ class Config:
     n_eval: int = 24
     eval_k: int = 2
     chunk: int = 16
+    group: int = 16  # problems per unit of the SNR measurement (a budget stops between units)
     seed: int = 0
 
 
@@ -134,9 +141,11 @@ class Setup:
         self.stops, self.pad = stop_ids(self.tok), self.tok.pad_token_id
         self.cfg = cfg
 
-    def rollouts(self, problems, g, k, seed):
+    def rollouts(self, problems, g, k, seed, row0: int = 0):
+        """`k` samples per problem with gain `g`; row `i` draws from `(seed, row0 + i)`."""
         prompts = [chat_prompt_ids(self.tok, self.task.student_messages(p)) for p in problems]
-        with gain(self.model, g), torch.no_grad():
+        rows = range(row0, row0 + len(problems) * k)
+        with gain(self.model, g), torch.no_grad(), C.autocast():
             ro = sample(
                 self.model,
                 prompts,
@@ -145,6 +154,7 @@ class Setup:
                 pad_id=self.pad,
                 temperature=self.cfg.temperature,
                 seed=seed,
+                row_seeds=list(rows),
                 k=k,
             )
         texts = ro.texts(self.tok)
@@ -194,7 +204,7 @@ class Setup:
             p = torch.softmax((ut * self.g_star) @ self.W.T, -1)
             gt = ((q - p) @ self.W) * us  # (n, T, H)
             out.append((gt * m[..., None]).sum(1) / m.sum(1).clamp(min=1)[:, None])
-        return torch.cat(out).double().numpy()
+        return torch.cat(out).double().cpu().numpy()
 
 
 def _bins(p):
@@ -213,12 +223,14 @@ def _accuracy(st, problems, g, cfg, seed):
     return float(r.mean()), float(r.std(unbiased=True) / math.sqrt(len(r))) if len(r) > 1 else 0.0
 
 
-def _train(st, cfg, train_set, weighting: str):
+def _train(st, cfg, train_set, weighting: str, budget=None):
+    budget = budget or Budget()
     g = torch.nn.Parameter(st.g_star.clone())
     s = torch.nn.Parameter(torch.zeros_like(g))
     opt = torch.optim.Adam([s], lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed + 1)
     for step in range(cfg.train_steps):
+        budget.check("train step")
         idx = rng.choice(len(train_set), cfg.batch_problems, replace=False)
         probs = [train_set[int(i)] for i in idx]
         cur = st.g_star * s.detach().exp()
@@ -233,7 +245,7 @@ def _train(st, cfg, train_set, weighting: str):
         u_s = st.normalised(probs, ro, teacher=False)
         u_t = st.normalised(probs, ro, teacher=True)
         per = st.losses(u_s, u_t, ro.completion_mask, st.g_star * s.exp())
-        wr = torch.tensor(w, dtype=per.dtype)[ro.group]
+        wr = torch.tensor(w, dtype=per.dtype, device=per.device)[ro.group]
         loss = (wr * per).sum() / wr.sum()
         opt.zero_grad()
         loss.backward()
@@ -242,29 +254,66 @@ def _train(st, cfg, train_set, weighting: str):
     return st.g_star * s.detach().exp()
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
-    out = Path(out)
-    st = Setup(cfg)
+def _measure(cfg, st, m, units, budget):
+    """The SNR over problems (in groups of `cfg.group`), then the two training arms."""
     problems, held = st.task.split(cfg.n_problems, cfg.n_eval, seed=cfg.seed)
     with C.Timer() as t1:
-        ro, rew = st.rollouts(problems, st.g_star, cfg.k, seed=cfg.seed)
-        p_hat = pass_rates(rew, ro.group.cpu(), len(problems)).numpy()
-        u_s = st.normalised(problems, ro, teacher=False)
-        u_t = st.normalised(problems, ro, teacher=True)
-        g = st.grads(u_s, u_t, ro.completion_mask, st.g_star)
+        for a in range(0, len(problems), cfg.group):
+            budget.check("problem group")
+            ps = problems[a : a + cfg.group]
+            ro, rew = st.rollouts(ps, st.g_star, cfg.k, seed=cfg.seed, row0=a * cfg.k)
+            p_hat = pass_rates(rew, ro.group.cpu(), len(ps)).numpy()
+            u_s = st.normalised(ps, ro, teacher=False)
+            u_t = st.normalised(ps, ro, teacher=True)
+            g = st.grads(u_s, u_t, ro.completion_mask, st.g_star)
+            grp = ro.group.cpu().numpy()
+            for i in range(len(ps)):
+                gi = g[grp == i]
+                snr = gradient_snr(gi) if len(gi) >= 2 else np.nan
+                m["p_hat"].append(float(p_hat[i]))
+                m["prob_grad"].append(gi.mean(0))
+                m["prob_snr"].append(float(snr))
+                units.write(kind="problem", index=a + i, pass_rate=p_hat[i], snr=float(snr))
+    m["seconds"]["snr"] = t1.seconds
     C.log(
         NAME,
-        f"{len(problems)} problems x {cfg.k} rollouts, mean pass rate "
-        f"{p_hat.mean():.3f}, gradients {g.shape} in {t1.seconds:.0f}s",
+        f"{len(m['p_hat'])} problems x {cfg.k} rollouts, mean pass rate "
+        f"{np.mean(m['p_hat']):.3f} in {t1.seconds:.0f}s",
     )
-    grp = ro.group.cpu().numpy()
-    prob_grad = np.stack([g[grp == i].mean(0) for i in range(len(problems))])
-    prob_snr = np.array(
-        [
-            gradient_snr(g[grp == i]) if (grp == i).sum() >= 2 else np.nan
-            for i in range(len(problems))
-        ]
-    )
+    with C.Timer() as t2:
+        budget.check("evaluation")
+        m["acc0"] = _accuracy(st, held, st.g_star, cfg, seed=cfg.seed + 99)
+        units.write(kind="accuracy", arm="before", accuracy=m["acc0"])
+        for wname in ("p(1-p)", "uniform"):
+            budget.check("arm")
+            g_fin = _train(st, cfg, problems, wname, budget)
+            budget.check("evaluation")
+            m["accs"][wname] = _accuracy(st, held, g_fin, cfg, seed=cfg.seed + 99)
+            units.write(kind="accuracy", arm=wname, accuracy=m["accs"][wname])
+    m["seconds"]["training"] = t2.seconds
+    C.log(NAME, f"accuracy before {m['acc0']}, after {m['accs']} ({t2.seconds:.0f}s)")
+
+
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    out = Path(out)
+    budget = budget or Budget()
+    st = Setup(cfg)
+    units = C.Units(out / "units.jsonl")
+    m = dict(p_hat=[], prob_grad=[], prob_snr=[], acc0=None, accs={}, seconds={})
+    with budget.measuring():
+        _measure(cfg, st, m, units, budget)
+    if not m["p_hat"]:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No problem was measured.") for c in CLAIMS]
+    return _decide(cfg, out, budget, m)
+
+
+def _decide(cfg, out, budget, m):
+    p_hat, prob_snr = np.array(m["p_hat"]), np.array(m["prob_snr"])
+    prob_grad = np.stack(m["prob_grad"])
+    acc0, accs = m["acc0"], m["accs"]
+    trained = acc0 is not None and len(accs) == 2
+    partial = f" ({len(p_hat)} of {cfg.n_problems} problems measured)" if budget.stopped else ""
     rows = []
     for lab, sel in _bins(p_hat):
         n = int(sel.sum())
@@ -288,14 +337,6 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
         with contextlib.suppress(ValueError):
             fit = fit_beta_kernel(p_hat[mid], prob_snr[mid], method="lsq")
 
-    with C.Timer() as t2:
-        acc0 = _accuracy(st, held, st.g_star, cfg, seed=cfg.seed + 99)
-        accs = {}
-        for wname in ("p(1-p)", "uniform"):
-            g_fin = _train(st, cfg, problems, wname)
-            accs[wname] = _accuracy(st, held, g_fin, cfg, seed=cfg.seed + 99)
-    C.log(NAME, f"accuracy before {acc0}, after {accs} ({t2.seconds:.0f}s)")
-
     with simio.style() as plt:
         fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
         ax[0].scatter(
@@ -315,9 +356,8 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             title="distillation-gradient SNR vs pass rate",
         )
         ax[0].legend(fontsize=7)
-        names = ["before", "p(1-p)", "uniform"]
-        vals = [acc0, accs["p(1-p)"], accs["uniform"]]
-        ax[1].bar(names, [v[0] for v in vals], yerr=[2 * v[1] for v in vals], capsize=4)
+        vals = {"before": acc0, **accs} if acc0 is not None else {}
+        ax[1].bar(list(vals), [v[0] for v in vals.values()], yerr=[2 * v[1] for v in vals.values()])
         ax[1].set(ylabel="held-out accuracy (±2 SE)", title=f"{cfg.train_steps} steps each")
         fig_path = simio.save_figure(fig, out / "paced_snr")
     fig = fig_path.name
@@ -327,6 +367,10 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
 
     def end_check(c, val, label):
         if not (math.isfinite(val) and math.isfinite(peak)):
+            if budget.stopped:
+                return budget.undecided(
+                    c, details=f"no problems at pass rate {label} or in the interior{partial}."
+                )
             return C.verdict(
                 c,
                 "< 0.5 x peak interior SNR",
@@ -342,12 +386,14 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             val,
             "factor 0.5 of the peak",
             val < 0.5 * peak,
-            details=f"{bins_txt}.",
+            details=f"{bins_txt}{partial}.",
             figure=fig,
         )
 
     res = [end_check(C_LOW, snr0, "0"), end_check(C_HIGH, snr1, "1")]
-    if fit is None:
+    if fit is None and budget.stopped:
+        res.append(budget.undecided(C_BETA, details=f"no Beta fit{partial}."))
+    elif fit is None:
         res.append(
             C.verdict(
                 C_BETA,
@@ -367,11 +413,17 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
                 f"a={fit.alpha:.3f}, b={fit.beta:.3f}",
                 "sign",
                 fit.alpha > 0 and fit.beta > 0,
-                details=f"lsq fit on {int(mid.sum())} problems; implied "
+                details=f"lsq fit on {int(mid.sum())} problems{partial}; implied "
                 f"misspecification delta={fit.delta:.3f}.",
                 figure=fig,
             )
         )
+    if not trained:
+        res.append(budget.undecided(C_TRAIN, details=f"arms evaluated: {list(accs)}."))
+        C.save_run(
+            out, cfg, _metrics(rows, p_hat, prob_snr, fit, m, budget), _table(p_hat, prob_snr)
+        )
+        return res
     (aw, sw), (au, su) = accs["p(1-p)"], accs["uniform"]
     se = math.sqrt(sw**2 + su**2)
     diff = aw - au
@@ -389,18 +441,22 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
             figure=fig,
         )
     )
-    C.save_run(
-        out,
-        cfg,
-        dict(
-            bins=rows,
-            pass_rates=p_hat,
-            problem_snr=prob_snr,
-            beta_fit=None if fit is None else dict(alpha=fit.alpha, beta=fit.beta, delta=fit.delta),
-            accuracy_before=acc0,
-            accuracy_after=accs,
-            seconds=dict(snr=t1.seconds, training=t2.seconds),
-        ),
-        [dict(problem=i, pass_rate=p_hat[i], snr=prob_snr[i]) for i in range(len(problems))],
-    )
+    C.save_run(out, cfg, _metrics(rows, p_hat, prob_snr, fit, m, budget), _table(p_hat, prob_snr))
     return res
+
+
+def _metrics(rows, p_hat, prob_snr, fit, m, budget) -> dict:
+    return dict(
+        bins=rows,
+        pass_rates=p_hat,
+        problem_snr=prob_snr,
+        beta_fit=None if fit is None else dict(alpha=fit.alpha, beta=fit.beta, delta=fit.delta),
+        accuracy_before=m["acc0"],
+        accuracy_after=m["accs"],
+        seconds=m["seconds"],
+        stopped=budget.stopped,
+    )
+
+
+def _table(p_hat, prob_snr) -> list[dict]:
+    return [dict(problem=i, pass_rate=p_hat[i], snr=prob_snr[i]) for i in range(len(p_hat))]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ... import claims, simio
+from ...runner import Budget
 from ...theory.taid import TAIDSchedule
 from ..methods.taid import taid_loss
 from . import _common as C
@@ -61,6 +62,11 @@ C_T = claims.claim(
 )
 
 
+CLAIMS = (C_BEATS, C_GAP, C_MODES, C_T)
+WEIGHT = 1.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per student and loss
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     n_train: int = 48
@@ -80,13 +86,15 @@ class Config:
 CONFIGS = {
     "fast": Config(n_train=8, n_test=4, max_tokens=24, steps=6, batch=4, eval_every=3),
     "cpu": Config(),
-    "gpu": Config(n_train=256, n_test=64, max_tokens=128, steps=600, batch=16, eval_every=50),
+    # champ v0 has 270 problems: 206 + 64 texts (256 + 64 asked for more than there are)
+    "gpu": Config(n_train=206, n_test=64, max_tokens=128, steps=600, batch=16, eval_every=50),
 }
 
 
-def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_te):
+def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_te, budget=None):
     from ..models import small_model
 
+    budget = budget or Budget()
     heads = 4 if hidden >= 64 else 2
     model = small_model(
         tok,
@@ -102,6 +110,7 @@ def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_
     rng = np.random.default_rng(cfg.seed)
     hist, ts = [], []
     for step in range(cfg.steps):
+        budget.check("step", tokens=cfg.batch * ids.shape[1])
         idx = torch.from_numpy(rng.choice(ids.shape[0], cfg.batch, replace=False))
         m = mask[idx].to(C.device())
         z = model(input_ids=ids[idx].to(C.device()), attention_mask=m).logits.float()
@@ -135,32 +144,51 @@ def _train(cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_
     return hist, ts
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
-    out = Path(out)
+def _measure(cfg, st, units, budget):
     teacher, tok = C.smollm2()
     texts = C.real_texts(cfg.n_train + cfg.n_test, seed=cfg.seed, task="champ")
     ids_all, mask_all = C.encode_batch(tok, texts, cfg.max_tokens)
-    with C.Timer() as tt:
+    budget.check("teacher log-probs")
+    with C.Timer() as tt, C.autocast():
         lp_all = D.teacher_log_probs(teacher, ids_all, mask_all, dtype=torch.float16)
+    st["teacher_seconds"] = tt.seconds
     C.log(NAME, f"teacher log-probs {tuple(lp_all.shape)} in {tt.seconds:.1f}s")
     ids, mask, lp = ids_all[: cfg.n_train], mask_all[: cfg.n_train], lp_all[: cfg.n_train]
     ids_te, mask_te, lp_te = (a[cfg.n_train :] for a in (ids_all, mask_all, lp_all))
-    rows, final, t_traj = [], {}, {}
     for hidden, layers in cfg.students:
         for method in METHODS:
+            budget.check("run")
             with C.Timer() as tm:
                 hist, ts = _train(
-                    cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_te
+                    cfg, method, hidden, layers, tok, ids, mask, lp, ids_te, mask_te, lp_te, budget
                 )
-            rows += hist
-            final[(hidden, method)] = hist[-1]
+            st["rows"] += hist
+            st["final"][(hidden, method)] = hist[-1]
             if ts:
-                t_traj[hidden] = ts
+                st["t_traj"][hidden] = ts
+            units.write(**hist[-1], seconds=tm.seconds)
             C.log(
                 NAME,
                 f"h={hidden} {method}: KL(p||q)={hist[-1]['kl_pq']:.3f} "
                 f"KL(q||p)={hist[-1]['kl_qp']:.3f} in {tm.seconds:.1f}s",
             )
+
+
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    out = Path(out)
+    budget = budget or Budget()
+    units = C.Units(out / "units.jsonl")
+    st = dict(rows=[], final={}, t_traj={}, teacher_seconds=float("nan"))
+    with budget.measuring():
+        _measure(cfg, st, units, budget)
+    if not st["rows"]:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No student was trained.") for c in CLAIMS]
+    return _decide(cfg, out, budget, st)
+
+
+def _decide(cfg, out, budget, st):
+    rows, final, t_traj = st["rows"], st["final"], st["t_traj"]
     sizes = [h for h, _ in cfg.students]
     small, large = min(sizes), max(sizes)
 
@@ -198,10 +226,16 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
 
     fig = fig_path.name
     res = []
+    complete = [h for h in sizes if all((h, m) in final for m in METHODS)]
     per_size = "; ".join(
-        f"h={h}: " + ", ".join(f"{m} {final[(h, m)]['kl_pq']:.3f}" for m in METHODS) for h in sizes
+        f"h={h}: " + ", ".join(f"{m} {final[(h, m)]['kl_pq']:.3f}" for m in METHODS)
+        for h in complete
     )
     for h in sizes:
+        if h not in complete:
+            done = [m for m in METHODS if (h, m) in final]
+            res.append(budget.undecided(C_BEATS, details=f"student h={h}: trained {done} only."))
+            continue
         best = min(final[(h, m)]["kl_pq"] for m in ("forward_kl", "reverse_kl"))
         res.append(
             C.verdict(
@@ -214,65 +248,79 @@ def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
                 figure=fig,
             )
         )
-    a_s, a_l = adv(small), adv(large)
-    res.append(
-        C.verdict(
-            C_GAP,
-            f"adv(h={small}) > adv(h={large})",
-            f"{a_s:.4f} vs {a_l:.4f}",
-            f"margin {cfg.gap_margin}",
-            a_s - a_l > cfg.gap_margin,
-            details="advantage = (best baseline KL - TAID KL) / best baseline KL, held out; "
-            "one seed.",
-            figure=fig,
+    advantage = {}
+    if small in complete and large in complete:
+        a_s, a_l = adv(small), adv(large)
+        advantage = {str(small): a_s, str(large): a_l}
+        res.append(
+            C.verdict(
+                C_GAP,
+                f"adv(h={small}) > adv(h={large})",
+                f"{a_s:.4f} vs {a_l:.4f}",
+                f"margin {cfg.gap_margin}",
+                a_s - a_l > cfg.gap_margin,
+                details="advantage = (best baseline KL - TAID KL) / best baseline KL, held out; "
+                "one seed.",
+                figure=fig,
+            )
         )
-    )
-    ent_ok = all(
-        final[(h, "reverse_kl")]["entropy_student"] < final[(h, "forward_kl")]["entropy_student"]
-        for h in sizes
-    )
-    res.append(
-        C.verdict(
-            C_MODES,
-            "H(RKL) < H(FKL)",
-            "; ".join(
-                f"h={h}: {final[(h, 'reverse_kl')]['entropy_student']:.3f} vs "
-                f"{final[(h, 'forward_kl')]['entropy_student']:.3f}"
-                for h in sizes
-            ),
-            "strict",
-            ent_ok,
-            figure=fig,
-            details=f"teacher entropy {rows[-1]['entropy_teacher']:.3f} nats.",
+    else:
+        res.append(budget.undecided(C_GAP, details=f"complete student sizes: {complete}."))
+    both = [h for h in sizes if (h, "forward_kl") in final and (h, "reverse_kl") in final]
+    if both == sizes:
+        ent_ok = all(
+            final[(h, "reverse_kl")]["entropy_student"]
+            < final[(h, "forward_kl")]["entropy_student"]
+            for h in sizes
         )
-    )
-    t_ok = True
-    for ts in t_traj.values():
-        ts = np.array(ts)
-        # the first update only records the loss, so t at step i sits on the floor of step i-1
-        prev = np.maximum(np.arange(len(ts)) - 1, 0)
-        floor = cfg.t_start + (cfg.t_end - cfg.t_start) * prev / cfg.steps
-        t_ok &= bool(
-            np.all(np.diff(ts) >= 0) and np.all(ts >= floor - 1e-12) and ts.max() <= cfg.t_end
+        res.append(
+            C.verdict(
+                C_MODES,
+                "H(RKL) < H(FKL)",
+                "; ".join(
+                    f"h={h}: {final[(h, 'reverse_kl')]['entropy_student']:.3f} vs "
+                    f"{final[(h, 'forward_kl')]['entropy_student']:.3f}"
+                    for h in sizes
+                ),
+                "strict",
+                ent_ok,
+                figure=fig,
+                details=f"teacher entropy {rows[-1]['entropy_teacher']:.3f} nats.",
+            )
         )
-    res.append(
-        C.verdict(
-            C_T,
-            "monotone, >= floor, <= t_end",
-            ", ".join(f"h={h}: t {ts[0]:.3f} -> {ts[-1]:.3f}" for h, ts in t_traj.items()),
-            "exact",
-            t_ok,
-            figure=fig,
+    else:
+        res.append(budget.undecided(C_MODES, details=f"sizes with both baselines: {both}."))
+    if t_traj:
+        t_ok = True
+        for ts in t_traj.values():
+            ts = np.array(ts)
+            # the first update only records the loss, so t at step i sits on the floor of step i-1
+            prev = np.maximum(np.arange(len(ts)) - 1, 0)
+            floor = cfg.t_start + (cfg.t_end - cfg.t_start) * prev / cfg.steps
+            t_ok &= bool(
+                np.all(np.diff(ts) >= 0) and np.all(ts >= floor - 1e-12) and ts.max() <= cfg.t_end
+            )
+        res.append(
+            C.verdict(
+                C_T,
+                "monotone, >= floor, <= t_end",
+                ", ".join(f"h={h}: t {ts[0]:.3f} -> {ts[-1]:.3f}" for h, ts in t_traj.items()),
+                "exact",
+                t_ok,
+                figure=fig,
+            )
         )
-    )
+    else:
+        res.append(budget.undecided(C_T, details="No TAID run finished."))
     C.save_run(
         out,
         cfg,
         dict(
             final={f"{h}/{m}": v for (h, m), v in final.items()},
-            advantage={str(small): a_s, str(large): a_l},
+            advantage=advantage,
             t_trajectory={str(h): ts for h, ts in t_traj.items()},
-            teacher_seconds=tt.seconds,
+            teacher_seconds=st["teacher_seconds"],
+            stopped=budget.stopped,
         ),
         rows,
     )
