@@ -50,6 +50,11 @@ def _h(text: str, **kw):
     return field(metadata={"help": text}, **kw)
 
 
+def option(text: str, default, prefix: str = ""):
+    """A field of a method's config: `default`, with `prefix + text` as its `--help` line."""
+    return field(default=default, metadata={"help": prefix + text})
+
+
 def check_fields(obj, *, choices=None, ints=None, unit=(), nonneg=(), positive=()) -> None:
     """Validate dataclass fields by name; every error names the field and the bad value.
 

@@ -10,11 +10,12 @@ then updated by REINFORCE on the discounted learning progress of the hold
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from ..teachers import privileged_messages
 from .distill import OPSD
 
@@ -166,8 +167,7 @@ class ExposureController(torch.nn.Module):
             setattr(self, k, v)
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "ATESD (ours): " + text})
+_h = partial(option, prefix="ATESD (ours): ")
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,12 @@ would move the reference twice).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..config import check_fields
+from ..config import option as _h
 from .base import Method
 from .shared import entropy, masked_mean, teacher_rows, token_logprobs
 
@@ -94,10 +95,6 @@ def select_temperature(
         tau = (lo + hi) / 2
     full = entropy(torch.log_softmax(z, -1))
     return tau.masked_fill(full <= factual_entropy, tau_min), h_now
-
-
-def _h(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)

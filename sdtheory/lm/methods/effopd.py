@@ -19,11 +19,12 @@ validation), so that comparisons can be made at equal rollout compute.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from .distill import OPSD
 
 __all__ = ["EffOPD", "EffOPDConfig", "extrapolation_search", "is_checkpoint", "validation_cost"]
@@ -97,8 +98,7 @@ def validation_cost(history: list[dict], n_problems: int, k: int) -> int:
     return len(history) * int(n_problems) * int(k)
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "EffOPD: " + text})
+_h = partial(option, prefix="EffOPD: ")
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ method). Default divergence: OPSD's (forward KL), so PACED vs OPSD isolates the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ...theory.paced import beta_kernel_weight, pass_rate
 from ..config import check_fields
+from ..config import option as _h
 from .distill import OPSD
 
 __all__ = ["PACED", "PACEDConfig", "PassRateTable", "paced_weights"]
@@ -74,10 +75,6 @@ class PassRateTable:
     def load_state_dict(self, state: dict) -> None:
         self.memory = float(state["memory"])
         self.table = {int(k): float(v) for k, v in state["table"].items()}
-
-
-def _h(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)

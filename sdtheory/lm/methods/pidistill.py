@@ -21,11 +21,12 @@ Its forward is the student's network after the teacher's prompt, with gradient
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from ..tasks import chat_prompt_ids
 from ..teachers import view_messages
 from .base import Method
@@ -62,8 +63,7 @@ def pidistill_surrogate(lp_teacher, lp_student, adv, alpha: float, clip: float =
     return -a * (alpha * t_term + (1.0 - alpha) * w * s_term), w
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "pi-Distill: " + text})
+_h = partial(option, prefix="pi-Distill: ")
 
 
 @dataclass(frozen=True)

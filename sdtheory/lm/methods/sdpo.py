@@ -11,11 +11,12 @@ between this and GRPO.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..config import check_fields
+from ..config import option as _h
 from ..teachers import reprompt_messages
 from .base import Method
 from .shared import DivergenceLoss, masked_mean
@@ -69,10 +70,6 @@ def importance_weights(
         raise ValueError(f"clip must be > 0, got {clip!r}")
     d = (logp.detach().double() - logp_old.detach().double()).clamp(-20, 20)
     return d.exp().clamp(max=float(clip)).to(logp.dtype)
-
-
-def _h(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ He et al. 2026 (arXiv:2604.12002), official code `princeton-pli/Self-Distillatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from ..rollout import Rollouts, stop_ids
 from ..teachers import revision_prompt_ids
 from .base import Method
@@ -68,8 +69,7 @@ def _rollouts(prompts, rows, group, pad_id, device) -> Rollouts:
     return Rollouts(prompts, comp.to(device), mask.to(device), zeros, zeros, g, on_policy=False)
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "SD-Zero: " + text})
+_h = partial(option, prefix="SD-Zero: ")
 
 
 @dataclass(frozen=True)

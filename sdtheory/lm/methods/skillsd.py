@@ -28,11 +28,12 @@ step are summarised into new skills.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..config import check_fields
+from ..config import option as _h
 from ..losses import sampled_token_loss
 from ..teachers import skill_messages
 from .base import Method
@@ -58,10 +59,6 @@ def skill_rewards(logq, logp, mask, rewards) -> list[float]:
     n = mask.sum(-1).clamp(min=1)
     sign = 2.0 * rewards.double().to(d.device) - 1.0
     return (sign * d.sum(-1) / n).cpu().tolist()
-
-
-def _h(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,12 @@ only if the sampler and the learner disagree (the code runs 4 mini-batch updates
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..config import check_fields
+from ..config import option as _h
 from ..env import step_spans
 from .base import Method
 from .shared import grpo_advantages, masked_mean, teacher_rows, token_logprobs
@@ -120,10 +121,6 @@ def clipped_surrogate(logp, logp_old, adv, low: float = 0.2, high: float = 0.28)
     ratio = torch.exp((logp - logp_old.detach()).clamp(-20, 20))
     clipped = ratio.clamp(1.0 - low, 1.0 + high)
     return -torch.minimum(ratio * adv, clipped * adv)
-
-
-def _h(text: str, default):
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)

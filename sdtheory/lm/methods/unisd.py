@@ -25,11 +25,12 @@ demonstrations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from ..losses import token_divergence
 from ..tasks import VIEWS
 from ..teachers import view_messages
@@ -108,8 +109,7 @@ def clip_keep(values, mask, clip: float = 0.0, quantile: float = 0.0):
     return values < cap, cap
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "UniSD: " + text})
+_h = partial(option, prefix="UniSD: ")
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ target is the teacher before the update.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import torch
 
-from ..config import check_fields
+from ..config import check_fields, option
 from ..tasks import chat_prompt_ids
 from ..teachers import reprompt_messages
 from .pidistill import _SharedTeacher
@@ -100,8 +101,7 @@ class RewardShift:
         self.momentum, self.mu = float(state["momentum"]), list(state["mu"])
 
 
-def _h(text: str, default):
-    return field(default=default, metadata={"help": "VPD: " + text})
+_h = partial(option, prefix="VPD: ")
 
 
 @dataclass(frozen=True)
