@@ -14,8 +14,9 @@ exists) and supplies what the on-policy trainers need:
 
 Available tasks (`make_task(name, **options)`): `chain_sum` (reasoning-gym, default 2 terms of
 1-2 digits, with a derived step-by-step solution), `basic_arithmetic` (reasoning-gym),
-`gsm_symbolic` (reasoning-gym; worked solution = its `answer_cot`) and `champ` (champ-dataset v0,
-270 competition problems with step solutions).
+`gsm_symbolic` (reasoning-gym; worked solution = its `answer_cot`), `champ` (champ-dataset v0,
+270 competition problems with step solutions) and `graded_sum` (chain sums of graded difficulty,
+from 2 one-digit terms up to several multi-digit terms, mixed in one set: `GradedSumTask`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "make_task",
     "normalize_answer",
     "TASKS",
+    "GradedSumTask",
 ]
 
 VIEWS = ("answer", "solution", "partial")
@@ -273,6 +275,65 @@ class ChampTask(Task):
         return out
 
 
+class GradedSumTask(Task):
+    """Chain sums of graded difficulty in one set (reasoning-gym `chain_sum`, one config per level).
+
+    Each level is `(terms, digits)`: that many terms of exactly that many digits. Problems are
+    drawn level by level in proportion to `weights` (equal by default) and interleaved, so any
+    prefix of the list holds every level in the same proportions; `Problem.meta["level"]` is the
+    level's index. Calibrated for SmolLM2-135M-Instruct in `sdtheory.lm.validate.paced`, where the
+    levels span its pass rates from always to never solved.
+    """
+
+    name = "graded_sum"
+
+    def __init__(
+        self,
+        levels: tuple[tuple[int, int], ...] = ((2, 1), (3, 1), (2, 2), (3, 2), (4, 3)),
+        weights: tuple[float, ...] | None = None,
+    ):
+        levels = tuple((int(t), int(d)) for t, d in levels)
+        if not levels or any(t < 2 or d < 1 for t, d in levels):
+            raise ValueError(f"levels must be (terms >= 2, digits >= 1) pairs, got {levels!r}")
+        w = tuple(float(x) for x in (weights or (1.0,) * len(levels)))
+        if len(w) != len(levels) or any(not (x > 0 and math.isfinite(x)) for x in w):
+            raise ValueError(f"weights must be {len(levels)} positive numbers, got {weights!r}")
+        self.levels, self.weights = levels, w
+
+    def _counts(self, size: int) -> list[int]:
+        tot = sum(self.weights)
+        return [math.ceil(size * x / tot) for x in self.weights]
+
+    def _generate(self, size: int, seed: int) -> list[Problem]:
+        per = []
+        for lvl, ((terms, digits), n) in enumerate(
+            zip(self.levels, self._counts(size), strict=True)
+        ):
+            sub = ReasoningGymTask(
+                "chain_sum",
+                min_terms=terms,
+                max_terms=terms,
+                min_digits=digits,
+                max_digits=digits,
+            )
+            probs = sub.problems(n, seed=seed * 1009 + 7919 * (lvl + 1))
+            per.append(
+                [
+                    Problem(p.question, p.answer, p.steps, self.name, 0, {**p.meta, "level": lvl})
+                    for p in probs
+                ]
+            )
+        # interleave in proportion: problem j of level l sits at position (j + 1/2) / n_l
+        keyed = [
+            ((j + 0.5) / len(lst), lvl, p) for lvl, lst in enumerate(per) for j, p in enumerate(lst)
+        ]
+        keyed.sort(key=lambda t: (t[0], t[1]))
+        return [
+            Problem(p.question, p.answer, p.steps, p.source, i, p.meta)
+            for i, (_, _, p) in enumerate(keyed)
+        ]
+
+
 TASKS = {
     "chain_sum": lambda **kw: ReasoningGymTask(
         "chain_sum", **{"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2, **kw}
@@ -280,11 +341,12 @@ TASKS = {
     "basic_arithmetic": lambda **kw: ReasoningGymTask("basic_arithmetic", **kw),
     "gsm_symbolic": lambda **kw: ReasoningGymTask("gsm_symbolic", **kw),
     "champ": lambda **kw: ChampTask(**kw),
+    "graded_sum": lambda **kw: GradedSumTask(**kw),
 }
 
 
 def make_task(name: str, **options) -> Task:
-    """A task by name (`chain_sum`, `basic_arithmetic`, `gsm_symbolic`, `champ`)."""
+    """A task by name (`chain_sum`, `basic_arithmetic`, `gsm_symbolic`, `champ`, `graded_sum`)."""
     if name not in TASKS:
         raise ValueError(f"name must be one of {sorted(TASKS)}, got {name!r}")
     return TASKS[name](**options)

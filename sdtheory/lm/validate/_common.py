@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,45 +15,12 @@ import torch
 
 from ... import claims, simio
 
-SCALES = ("fast", "cpu", "gpu")
+SCALES = ("fast", "cpu", "cpu-long", "gpu")
 
 
 def device() -> torch.device:
     """The accelerator when there is one (GPU scale), else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def verdict(
-    c: claims.Claim,
-    predicted: Any,
-    measured: Any,
-    tolerance: Any,
-    ok: bool | None,
-    *,
-    details: str = "",
-    figure: str | None = None,
-) -> claims.CheckResult:
-    """A `CheckResult` with a three-way verdict (`ok=None` -> inconclusive)."""
-    v = "inconclusive" if ok is None else ("held" if ok else "failed")
-
-    def js(x):
-        if isinstance(x, np.generic):
-            x = x.item()
-        if isinstance(x, float) and not math.isfinite(x):
-            return str(x)
-        return x
-
-    return claims.CheckResult(
-        claim_id=c.id,
-        predicted=js(predicted),
-        measured=js(measured),
-        tolerance=js(tolerance),
-        verdict=v,
-        source=str(c.source),
-        statement=c.statement,
-        details=details,
-        figure=figure,
-    )
 
 
 def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims.CheckResult]:
@@ -125,3 +92,36 @@ def save_run(out: Path, cfg, metrics: dict | list, table: Any | None = None) -> 
 
 def log(name: str, msg: str) -> None:
     print(f"[validate:{name}] {msg}", flush=True)
+
+
+class Units:
+    """Append-only JSON-lines record of an experiment's units (one line per problem, seed, ...).
+
+    Written as the run goes (each line flushed), so a run stopped by a budget or a crash keeps
+    what it measured, and the verdicts can be computed from the file alone (`read`).
+    """
+
+    def __init__(self, path: Path, *, fresh: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and self.path.exists():
+            self.path.unlink()
+
+    def write(self, **row) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, default=_plain) + "\n")
+
+    @staticmethod
+    def read(path: Path) -> list[dict]:
+        p = Path(path)
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _plain(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
