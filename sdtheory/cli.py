@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import claims, simio
+from . import claims, runner, simio
 
 
 def _first_line(doc: str | None) -> str:
@@ -42,6 +40,21 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_item(name: str) -> runner.Item:
+    def run(run_dir: Path) -> list[claims.CheckResult]:
+        simio.load_sim(name).main(["--out", str(run_dir)])
+        checks = run_dir / "checks.json"
+        return claims.load_checks(checks) if checks.exists() else []
+
+    return runner.Item(
+        name,
+        run,
+        folder=f"sims/{name}",
+        crash_source="sim",
+        crash_statement=f"sims/{name}.py runs at its defaults",
+    )
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     names = simio.sim_names()
     if args.only:
@@ -51,49 +64,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         names = [n for n in names if n in args.only]
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out) if args.out else simio.default_results_root() / "reproduce" / stamp
-    out.mkdir(parents=True, exist_ok=True)
-    sections = []
-    crashed = []
-    t_all = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        run_dir = out / "sims" / name
-        print(f"[{i}/{len(names)}] {name} -> {run_dir}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            simio.load_sim(name).main(["--out", str(run_dir)])
-        except Exception:
-            crashed.append(name)
-            traceback.print_exc()
-            err = claims.CheckResult(
-                claim_id=f"{name}.run",
-                predicted="runs",
-                measured="crashed",
-                tolerance="exact",
-                verdict="failed",
-                source="sim",
-                statement=f"sims/{name}.py runs at its defaults",
-                details=traceback.format_exc(limit=3).strip().splitlines()[-1],
-            )
-            sections.append((name, [err], []))
-            continue
-        checks_path = run_dir / "checks.json"
-        results = claims.load_checks(checks_path) if checks_path.exists() else []
-        figures = sorted(run_dir.glob("*.png"))
-        sections.append((name, results, figures))
-        counts = claims.verdict_counts(results)
-        print(f"    {time.perf_counter() - t0:.1f}s: {counts}", flush=True)
-    elapsed = time.perf_counter() - t_all
+    runs = runner.run_items([_sim_item(n) for n in names], out)
     preamble = (
-        f"Scale: fast CPU defaults. {len(names)} sims in {elapsed:.0f} s on "
-        f"{simio.environment()['platform']}. Generated {stamp}."
+        f"Scale: fast CPU defaults. {len(names)} sims in {sum(r.seconds for r in runs):.0f} s "
+        f"on {simio.environment()['platform']}. Generated {stamp}."
     )
-    md, html = claims.write_report(sections, out, title="sdtheory reproduce", preamble=preamble)
-    all_results = [r for _, rs, _ in sections for r in rs]
-    print(f"report: {md}\n        {html}\n{claims.verdict_counts(all_results)}")
+    runner.write_report(runs, out, title="sdtheory reproduce", preamble=preamble)
+    crashed = [r.name for r in runs if r.crashed]
     if crashed:
         print(f"sims that crashed: {crashed}", file=sys.stderr)
         return 1
-    if args.strict and any(r.verdict == "failed" for r in all_results):
+    if args.strict and any(x.verdict == "failed" for r in runs for x in r.results):
         return 1
     return 0
 

@@ -11,7 +11,8 @@ from sdtheory import claims, cli
 
 def test_import_is_light():
     code = (
-        "import sys, sdtheory, sdtheory.core, sdtheory.claims, sdtheory.simio, sdtheory.theory; "
+        "import sys, sdtheory, sdtheory.core, sdtheory.claims, sdtheory.simio, sdtheory.runner, "
+        "sdtheory.theory; "
         "bad = [m for m in ('torch', 'jax', 'sympy', 'matplotlib') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..core._checks import check_positive_int
 from ._registry import Claim
 from ._results import CheckResult, Verdict, make_result, needs_scale
 
@@ -56,9 +57,7 @@ class Rule:
         if not 0.0 < self.level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {self.level!r}")
         for name in ("min_pairs", "min_units", "min_bin", "n_boot"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         if self.min_pairs < 2:
             raise ValueError(
                 f"min_pairs must be >= 2 (a t band needs n >= 2), got {self.min_pairs}"
@@ -89,8 +88,7 @@ class Band:
 
 def bonferroni(m: int, level: float = RULE.level) -> float:
     """Per-test level so that `m` tests together keep family-wise coverage `level`."""
-    if not isinstance(m, int) or m < 1:
-        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    m = check_positive_int(m, "m")
     return 1.0 - (1.0 - level) / m
 
 

@@ -14,6 +14,7 @@ from ._checks import (
     as_log_probs,
     broadcast_pair,
     check_positive,
+    check_positive_int,
     check_unit_interval,
 )
 
@@ -95,9 +96,7 @@ def top_k(log_p, k: int, validate: bool = False) -> tuple[np.ndarray, np.ndarray
       ([1, 2], True)
     """
     lp = as_log_probs(log_p, "log_p", validate)
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    k = int(k)
+    k = check_positive_int(k, "k")
     if k > lp.shape[-1]:
         raise ValueError(f"k must be at most the vocabulary size {lp.shape[-1]}, got {k}")
     idx = np.argsort(-lp, axis=-1, kind="stable")[..., :k]

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "CHATML_TEMPLATE",
     "SMOLLM2_GGUF",
@@ -180,8 +182,7 @@ def small_config(
         ("num_heads", num_heads),
         ("num_kv_heads", num_kv_heads),
     ]:
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v!r}")
+        check_positive_int(v, name)
     if hidden_size % num_heads or num_heads % num_kv_heads:
         raise ValueError(
             f"hidden_size ({hidden_size}) must divide by num_heads ({num_heads}) and num_heads by "

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "Rollouts",
     "completion_hidden",
@@ -143,15 +145,13 @@ def sample(
             on `(seed, row_seeds[row])`.
         k: samples per prompt (>= 1).
     """
-    if int(max_new_tokens) < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens!r}")
+    max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
     if not (float(temperature) >= 0.0):
         raise ValueError(f"temperature must be >= 0, got {temperature!r}")
     if not (0.0 < float(top_p) <= 1.0):
         raise ValueError(f"top_p must lie in (0, 1], got {top_p!r}")
-    if int(k) < 1:
-        raise ValueError(f"k must be >= 1, got {k!r}")
-    rows = [list(p) for p in prompts for _ in range(int(k))]
+    k = check_positive_int(k, "k")
+    rows = [list(p) for p in prompts for _ in range(k)]
     n = len(rows)
     if row_seeds is None:
         row_seeds = list(range(n))

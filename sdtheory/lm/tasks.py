@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "VIEWS",
     "Problem",
@@ -139,9 +141,8 @@ class Task:
 
     def problems(self, size: int, seed: int = 0) -> list[Problem]:
         """`size` distinct problems (by question), deterministic in `seed`."""
-        if int(size) < 1:
-            raise ValueError(f"size must be >= 1, got {size!r}")
-        return self._dedup(self._generate(int(size), int(seed)), int(size))
+        size = check_positive_int(size, "size")
+        return self._dedup(self._generate(size, int(seed)), size)
 
     def split(self, n_train: int, n_eval: int, seed: int = 0):
         """Disjoint train and held-out lists (no question appears in both)."""

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "init_two_layer",
     "apply_two_layer",
@@ -47,8 +49,7 @@ def init_two_layer(
     its training are those of the width-`width` network, while every width shares one compiled
     program.
     """
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width!r}")
+    width = check_positive_int(width, "width")
     size = width if pad_to is None else int(pad_to)
     if size < width:
         raise ValueError(f"pad_to must be >= width = {width}, got {pad_to!r}")

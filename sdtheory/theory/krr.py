@@ -34,6 +34,8 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 
+from ..core._checks import check_positive_int
+
 __all__ = [
     "KernelSelfDistillation",
     "MobahiRounds",
@@ -446,27 +448,87 @@ class MobahiRounds:
     ratio_top_bottom: np.ndarray
 
 
-def mobahi_constant(z: np.ndarray, d: np.ndarray, target: float) -> float:
-    r"""Mobahi's per-round constant: the root $c>0$ of $\|c z/(c+d)\|=\sqrt{n\epsilon}$ (=`target`).
+# r = ||z|| / target within this many ulps of 1 is collapse: r carries the rounding of the rounds
+# before it (a few ulps each), so it cannot be told from 1, and the fit it would give has norm
+# below (r - 1) ||z||, zero to that precision.
+_COLLAPSE_ULPS = 256
 
-    Requires $\|z\| >$ `target` (no collapse); the root is bracketed by the bounds below.
 
-    $\|z\|\,c/(c+d_{\max})\le\|cz/(c+d)\|\le\|z\|\,c/(c+d_{\min})$ gives
-    $d_{\min}/(r-1)\le c\le d_{\max}/(r-1)$ with $r=\|z\|/$target; Brent's method on that
-    bracket (in $\log c$ when $d_{\min}>0$) is guaranteed to converge.
+def mobahi_constant(z, d, target: float) -> float:
+    r"""Mobahi's per-round constant: the root $c$ of $\|c\,z/(c+d)\|=$ `target` ($=\sqrt{n\epsilon}$).
+
+    The one solver of a constrained round, shared by `mobahi_rounds` and the TAID proxy
+    (`sdtheory.theory.taid`). The round's fit is $d/(c+d)\odot z$. With $r=\|z\|/$`target`:
+
+    * $r\le1$: the zero function meets the constraint and is optimal (**collapse**); the answer
+      is $c=\infty$, whose fit is $0$. An $r$ within 256 ulps of 1 counts as 1: it carries the
+      rounding of earlier rounds, and its fit would be zero to that precision.
+    * $r>1$: $\|z\|\,c/(c+d_{\max})\le\|cz/(c+d)\|\le\|z\|\,c/(c+d_{\min})$ gives the bracket
+      $d_{\min}/(r-1)\le c\le d_{\max}/(r-1)$ (derived), solved by Brent's method (in $\log c$
+      when $d_{\min}>0$). Where rounding hides the residual's sign change at an end of the
+      bracket, that end meets the constraint to working precision and is returned.
+
+    Eigenvalues $d_k=0$ (the kernel's null space) are allowed: those coordinates are never
+    fitted, so a root exists only if they leave a residual of at most `target`.
+
+    Args:
+      z: the round's target in the eigenbasis of $G=\mathbf K/n$, shape (n,).
+      d: eigenvalues of $G$, shape (n,), finite and $\ge 0$, at least one $> 0$.
+      target: $\sqrt{n\epsilon}>0$.
+
+    Returns:
+      $c\in[0,\infty)$, or `math.inf` on collapse.
+
+    Raises:
+      ValueError: bad shapes or values, or a null-space residual above `target` (no $c$ meets
+        the constraint).
+
+    Example:
+      >>> d, z = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+      >>> c = mobahi_constant(z, d, 1.0)
+      >>> bool(np.isclose(np.linalg.norm(c * z / (c + d)), 1.0))
+      True
+      >>> mobahi_constant(np.array([0.6, 0.8]), d, 1.0)  # ||z|| = target: collapse
+      inf
     """
-    r = float(np.linalg.norm(z)) / target
-    pos = d[d > 0]
-    dmax = float(pos.max())
-    dmin = float(pos.min()) if pos.shape[0] == d.shape[0] else 0.0
+    z = np.asarray(z, dtype=np.float64)
+    d = np.asarray(d, dtype=np.float64)
+    if z.ndim != 1 or d.shape != z.shape:
+        raise ValueError(f"z and d must be 1-d of the same length, got {z.shape} and {d.shape}")
+    if not np.isfinite(z).all():
+        raise ValueError("z must be finite")
+    if not (np.isfinite(d).all() and (d >= 0).all() and (d > 0).any()):
+        raise ValueError(f"d must be finite and >= 0 with a positive entry, got {d.tolist()}")
+    target = float(target)
+    if not (target > 0.0 and math.isfinite(target)):
+        raise ValueError(f"target must be a finite number > 0, got {target!r}")
+    return _mobahi_solve(z, d, target)
 
-    def resid(c):
-        return float(np.linalg.norm(c * z / (c + d))) - target
+
+def _mobahi_solve(z: np.ndarray, d: np.ndarray, target: float) -> float:
+    r = float(np.linalg.norm(z)) / target
+    if r <= 1.0 + _COLLAPSE_ULPS * np.finfo(float).eps:
+        return math.inf
+    null = d == 0
+    null_resid = float(np.linalg.norm(z[null]))
+    if null_resid > target:
+        raise ValueError(
+            f"the kernel's null space leaves a residual {null_resid:.6g} > target {target:.6g}: "
+            "no c meets the constraint"
+        )
+    zp, dp = z[~null], d[~null]
+    dmax = float(dp.max())
+    dmin = 0.0 if null.any() else float(dp.min())
+
+    def resid(c):  # the null-space coordinates keep their full residual whatever c is
+        return math.hypot(null_resid, float(np.linalg.norm(c * zp / (c + dp)))) - target
 
     hi = dmax / (r - 1.0) * (1.0 + 1e-9)
+    if resid(hi) <= 0.0:  # true residual >= 0 at hi: hi meets the constraint to rounding
+        return hi
     if dmin > 0.0:
         lo = dmin / (r - 1.0) * (1.0 - 1e-9)
-        if resid(lo) >= 0.0:
+        if resid(lo) >= 0.0:  # true residual <= 0 at lo: likewise
             return lo
         lc = brentq(
             lambda u: resid(math.exp(u)),
@@ -519,12 +581,7 @@ def mobahi_rounds(
     eps_v = float(eps)
     if not (eps_v > 0.0 and math.isfinite(eps_v)):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if (
-        isinstance(max_rounds, bool)
-        or not isinstance(max_rounds, (int, np.integer))
-        or max_rounds < 1
-    ):
-        raise ValueError(f"max_rounds must be an int >= 1, got {max_rounds!r}")
+    max_rounds = check_positive_int(max_rounds, "max_rounds")
     d_raw, v, _ = spectral_decomposition(kernel, eig_tol, clip_small=True)
     n = d_raw.shape[0]
     y = np.asarray(y, dtype=np.float64)
@@ -545,14 +602,14 @@ def mobahi_rounds(
     b = np.ones(n)
     cs, zs, bs = [], [z], [b]
     collapse = None
-    for t in range(int(max_rounds)):
+    for t in range(max_rounds):
         zt = zs[-1]
-        if float(np.sum(zt * zt)) <= target * target:
+        c = _mobahi_solve(zt, d, target)
+        if math.isinf(c):  # ||y_t||^2 <= n eps: the zero function
             collapse = t
             zs.append(np.zeros(n))
             bs.append(np.zeros(n))
             break
-        c = mobahi_constant(zt, d, target)
         fac = d / (c + d)
         cs.append(c)
         zs.append(fac * zt)

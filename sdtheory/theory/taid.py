@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ..core import kl, log_softmax
-from ..core._checks import as_float_array, broadcast_pair
+from ..core._checks import as_float_array, broadcast_pair, check_positive_int
 from . import krr
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "interpolated_kl_gradient",
     "interpolated_log_probs",
     "linear_t",
-    "mobahi_constant",
     "noncollapse_condition",
     "noncollapse_r0",
     "self_distillation_rounds",
@@ -146,8 +145,7 @@ def linear_t(step: int, total_steps: int, t_start: float = 0.4, t_end: float = 1
 
 
 def _check_step(step, total_steps) -> None:
-    if isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 1:
-        raise ValueError(f"total_steps must be an integer >= 1, got {total_steps!r}")
+    total_steps = check_positive_int(total_steps, "total_steps")
     if isinstance(step, bool) or int(step) != step or not (0 <= step <= total_steps):
         raise ValueError(f"step must be an integer in [0, total_steps={total_steps}], got {step!r}")
 
@@ -299,41 +297,14 @@ class TAIDSchedule:
 # ----------------------------------------------------------------------------- regression proxy
 
 
-def mobahi_constant(z, d, k_eps: float) -> float:
-    r"""Mobahi's per-round regularisation $c$ from the active constraint, or `nan` on collapse.
-
-    In the eigenbasis of the Gram matrix ($d$ its eigenvalues, $z$ the target's coordinates)
-    the constraint $\tfrac1K\|y-\hat y\|^2=\epsilon$ reads
-    $\sum_k \big(c\,z_k/(c+d_k)\big)^2 = K\epsilon$. A root $c>0$ exists iff
-    $\|z\|^2 > K\epsilon$; otherwise the zero function is feasible and optimal (collapse).
-    With $r=\|z\|/\sqrt{K\epsilon}$ the root lies in $[d_{\min}/(r-1),\ d_{\max}/(r-1)]$
-    (derived), which brackets the solve (`sdtheory.theory.krr.mobahi_constant`, shared with
-    `krr.mobahi_rounds`).
-
-    Args:
-      z: target in the eigenbasis (K,).
-      d: positive eigenvalues (K,).
-      k_eps: $K\epsilon > 0$.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    d = np.asarray(d, dtype=np.float64)
-    if not (np.all(d > 0) and np.all(np.isfinite(d))):
-        raise ValueError(f"d must be finite and > 0, got min {d.min()!r}")
-    if not (k_eps > 0):
-        raise ValueError(f"k_eps must be > 0, got {k_eps!r}")
-    target = math.sqrt(k_eps)
-    if float(np.linalg.norm(z)) / target <= 1.0:  # the same r as the solver's: collapse
-        return math.nan
-    return krr.mobahi_constant(z, d, target)
-
-
 @dataclasses.dataclass(frozen=True)
 class ProxyRounds:
     """Rounds of the regression proxy.
 
     Attributes:
       norms: $\\|z_t\\|/\\sqrt{K\\epsilon}$ for $t=0..R$ (the ratio $r_t$).
-      c: per-round regularisation $c_t$ for rounds $1..R$ (`nan` where the fit collapsed).
+      c: per-round regularisation $c_t$ for rounds $1..R$ (`inf` where the fit collapsed: the
+        zero function; `sdtheory.theory.krr.mobahi_constant`).
       fitted: whether round $t=1..R$ fits a non-zero function.
     """
 
@@ -359,11 +330,11 @@ def _spectrum_args(d, z0, k_eps, rounds, name_rounds):
     z0 = np.asarray(z0, dtype=np.float64)
     if d.ndim != 1 or d.shape != z0.shape:
         raise ValueError(f"d and z0 must be 1-d of the same length, got {d.shape} and {z0.shape}")
+    if not (np.isfinite(d).all() and (d > 0).all()):
+        raise ValueError(f"d must be finite and > 0, got min {d.min()!r}")
     if not (float(k_eps) > 0):
         raise ValueError(f"k_eps must be > 0, got {k_eps!r}")
-    if int(rounds) != rounds or rounds < 1:
-        raise ValueError(f"{name_rounds} must be an integer >= 1, got {rounds!r}")
-    return d, z0, float(k_eps), int(rounds)
+    return d, z0, float(k_eps), check_positive_int(rounds, name_rounds)
 
 
 def self_distillation_rounds(d, z0, k_eps: float, rounds: int) -> ProxyRounds:
@@ -375,10 +346,10 @@ def self_distillation_rounds(d, z0, k_eps: float, rounds: int) -> ProxyRounds:
     d, z, k_eps, rounds = _spectrum_args(d, z0, k_eps, rounds, "rounds")
     norms, cs, fitted = [math.sqrt(z @ z / k_eps)], [], []
     for _ in range(rounds):
-        c = mobahi_constant(z, d, k_eps)
+        c = krr.mobahi_constant(z, d, math.sqrt(k_eps))
         cs.append(c)
-        fitted.append(not math.isnan(c))
-        z = np.zeros_like(z) if math.isnan(c) else d / (c + d) * z
+        fitted.append(math.isfinite(c))
+        z = d / (c + d) * z  # c = inf on collapse: the zero function
         norms.append(math.sqrt(z @ z / k_eps))
     return ProxyRounds(np.array(norms), np.array(cs), np.array(fitted))
 
@@ -396,10 +367,10 @@ def taid_proxy_rounds(d, z0, k_eps: float, T: int) -> ProxyRounds:
     z = z0.copy()
     norms, cs, fitted = [math.sqrt(z @ z / k_eps)], [], []
     for t in range(1, T + 1):
-        c = mobahi_constant(z, d, k_eps)
+        c = krr.mobahi_constant(z, d, math.sqrt(k_eps))
         cs.append(c)
-        fitted.append(not math.isnan(c))
-        pred = np.zeros_like(z) if math.isnan(c) else d / (c + d) * z
+        fitted.append(math.isfinite(c))
+        pred = d / (c + d) * z  # c = inf on collapse: the zero function
         w = t / T
         z = (1.0 - w) * pred + w * z0
         norms.append(math.sqrt(z @ z / k_eps))

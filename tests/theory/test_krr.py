@@ -19,6 +19,7 @@ from sdtheory.theory.krr import (
     KernelSelfDistillation,
     distillation_grid,
     iterative_refits,
+    mobahi_constant,
     mobahi_rounds,
     ridge_predict,
     spectral_decomposition,
@@ -477,3 +478,72 @@ def test_mobahi_collapse_at_round_zero_and_errors():
     x = np.random.default_rng(0).standard_normal((10, 2))
     with pytest.raises(ValueError, match="infeasible"):
         mobahi_rounds(x @ x.T, y, 1e-8, 5)  # rank 2: the null space residual exceeds eps
+
+
+def test_mobahi_rounds_on_a_rank_deficient_kernel():
+    # crashed before: Brent's bracket started at c = 0, where 0 / (0 + 0) is NaN on the null space
+    rng = np.random.default_rng(0)
+    n = 10
+    x = rng.standard_normal((n, 3))
+    y = x @ rng.standard_normal(3) + 0.3 * rng.standard_normal(n)
+    kernel = x @ x.T  # rank 3
+    eps = 0.05 * float(np.mean(y**2))
+    res = mobahi_rounds(kernel, y, eps, 500)
+    assert res.collapse_round is not None and len(res.c) >= 2
+    g = kernel / n
+    for t, c in enumerate(res.c):  # brute force, as for a full-rank kernel
+        nxt = g @ np.linalg.solve(g + c * np.eye(n), res.predictions[t])
+        np.testing.assert_allclose(res.predictions[t + 1], nxt, atol=1e-10)
+        assert abs(np.mean((res.predictions[t] - nxt) ** 2) / eps - 1) < 1e-9
+
+
+def test_mobahi_constant_solves_the_constraint_inside_the_bracket():
+    rng = np.random.default_rng(0)
+    for kappa in (1.0, 3.0, 50.0):
+        d = np.geomspace(1.0, kappa, 16)
+        z = rng.standard_normal(16)
+        z *= 7.5 / np.linalg.norm(z)  # r = 7.5
+        c = mobahi_constant(z, d, 1.0)
+        assert math.isclose(np.linalg.norm(c * z / (c + d)), 1.0, rel_tol=1e-12)
+        assert d.min() / 6.5 * (1 - 1e-12) <= c <= d.max() / 6.5 * (1 + 1e-12)
+    d = np.array([1.0, 2.0])
+    assert mobahi_constant(np.array([0.6, 0.8]), d, 1.0) == math.inf  # ||z|| = target: collapse
+    assert mobahi_constant(np.array([0.3, 0.4]), d, 1.0) == math.inf
+
+
+@pytest.mark.parametrize("ulps", [1, 2, 4, 9, 256, 257, 300, 10**4, 10**6, 10**9, 10**12])
+@pytest.mark.parametrize("kappa", [1.0, 1.0 + 1e-12, 4.0])
+def test_mobahi_constant_just_above_collapse(ulps, kappa):
+    # r = ||z|| / target = 1 + ulps * eps. sims/taid_proxy.py reached r = 1 + 1..9 ulps in its
+    # kappa = 1 cells, where rounding hid the sign change of Brent's bracket (issue 13).
+    eps = np.finfo(float).eps
+    d = np.geomspace(1.0, kappa, 16)
+    u = np.random.default_rng(ulps).standard_normal(16)
+    z = u / np.linalg.norm(u) * (1.0 + ulps * eps)
+    r = float(np.linalg.norm(z))  # target 1
+    c = mobahi_constant(z, d, 1.0)
+    if r <= 1.0 + 256 * eps:
+        assert c == math.inf  # 1 to rounding: collapse
+    else:
+        assert d.min() / (r - 1) * (1 - 1e-9) <= c <= d.max() / (r - 1) * (1 + 1e-9)
+        assert abs(np.linalg.norm(c * z / (c + d)) - 1.0) <= 8 * eps  # a root to rounding
+
+
+def test_mobahi_constant_null_space_and_errors():
+    d = np.array([2.0, 1.0, 0.0])
+    z = np.array([3.0, 2.0, 0.5])  # the null-space coordinate is never fitted: residual >= 0.5
+    c = mobahi_constant(z, d, 1.0)
+    assert 0.0 < c < d.max() / (np.linalg.norm(z) - 1.0)
+    assert math.isclose(np.linalg.norm(c * z / (c + d)), 1.0, rel_tol=1e-12)
+    with pytest.raises(ValueError, match="null space leaves a residual 1.5"):
+        mobahi_constant(np.array([3.0, 2.0, 1.5]), d, 1.0)
+    bad = [
+        ((np.ones(3), np.ones(2), 1.0), "z and d must be 1-d"),
+        ((np.array([1.0, np.nan]), np.ones(2), 1.0), "z must be finite"),
+        ((np.ones(2), np.array([1.0, -1.0]), 1.0), "d must be finite and >= 0"),
+        ((np.ones(2), np.zeros(2), 1.0), "with a positive entry"),
+        ((np.ones(2), np.ones(2), 0.0), "target must be a finite number > 0, got 0.0"),
+    ]
+    for args, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            mobahi_constant(*args)

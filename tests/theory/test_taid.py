@@ -207,13 +207,24 @@ def _instance(r0, kappa, n=16, seed=0):
     return d, z / np.linalg.norm(z) * r0  # K * eps = 1
 
 
-def test_mobahi_constant_solves_constraint_and_is_bracketed():
-    for kappa in (1.0, 3.0, 50.0):
-        d, z = _instance(7.5, kappa)
-        c = taid.mobahi_constant(z, d, 1.0)
-        assert math.isclose(np.sum((c * z / (c + d)) ** 2), 1.0, rel_tol=1e-12)
-        assert d.min() / 6.5 * (1 - 1e-12) <= c <= d.max() / 6.5 * (1 + 1e-12)
-    assert math.isnan(taid.mobahi_constant(np.array([0.6, 0.8]), np.array([1.0, 2.0]), 1.0))
+@pytest.mark.parametrize("seed", [3, 4, 7, 12, 14, 19, 21, 25])
+def test_proxy_rounds_at_the_inputs_that_crashed(seed):
+    # sims/taid_proxy.py crashed at these seeds (issue 13): in its kappa = 1 cells pure
+    # self-distillation has c_t = d/(r_t - 1), so r_t = r0 - t exactly and lands on r = 1, which
+    # rounding turns into 1 + a few ulps. Replays the sim's draws (kappa = 1 first, K = 16).
+    rng = np.random.default_rng(seed)
+    d = np.ones(16)
+    for r0 in (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0):
+        u = rng.standard_normal(16)
+        z0 = u / np.linalg.norm(u) * r0
+        sd = taid.self_distillation_rounds(d, z0, 1.0, rounds=math.ceil(r0**2) + 1)
+        fitted = math.ceil(r0) - 1  # the rounds with r_t = r0 - t > 1
+        assert sd.fitted_rounds == fitted
+        np.testing.assert_allclose(sd.norms[: fitted + 1], r0 - np.arange(fitted + 1), rtol=1e-13)
+        assert np.all(sd.norms[fitted + 1 :] == 0.0) and np.all(np.isinf(sd.c[fitted:]))
+        for T in (5, 10, 20, 50, 100):
+            tp = taid.taid_proxy_rounds(d, z0, 1.0, T)
+            assert np.all(tp.norms >= np.arange(T + 1) / T * r0 * (1 - 1e-12))  # the floor
 
 
 @pytest.mark.claim("taid.sd-rounds-bounds")

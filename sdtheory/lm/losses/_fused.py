@@ -16,10 +16,9 @@ before any logit is formed.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
+from ...core._checks import check_positive_int
 from ._reduce import REDUCTIONS, _as_bool_mask, _check_choice, token_coefficients
 from ._token import DivergenceSpec, _check_float_tensor, _compute_dtype
 
@@ -169,13 +168,7 @@ def fused_linear_distillation_loss(
             f"teacher_weight has {teacher_weight.shape[0]} rows but student_weight has "
             f"{student_weight.shape[0]}: student and teacher must share the vocabulary"
         )
-    if (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, numbers.Integral)
-        or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    chunk_size = int(chunk_size)
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
     spec.check_vocab(student_weight.shape[0])
     m = _as_bool_mask(mask, lead)
     cd = _compute_dtype(student_hidden.dtype)

@@ -21,10 +21,11 @@ which is exactly $\log s$ when $d = 0$.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import torch
+
+from ...core._checks import check_positive_int
 
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd", "skew_kl", "tvd")
 SUPPORTS = ("full", "teacher_topk", "student_topk_tail")
@@ -165,12 +166,9 @@ class DivergenceSpec:
                 raise ValueError(
                     f"k is only used with a top-k support, got k={self.k!r} with support='full'"
                 )
-        elif isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
-            raise ValueError(
-                f"k must be an integer >= 1 for support={self.support!r}, got {self.k!r}"
-            )
         else:
-            object.__setattr__(self, "k", int(self.k))
+            k = check_positive_int(self.k, f"k (for support={self.support!r})")
+            object.__setattr__(self, "k", k)
 
     def check_vocab(self, vocab: int) -> None:
         if self.support == "teacher_topk" and self.k > vocab:

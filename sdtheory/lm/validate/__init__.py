@@ -20,11 +20,10 @@ after it, writing its run folder (config.json, metrics.json / metrics.csv, figur
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import importlib
 import os
 import platform
-import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,6 +44,14 @@ def load_experiment(name: str):
     if name not in EXPERIMENTS:
         raise ValueError(f"name must be one of {list(EXPERIMENTS)}, got {name!r}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def _title(name: str) -> str:
+    """The experiment's report title; its name if it does not import (the run reports why)."""
+    try:
+        return getattr(load_experiment(name), "TITLE", name)
+    except Exception:
+        return name
 
 
 def _load() -> str:
@@ -76,7 +83,7 @@ def run_validation(
       `(report.md, report.html, results)`; an experiment that crashes gets one failed
       `<name>.run` result and the others still run.
     """
-    from ... import claims
+    from ... import runner, simio
     from . import _common as C
 
     if scale not in SCALES:
@@ -93,46 +100,29 @@ def run_validation(
         torch.set_num_threads(int(threads))
     key = "fast" if fast else scale
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = _load()
-    sections, times, all_results = [], {}, []
-    t_all = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        run_dir = out / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"[{i}/{len(names)}] {name}: {EXPERIMENTS[name]} -> {run_dir}", flush=True)
-        t0 = time.perf_counter()
-        try:
-            mod = load_experiment(name)
-            results = mod.run(mod.CONFIGS[key], run_dir)
-        except Exception:
-            traceback.print_exc()
-            results = [
-                claims.CheckResult(
-                    claim_id=f"validate.{name}.run",
-                    predicted="runs",
-                    measured="crashed",
-                    tolerance="exact",
-                    verdict="failed",
-                    source="derived: the experiment must run",
-                    statement=f"experiment {name} runs at scale {key}",
-                    details=traceback.format_exc(limit=3).strip().splitlines()[-1],
-                )
-            ]
-            title = name
-        else:
-            title = getattr(mod, "TITLE", name)
-        times[name] = time.perf_counter() - t0
-        results = C.with_scale(results, key)
-        from ... import simio
 
-        simio.save_checks(run_dir, results)
-        figures = sorted(run_dir.glob("*.png"))
-        sections.append((f"{title} ({times[name]:.0f} s, run folder `{name}/`)", results, figures))
-        all_results += results
-        print(f"    {times[name]:.1f}s: {claims.verdict_counts(results)}", flush=True)
-    elapsed = time.perf_counter() - t_all
+    def run(name: str, run_dir: Path):
+        mod = load_experiment(name)
+        return C.with_scale(mod.run(mod.CONFIGS[key], run_dir), key)
+
+    items = [
+        runner.Item(
+            name,
+            functools.partial(run, name),
+            title=_title(name),
+            about=EXPERIMENTS[name],
+            crash_id=f"validate.{name}.run",
+            crash_statement=f"experiment {name} runs at scale {key}",
+            crash_source="derived: the experiment must run",
+            scale=f"lm-{key}",
+        )
+        for name in names
+    ]
+    runs = runner.run_items(items, out)
+    times = {r.name: r.seconds for r in runs}
+    elapsed = sum(times.values())
     import torch
 
     dev = (
@@ -151,17 +141,15 @@ def run_validation(
         "a failed verdict means the measurement contradicted the prediction at the stated "
         "tolerance."
     )
-    md, html = claims.write_report(
-        sections,
+    md, html = runner.write_report(
+        runs,
         out,
         title="sdtheory validate: theory against a real language model",
         preamble=preamble,
     )
-    from ... import simio
-
     simio.save_json(
         out / "timing.json",
         dict(scale=scale, fast=fast, seconds=times, total_seconds=elapsed, device=dev),
     )
-    print(f"report: {md}\n        {html}\n{claims.verdict_counts(all_results)}", flush=True)
+    all_results = [x for r in runs for x in r.results]
     return md, html, all_results
