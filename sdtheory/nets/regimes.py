@@ -48,6 +48,7 @@ __all__ = [
     "Net",
     "digits_binary",
     "empirical_ntk",
+    "enable_x64",
     "init_net",
     "apply_net",
     "predicted_surface",
@@ -80,8 +81,19 @@ class Net:
             raise ValueError(f"depth must be >= 1, got {self.depth!r}")
 
 
-def init_net(key, net: Net, d_in: int, dtype=jnp.float64) -> dict:
-    """Standard-normal weights and biases (the NTK parametrisation puts the scales in `apply`)."""
+def enable_x64() -> None:
+    """Switch JAX to float64 (callers do this once; library code never flips it on its own)."""
+    jax.config.update("jax_enable_x64", True)
+
+
+def init_net(seed, net: Net, d_in: int, dtype=None) -> dict:
+    """Standard-normal weights and biases (the NTK parametrisation puts the scales in `apply`).
+
+    `seed` is an int or a JAX PRNG key; `dtype` defaults to float64 when x64 is enabled.
+    """
+    key = jax.random.PRNGKey(int(seed)) if isinstance(seed, (int, np.integer)) else seed
+    if dtype is None:
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     keys = jax.random.split(key, 2 * net.depth + 2)
     params = {}
     if net.kind == "mlp":

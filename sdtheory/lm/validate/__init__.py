@@ -1,20 +1,24 @@
-"""`sdtheory validate`: the theory modules' predictions against runs on a real language model.
+"""`sdtheory validate`: theory against real runs (SmolLM2-135M-Instruct, trained networks).
 
-Five experiments, each a module with a `Config` per scale (`CONFIGS["fast" | "cpu" | "gpu"]`)
-and `run(cfg, out) -> list[CheckResult]` that states its claims before the run (they are
-registered at import, with the source the theory module gives them) and returns the verdicts
-after it, writing its run folder (config.json, metrics.json / metrics.csv, figures):
+Six experiments, each a module with a size knob per scale (`SIZES`, giving `CONFIGS["fast" |
+"cpu" | "cpu-long" | "gpu"]`) and `run(cfg, out) -> list[CheckResult]`. Every prediction is a
+registered claim (`sdtheory.claims.catalog.validate`, or the sim's own id for a claim a sim also
+checks), stated before the run; each experiment writes its units (problems, seeds, fits) to
+`units.jsonl` as it goes and decides its claims from that file with the one rule of
+`sdtheory.claims` (paired t bands over seeds, bootstrap bands over problems or texts, a minimum
+count per bin; a claim that cannot decide at a scale is reported as needing a larger one).
 
 | name | experiment | theory module |
 |---|---|---|
-| `krr` | kernel self-distillation of a linear head on frozen SmolLM2 features | `sdtheory.theory.krr` |
-| `taid` | SmolLM2 -> tiny students: forward KL, reverse KL, TAID | `sdtheory.theory.taid` |
+| `paced` | cross-problem gradient SNR over pass rate on SmolLM2; implied weights, efficiency | `sdtheory.theory.paced` |
+| `kernel` | MLP/CNN self-distilled on digits against the closed form on their eNTK, lazy and rich | `sdtheory.theory.krr`, `sdtheory.nets.regimes` |
+| `krr` | SmolLM2: linear head (exact) and the last block against its eNTK | `sdtheory.theory.krr` |
+| `taid` | SmolLM2 -> tiny students of several sizes: FKL, RKL, TAID over paired seeds | `sdtheory.theory.taid` |
 | `meta` | recursive anchored distillation towards lam*p0 + (1-lam)*q_n | `sdtheory.theory.meta` |
-| `paced` | per-problem gradient SNR vs pass rate; p(1-p) vs uniform weights | `sdtheory.theory.paced` |
-| `opsd` | OPSD vs GRPO at equal compute with the on-policy trainer | `sdtheory.lm.trainers` |
+| `opsd` | OPSD vs GRPO and PACED-OPSD vs OPSD at equal rollout tokens | `sdtheory.lm.trainers` |
 
 `run_validation(scale, out)` runs them in this order and writes one report (`report.md`,
-`report.html`, `results.json`) with prediction, measurement, tolerance and verdict side by side.
+`report.html`, `results.json`) with prediction, measurement, band and verdict side by side.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from pathlib import Path
 __all__ = ["EXPERIMENTS", "SCALES", "load_experiment", "run_validation"]
 
 EXPERIMENTS: dict[str, str] = {
-    "krr": "kernel self-distillation on SmolLM2 features",
-    "taid": "TAID vs forward/reverse KL, SmolLM2 -> tiny students",
+    "paced": "PACED: cross-problem gradient SNR vs pass rate on SmolLM2",
+    "kernel": "kernel theory vs trained MLP/CNN on digits, lazy and rich",
+    "krr": "kernel self-distillation on SmolLM2: linear head and last block",
+    "taid": "TAID vs forward/reverse KL, SmolLM2 -> tiny students, paired seeds",
     "meta": "recursive meta-distillation anchored at SmolLM2",
-    "paced": "PACED: gradient SNR vs pass rate, p(1-p) vs uniform",
-    "opsd": "OPSD vs GRPO at equal compute",
+    "opsd": "OPSD vs GRPO and PACED-OPSD vs OPSD at equal rollout tokens",
 }
-SCALES = ("cpu", "gpu")
+SCALES = ("cpu", "cpu-long", "gpu")
 
 
 def load_experiment(name: str):
@@ -73,7 +78,8 @@ def run_validation(
     """Run the experiments at `scale` and write the report.
 
     Args:
-      scale: `"cpu"` (under 30 minutes on 2 cores) or `"gpu"` (one H100, under 8 minutes).
+      scale: `"cpu"` (under 30 minutes on 2 cores; claims it cannot decide are reported as
+        needing `cpu-long`), `"cpu-long"` (under 3 hours; decides every claim) or `"gpu"`.
       out: report directory; experiment `name` writes its run folder to `out/name`.
       only: run only these experiments (names of `EXPERIMENTS`), in registry order.
       fast: the reduced CI version (tiny steps; verdicts are produced, not meaningful).

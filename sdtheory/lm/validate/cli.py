@@ -1,6 +1,7 @@
 """`sdtheory validate`: run the real-model validation experiments and write their report.
 
-sdtheory validate --scale cpu                 # all five, under 30 minutes on 2 cores
+sdtheory validate --scale cpu                 # all six, under 30 minutes on 2 cores
+sdtheory validate --scale cpu-long            # decides every claim, under 3 hours
 sdtheory validate --scale cpu --fast          # the reduced CI version (a few minutes)
 sdtheory validate --scale gpu --out DIR       # one H100 (scripts/gpu_validate.sh)
 sdtheory validate --only krr taid             # a subset
