@@ -61,7 +61,7 @@ class Config:
 SIZES = {"cpu": 3, "cpu-long": 6, "gpu": 12}
 CONFIGS: dict[str, Config] = {
     "fast": Config(
-        seeds=2, widths=(16, 32), cnn_channels=(4,), n_train=40, n_eval=60, steps=2, iters=20
+        seeds=2, widths=(8, 16), cnn_channels=(2,), n_train=24, n_eval=24, steps=2, iters=10
     ),
     **{s: Config(seeds=n) for s, n in SIZES.items()},
 }

@@ -58,7 +58,7 @@ class Config:
 
 SIZES = {"cpu": 2, "cpu-long": 4, "gpu": 8}
 CONFIGS = {
-    "fast": Config(n_train=6, n_test=3, max_tokens=24, generations=2, steps=3, batch=3),
+    "fast": Config(n_train=4, n_test=2, max_tokens=16, generations=2, steps=2, batch=2),
     **{s: Config(seeds=n) for s, n in SIZES.items()},
 }
 CONFIGS["gpu"] = dataclasses.replace(

@@ -47,14 +47,13 @@ from ... import claims, simio
 from ...claims.catalog import validate as V
 from ...theory.paced import beta_kernel_weight, fit_beta_kernel, snr_efficiency
 from ..rollout import sample, stop_ids
-from ..tasks import chat_prompt_ids, make_task
+from ..tasks import GradedSumTask, chat_prompt_ids, make_task
 from . import _common as C
 from . import _stats as S
 
 NAME = "paced"
 TITLE = "1. PACED on SmolLM2: cross-problem gradient SNR against pass rate"
 DIVERGENCES = ("forward_kl", "reverse_kl")
-LEVELS = ((2, 1), (3, 1), (2, 2), (3, 2), (4, 3))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ class Config:
     k: int = 8
     temperature: float = 0.6
     max_new_tokens: int = 24
-    levels: tuple[tuple[int, int], ...] = LEVELS
+    levels: tuple[tuple[int, int, str], ...] = GradedSumTask().levels
     gen_batch: int = 8  # problems per generation batch
     edges: tuple[float, ...] = (0.0, 1 / 16, 5 / 16, 11 / 16, 15 / 16, 1.0)
     efficiency_target: float = 0.9
