@@ -44,11 +44,11 @@ METHODS = ("forward_kl", "reverse_kl", "taid")
 @dataclasses.dataclass(frozen=True)
 class Config:
     seeds: int = 3  # the size knob: paired seeds
-    students: tuple[tuple[int, int], ...] = ((32, 1), (64, 1), (128, 2))  # (hidden, layers)
+    students: tuple[tuple[int, int], ...] = ((32, 1), (128, 2))  # (hidden, layers)
     n_train: int = 48
     n_test: int = 16
     max_tokens: int = 64
-    steps: int = 80
+    steps: int = 60
     batch: int = 6
     lr: float = 3e-3
     t_start: float = 0.4
@@ -56,7 +56,7 @@ class Config:
     data_seed: int = 0
 
 
-SIZES = {"cpu": 3, "cpu-long": 6, "gpu": 10}
+SIZES = {"cpu": 3, "cpu-long": 8, "gpu": 10}
 CONFIGS = {
     "fast": Config(
         seeds=2, students=((16, 1), (32, 1)), n_train=8, n_test=4, max_tokens=16, steps=4, batch=4
@@ -64,7 +64,13 @@ CONFIGS = {
     **{s: Config(seeds=n) for s, n in SIZES.items()},
 }
 CONFIGS["gpu"] = dataclasses.replace(
-    CONFIGS["gpu"], n_train=256, n_test=64, max_tokens=128, steps=600, batch=16
+    CONFIGS["gpu"],
+    students=((32, 1), (64, 1), (128, 2), (256, 4)),
+    n_train=256,
+    n_test=64,
+    max_tokens=128,
+    steps=600,
+    batch=16,
 )
 
 
