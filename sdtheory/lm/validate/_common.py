@@ -24,7 +24,25 @@ def device() -> torch.device:
 
 
 def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims.CheckResult]:
-    return [dataclasses.replace(r, scale=f"lm-{scale}") for r in results]
+    """Stamp `lm-<scale>` on every result; at `cpu` an undecided band needs `cpu-long`.
+
+    `--scale cpu` answers each claim with held, failed, or "needs `--scale cpu-long`": a band
+    that straddles the null there is a check the cpu sizes cannot decide (listed, not counted),
+    with the band kept in the details. At `cpu-long` and `gpu` an undecided band stays
+    inconclusive.
+    """
+    out = []
+    for r in results:
+        r = dataclasses.replace(r, scale=f"lm-{scale}")
+        if scale == "cpu" and r.verdict == "inconclusive":
+            r = dataclasses.replace(
+                r,
+                verdict="needs-scale",
+                needs="cpu-long",
+                details=f"undecided at cpu scale (band {r.tolerance}). {r.details}".strip(),
+            )
+        out.append(r)
+    return out
 
 
 @functools.lru_cache(maxsize=1)
