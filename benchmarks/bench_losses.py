@@ -1,4 +1,4 @@
-"""Plain vs chunked-fused generalised-JSD distillation loss: peak memory and time, forward+backward.
+"""Plain vs textbook vs chunked-fused generalised-JSD loss: peak memory and time, forward+backward.
 
 For each case (tokens T, hidden H, vocabulary V) the script runs, each in a fresh subprocess so that
 peaks do not leak between measurements:
@@ -7,8 +7,8 @@ peaks do not leak between measurements:
   "jsd")` with autograd (teacher logits under `no_grad`), i.e. what a trainer writes by hand with
   this package;
 * `textbook`: a minimal hand-written torch JSD (mixture by `logsumexp` of the stacked log-probs,
-  KL as `sum p (log p - log m)`) with autograd: a leaner plain baseline in the style of common
-  trainer code, so that the ratio is not flattered by our exact-zero formulation;
+  KL as `sum p (log p - log m)`) with autograd: a leaner baseline in the style of common trainer
+  code, the yardstick for the plain path;
 * `fused`: `fused_linear_distillation_loss(...)` with the default `chunk_size=1024`;
 * `liger` (CUDA only, when `liger_kernel` imports): `LigerFusedLinearJSDLoss` with soft weight 1.
 
@@ -19,13 +19,19 @@ warm-up) minus the resident set before the call. `tracemalloc` does not see torc
 allocations, so it is not used. Time is the median wall time over `--reps` runs after
 `--warmup` untimed runs (default 1).
 
+On a shared machine the methods of a case run **interleaved**: `--rounds` rounds, each running
+every method once (in a rotated order), and the summary reports per-method medians over the
+rounds, the ratios of those medians, and the median of the per-round (paired) ratios. Each
+measurement records the 1-minute load average before it and the torch thread count.
+
 A case whose predicted peak (extrapolated linearly in T*V from the largest smaller case measured
 for that method) exceeds `--mem-limit-gib` is not run, and says so; the child also runs under
 `RLIMIT_AS` so an unexpected peak fails cleanly instead of exhausting a shared machine.
 
 Usage:
   python benchmarks/bench_losses.py                       # the full grid, CPU or CUDA
-  python benchmarks/bench_losses.py --T 1024 --H 576 --V 49152 --reps 3
+  python benchmarks/bench_losses.py --T 2048 --H 576 --V 49152 --rounds 5 --threads 2 \
+      --out results/bench_losses.json                     # the headline case of docs/lm/losses.md
 Prints one JSON line per measurement and a JSON summary with the ratios; `--out` writes it.
 """
 
@@ -78,6 +84,8 @@ def worker(args) -> dict:
 
     from sdtheory.lm.losses import distillation_loss, fused_linear_distillation_loss
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     dev = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -131,6 +139,7 @@ def worker(args) -> dict:
     else:
         base = _status_kib("VmRSS") * 1024
         _reset_hwm()
+    load = os.getloadavg()[0]  # other jobs on the machine, just before the timed steps
     for _ in range(args.reps):
         t0 = time.perf_counter()
         value = step()
@@ -151,6 +160,7 @@ def worker(args) -> dict:
         "dtype": args.dtype,
         "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
+        "load_1min": load,
         "peak_gib": peak / 2**30,
         "time_s": statistics.median(times),
         "times_s": times,
@@ -186,6 +196,8 @@ def run_child(args, method, T, H, V, limit_gib) -> dict:
         str(args.chunk_size),
         "--warmup",
         str(args.warmup),
+        "--threads",
+        str(args.threads),
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
@@ -199,6 +211,63 @@ def run_child(args, method, T, H, V, limit_gib) -> dict:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         return {"method": method, "T": T, "H": H, "V": V, "status": f"failed: {tail[0][:200]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _measure(args, method, T, H, V, limit_gib, done) -> dict:
+    """One measurement in a fresh subprocess, unless its predicted peak exceeds the limit."""
+    ok = [r for r in done if r["method"] == method and r["status"] == "ok"]
+    if args.device == "cpu" and ok:
+        ref = max(ok, key=lambda r: r["T"] * r["V"])
+        predicted = ref["peak_gib"] * (T * V) / (ref["T"] * ref["V"])
+        if predicted > limit_gib:
+            return {
+                "method": method,
+                "T": T,
+                "H": H,
+                "V": V,
+                "status": f"skipped: predicted peak {predicted:.1f} GiB > limit "
+                f"{limit_gib:.1f} GiB on this machine",
+                "predicted_peak_gib": predicted,
+            }
+    print(f"running {method} T={T} H={H} V={V} ...", file=sys.stderr, flush=True)
+    return run_child(args, method, T, H, V, limit_gib)
+
+
+RATIOS = [("plain", "textbook"), ("fused", "textbook"), ("fused", "plain"), ("fused", "liger")]
+
+
+def summarize(results: list[dict], cases) -> list[dict]:
+    """Per case: per-method medians over rounds, ratios of medians and medians of paired ratios."""
+    summary = []
+    for T, H, V in cases:
+        row = {"T": T, "H": H, "V": V}
+        mine = [r for r in results if (r["T"], r["H"], r["V"]) == (T, H, V)]
+        ok = {}
+        for m in dict.fromkeys(r["method"] for r in mine):
+            runs = [r for r in mine if r["method"] == m]
+            good = [r for r in runs if r["status"] == "ok"]
+            row[f"{m}_status"] = "ok" if good else runs[-1]["status"]
+            if good:
+                ok[m] = {r.get("round", 0): r for r in good}
+                row[f"{m}_time_s"] = round(statistics.median(r["time_s"] for r in good), 3)
+                row[f"{m}_peak_gib"] = round(statistics.median(r["peak_gib"] for r in good), 3)
+                row[f"{m}_times_s"] = [round(r["time_s"], 3) for r in good]
+                row[f"{m}_load_1min"] = [round(r.get("load_1min", math.nan), 2) for r in good]
+            elif "predicted_peak_gib" in runs[-1]:
+                row[f"{m}_predicted_peak_gib"] = round(runs[-1]["predicted_peak_gib"], 2)
+        for a, b in RATIOS:
+            if a in ok and b in ok:
+                for q, key in (("time", "time_s"), ("memory", "peak_gib")):
+                    den = row[f"{b}_{key}"]  # a peak below the meter's page size reads as 0
+                    row[f"{a}_over_{b}_{q}"] = round(row[f"{a}_{key}"] / den, 3) if den else None
+                paired = [ok[a][k]["time_s"] / ok[b][k]["time_s"] for k in ok[a] if k in ok[b]]
+                row[f"{a}_over_{b}_time_paired_median"] = round(statistics.median(paired), 3)
+            elif a in ok and f"{b}_predicted_peak_gib" in row:
+                row[f"{a}_over_{b}_memory_vs_predicted"] = round(
+                    row[f"{a}_peak_gib"] / row[f"{b}_predicted_peak_gib"], 4
+                )
+        summary.append(row)
+    return summary
 
 
 def main(argv=None):
@@ -216,6 +285,12 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
     p.add_argument("--reps", type=int, default=2, help="timed repetitions after the warm-up")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed ones")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds of every method per case"
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads in each worker (0: torch default)"
+    )
     p.add_argument("--chunk-size", type=int, default=1024, help="tokens per chunk (fused)")
     p.add_argument(
         "--mem-limit-gib",
@@ -269,56 +344,23 @@ def main(argv=None):
     ]
     results = []
     for T, H, V in cases:
-        for method in methods:
-            done = [r for r in prior + results if r["method"] == method and r["status"] == "ok"]
-            predicted = None
-            if done:
-                ref = max(done, key=lambda r: r["T"] * r["V"])
-                predicted = ref["peak_gib"] * (T * V) / (ref["T"] * ref["V"])
-            if args.device == "cpu" and predicted is not None and predicted > limit_gib:
-                res = {
-                    "method": method,
-                    "T": T,
-                    "H": H,
-                    "V": V,
-                    "status": f"skipped: predicted peak {predicted:.1f} GiB > limit "
-                    f"{limit_gib:.1f} GiB on this machine",
-                    "predicted_peak_gib": predicted,
-                }
-            else:
-                print(f"running {method} T={T} H={H} V={V} ...", file=sys.stderr, flush=True)
-                res = run_child(args, method, T, H, V, limit_gib)
-            print(json.dumps(res), flush=True)
-            results.append(res)
-
-    summary = []
-    for T, H, V in cases:
-        row = {"T": T, "H": H, "V": V}
-        by = {r["method"]: r for r in results if (r["T"], r["H"], r["V"]) == (T, H, V)}
-        for m, r in by.items():
-            row[f"{m}_status"] = r["status"]
-            if r["status"] == "ok":
-                row[f"{m}_peak_gib"] = round(r["peak_gib"], 3)
-                row[f"{m}_time_s"] = round(r["time_s"], 3)
-            elif "predicted_peak_gib" in r:
-                row[f"{m}_predicted_peak_gib"] = round(r["predicted_peak_gib"], 2)
-        fused = by.get("fused")
-        for base in ("plain", "textbook", "liger"):
-            b = by.get(base)
-            if fused and b and fused["status"] == "ok" and b["status"] == "ok":
-                row[f"fused_over_{base}_memory"] = round(fused["peak_gib"] / b["peak_gib"], 4)
-                row[f"fused_over_{base}_time"] = round(fused["time_s"] / b["time_s"], 3)
-            elif fused and b and fused["status"] == "ok" and "predicted_peak_gib" in b:
-                row[f"fused_over_{base}_memory_vs_predicted"] = round(
-                    fused["peak_gib"] / b["predicted_peak_gib"], 4
-                )
-        summary.append(row)
+        for rnd in range(args.rounds):
+            k = rnd % len(methods)
+            for method in methods[k:] + methods[:k]:  # rotate: no method always runs first
+                res = _measure(args, method, T, H, V, limit_gib, prior + results)
+                res["round"] = rnd
+                print(json.dumps(res), flush=True)
+                results.append(res)
+    summary = summarize(results, cases)
     out = {
         "device": args.device,
         "dtype": args.dtype,
         "chunk_size": args.chunk_size,
         "reps": args.reps,
         "warmup": args.warmup,
+        "rounds": args.rounds,
+        "threads": args.threads or "torch default",
+        "cpu_count": os.cpu_count(),
         "memory_meter": "torch.cuda.max_memory_allocated"
         if args.device == "cuda"
         else "VmHWM - VmRSS of a subprocess per measurement (RSS high-water mark)",

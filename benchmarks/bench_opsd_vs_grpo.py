@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -50,46 +49,18 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     import torch
+    from bench_methods import medians, time_methods
 
-    from sdtheory.lm.trainers import TrainConfig, Trainer, build_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, tok = build_model(args.model, hidden_size=64, num_layers=2, seed=0)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_opsd_grpo_"))
-    common = dict(
+    trainers, recs = time_methods(
+        ["opsd", "grpo"],
         model=args.model,
         task=args.task,
-        n_train=64,
-        n_eval=0,
-        lr=0.0,
-        steps=args.steps + 1,
+        steps=args.steps,
         batch_problems=args.batch_problems,
         k=args.k,
         max_new_tokens=args.max_new_tokens,
-        temperature=1.0,
-        progress=False,
         threads=args.threads,
     )
-    trainers = {
-        "opsd": Trainer(
-            TrainConfig(method="opsd", out=str(tmp / "opsd"), **common), model=model, tokenizer=tok
-        ),
-        "grpo": Trainer(
-            TrainConfig(method="grpo", out=str(tmp / "grpo"), **common), model=model, tokenizer=tok
-        ),
-    }
-    recs = {m: [] for m in trainers}
-    for i in range(args.steps + 1):
-        for m, tr in trainers.items():
-            r = tr.train_step()
-            if i > 0:
-                recs[m].append(r)
-            print(
-                f"[{m}] step {i}: generate {r['time_generate']:.2f}s teacher "
-                f"{r['time_teacher']:.2f}s student {r['time_student']:.2f}s",
-                file=sys.stderr,
-            )
     same = all(
         a["completion_tokens"] == b["completion_tokens"] and a["reward"] == b["reward"]
         for a, b in zip(recs["opsd"], recs["grpo"], strict=True)
@@ -104,21 +75,19 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": torch.get_num_threads(),
         "identical_rollouts": same,
     }
+    res.update(medians(recs))
     for m, rs in recs.items():
-        for part in ("time_generate", "time_teacher", "time_student", "time_step"):
-            res[f"{m}_{part}"] = statistics.median(r[part] for r in rs)
         res[f"{m}_completion_tokens"] = statistics.mean(r["completion_tokens"] for r in rs)
     res["ratio_opsd_over_grpo"] = res["opsd_time_step"] / res["grpo_time_step"]
     res["goal_met"] = res["ratio_opsd_over_grpo"] <= 1.3
     if args.eval_problems:
-        import dataclasses
         import time
 
         ev = trainers["grpo"]
         held_out = ev.task.split(64, args.eval_problems, seed=0)[1]
         for name, temp, k in (("greedy", 0.0, 1), ("avg@4_T1", 1.0, 4)):
-            ev.cfg = dataclasses.replace(
-                ev.cfg, eval_temperature=temp, eval_k=k, max_new_tokens=args.eval_max_new_tokens
+            ev.cfg = ev.cfg.replace(
+                eval_temperature=temp, eval_k=k, max_new_tokens=args.eval_max_new_tokens
             )
             t0 = time.perf_counter()
             rec = ev.evaluate(held_out)

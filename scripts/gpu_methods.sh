@@ -26,8 +26,9 @@ if [[ $TINY == 1 ]]; then
           --threads 1 --progress false)
 else
   # 12 steps x 8 problems x 8 samples x <= 64 tokens per method (6 methods, AVSD runs three
-  # teacher forwards); lr as for full fine-tuning of a 135M model. Non-fused losses (49k vocab
-  # logits of 64 rollouts x 64 tokens in fp32: ~0.8 GB per tensor).
+  # teacher forwards); lr as for full fine-tuning of a 135M model. Divergences are fused (no
+  # full logits); GRPO, SRPO's GRPO part and AVSD form the 49k-vocab logits of 64 rollouts x 64
+  # tokens (fp32: ~0.8 GB per tensor).
   COMMON=(--model smollm2 --steps 12 --batch-problems 8 --k 8 --max-new-tokens 64
           --n-train 1024 --n-eval 32 --eval-k 4 --eval-every 4 --lr 1e-5 --temperature 1.0
           --warmup-steps 2 --schedule constant)

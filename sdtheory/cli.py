@@ -3,6 +3,7 @@
 sdtheory list                      # sims and registered claims
 sdtheory sim NAME [flags...]       # run one sim (flags: sdtheory sim NAME --help)
 sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/report.html
+sdtheory bundle OUT                # an air-gapped bundle for `sdtheory validate` on a GPU machine
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         "flags: sdtheory validate --help",
     )
     sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `validate` over first
+    sp = sub.add_parser(
+        "bundle",
+        help="write an air-gapped bundle (model shards, task files, wheels, run.py) for a GPU "
+        "machine; flags: sdtheory bundle --help",
+    )
+    sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `bundle` over first
     return p
 
 
@@ -122,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .lm.validate import cli as validate_cli
 
         return validate_cli.main(argv[1:])
+    if argv[:1] == ["bundle"]:
+        from .lm.bundle import cli as bundle_cli
+
+        return bundle_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.fn(args)
 

@@ -142,10 +142,10 @@ def warm_start(cfg: Config, seed: int):
     """A tiny model SFT'd on worked solutions behind both prompts; returns (model, tok, task)."""
     import torch
 
-    from sdtheory.lm.methods import info_messages
+    from sdtheory.lm.models import build_model
     from sdtheory.lm.rollout import completion_logits
     from sdtheory.lm.tasks import chat_prompt_ids
-    from sdtheory.lm.trainers import build_model
+    from sdtheory.lm.teachers import privileged_messages
 
     torch.manual_seed(seed)
     model, tok = build_model(
@@ -163,7 +163,7 @@ def warm_start(cfg: Config, seed: int):
             msgs = (
                 task.student_messages(p)
                 if j % 2 == 0
-                else info_messages(p, task.privileged_view(p, "solution"))
+                else privileged_messages(p, task.privileged_view(p, "solution"))
             )
             prompts.append(chat_prompt_ids(tok, msgs))
             text = f"{p.solution}\nThe answer is {p.answer}."
@@ -193,24 +193,24 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
     for rep in range(cfg.seeds):
         seed = cfg.seed + rep
         base, tok, task = warm_start(cfg, seed)
+        shared = TrainConfig(
+            model="tiny",
+            n_train=cfg.n_train,
+            n_eval=cfg.n_eval,
+            steps=cfg.steps,
+            batch_problems=cfg.batch_problems,
+            k=cfg.k,
+            max_new_tokens=cfg.max_new_tokens,
+            lr=cfg.lr,
+            eval_every=cfg.eval_every,
+            eval_k=cfg.eval_k,
+            seed=seed,
+            progress=False,
+            threads=1,
+        )
         for method in cfg.methods:
-            tc = TrainConfig(
-                method=method,
-                model="tiny",
-                n_train=cfg.n_train,
-                n_eval=cfg.n_eval,
-                steps=cfg.steps,
-                batch_problems=cfg.batch_problems,
-                k=cfg.k,
-                max_new_tokens=cfg.max_new_tokens,
-                lr=cfg.lr,
-                eval_every=cfg.eval_every,
-                eval_k=cfg.eval_k,
-                seed=seed,
-                progress=False,
-                threads=1,
-                out=str(out / "runs" / f"{method}-s{seed}"),
-                **METHOD_FLAGS[method],
+            tc = shared.replace(
+                method=method, out=str(out / "runs" / f"{method}-s{seed}"), **METHOD_FLAGS[method]
             )
             hist = Trainer(tc, model=copy.deepcopy(base), tokenizer=tok, task=task).train()
             train = [r for r in hist if r["kind"] == "train"]

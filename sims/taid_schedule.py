@@ -4,7 +4,7 @@ adaptive term matters at all.
 1. Parity: `TAIDSchedule` against a float64 numpy transcription of the logic of the official
    `update_t` (SakanaAI/TAID a062892) on several loss sequences; max |difference| of the t,
    momentum and delta_t trajectories.
-2. Loss: `sdtheory.lm.taid.taid_loss` at t = 1 against the forward KL of `sdtheory.core.kl`,
+2. Loss: `sdtheory.lm.methods.taid.taid_loss` at t = 1 against the forward KL of `sdtheory.core.kl`,
    at t = 0 against 0, and its gradient against q - p_t.
 3. Threshold (derived): starting from t_start, every step gives delta_t <= alpha (1 - t_start)
    while the floor rises by (t_end - t_start) / S, so alpha * S <= (t_end - t_start) /
@@ -40,14 +40,14 @@ ENDS = claims.claim(
     "taid.loss-ends",
     "The TAID loss KL(p_t || q) is 0 at t = 0 and the forward KL KL(p || q) at t = 1.",
     ("derived", "sdtheory.symbolic.taid.derive_endpoints; docs/theory/taid.md §2"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 GRADIENT = claims.claim(
     "taid.loss-gradient",
     "With p_t detached the TAID loss has the cross-entropy gradient (q - p_t) per position.",
     ("derived", "sdtheory.symbolic.taid.derive_gradient_gap; docs/theory/taid.md §2"),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 LINEAR_REGIME = claims.claim(
@@ -144,7 +144,7 @@ def _parity(cfg: Config, rng) -> list[dict]:
 def _loss_rows(cfg: Config, rng) -> list[dict]:
     import torch
 
-    from sdtheory.lm.taid import taid_loss
+    from sdtheory.lm.methods.taid import taid_loss
 
     s = torch.tensor(3 * rng.standard_normal((16, cfg.vocab)), requires_grad=True)
     p = torch.tensor(3 * rng.standard_normal((16, cfg.vocab)))

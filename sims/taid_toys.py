@@ -5,7 +5,7 @@ at least half a bin of V/M apart, plus a small uniform floor). Two low-capacity 
 `unimodal` (a discretised Gaussian per context, logits -(i - mu)^2 / (2 s^2)) and `lowrank`
 (logits U W^T + b of rank r shared across contexts). Each is trained by full-batch Adam on
 exact divergences with forward KL, reverse KL, TVD, skew forward KL (alpha 0.1, DistiLLM), TAID
-with the linear schedule and TAID with the adaptive schedule (`sdtheory.lm.taid`). Metrics
+with the linear schedule and TAID with the adaptive schedule (`sdtheory.lm.methods.taid`). Metrics
 (numpy float64, `sdtheory.core`): both KLs to the teacher, the student's entropy, the student's
 mass on the teacher's mode windows (+-2 widths) and the number of modes covered (student mass
 in a window >= half the teacher's). The method x metric table is `results.csv`; the t
@@ -37,7 +37,7 @@ import torch
 
 from sdtheory import claims, simio
 from sdtheory.core import entropy, kl
-from sdtheory.lm.taid import TAIDSchedule, taid_loss
+from sdtheory.lm.methods.taid import TAIDSchedule, taid_loss
 
 METHODS = ("fkl", "rkl", "tvd", "skew_fkl", "taid_linear", "taid_adaptive")
 
@@ -59,7 +59,7 @@ NO_COLLAPSE = claims.claim(
         "arXiv:2501.16937 Sec. 4 (TAID prevents mode collapse; recalled hypothesis, "
         "wording not retrieved)",
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 ENDPOINT = claims.claim(
@@ -71,7 +71,7 @@ ENDPOINT = claims.claim(
         "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
         "docs/theory/taid.md §5",
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 SCHEDULE = claims.claim(
@@ -93,7 +93,7 @@ CAPACITY = claims.claim(
         "capacity-gap experiment of arXiv:2501.16937 as described by the 'TAID, "
         "distilled' reconstruction (figures not retrieved); toy analogue, hypothesis",
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 

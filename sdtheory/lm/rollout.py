@@ -46,6 +46,11 @@ class Rollouts:
         sample_logprobs: `(N, T)` log-probability under the distribution actually sampled
             (after temperature and top-p), 0 where masked.
         group: `(N,)` index of the prompt (problem) each row belongs to.
+        on_policy: whether the completions were sampled from the student (False for dataset
+            demonstrations).
+        loss_mask: `(N, T)` bool, the tokens a loss may train on, when they are fewer than the
+            completion tokens (e.g. tool outputs inside a multi-turn completion: attended to,
+            never trained on); `None` = `completion_mask`.
     """
 
     prompts: list[list[int]]
@@ -54,6 +59,8 @@ class Rollouts:
     logprobs: torch.Tensor
     sample_logprobs: torch.Tensor
     group: torch.Tensor
+    on_policy: bool = True
+    loss_mask: torch.Tensor | None = None
 
     def texts(self, tokenizer) -> list[str]:
         """Decoded completions (special tokens dropped)."""
@@ -223,7 +230,7 @@ def sample(
     )
 
 
-def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
+def _check_completion_args(prompts, completions, completion_mask) -> None:
     if completions.shape != completion_mask.shape or completions.ndim != 2:
         raise ValueError(
             f"completions and completion_mask must be equal (N, T) shapes, got "
@@ -231,6 +238,10 @@ def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
         )
     if len(prompts) != completions.shape[0]:
         raise ValueError(f"prompts has {len(prompts)} rows, completions {completions.shape[0]}")
+
+
+def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
+    _check_completion_args(prompts, completions, completion_mask)
     p_ids, p_mask = left_pad(prompts, 0, completions.device)
     ids = torch.cat([p_ids, completions], 1)
     mask = torch.cat([p_mask, completion_mask.long()], 1)
@@ -239,19 +250,59 @@ def _completion_forward(model, prompts, completions, completion_mask, **kwargs):
     )
 
 
+def _shared_prompt_hidden(model, prompts, completions, completion_mask) -> torch.Tensor:
+    """`completion_hidden` with each distinct prompt encoded once: its key/value cache is
+    copied to every row that shares it, and only the completion tokens run per row."""
+    index: dict[tuple, int] = {}
+    inv = [index.setdefault(tuple(p), len(index)) for p in prompts]
+    p_ids, p_mask = left_pad(list(index), 0, completions.device)
+    first = model(
+        input_ids=p_ids,
+        attention_mask=p_mask,
+        position_ids=_positions(p_mask),
+        use_cache=True,
+        logits_to_keep=1,
+        output_hidden_states=True,
+    )
+    sel = torch.tensor(inv, device=completions.device)
+    out = [first.hidden_states[-1][:, -1:].index_select(0, sel)]  # predicts completion token 0
+    if completions.shape[1] > 1:
+        cache = _cache(first)
+        cache.batch_select_indices(sel)
+        comp, m = completions[:, :-1], completion_mask[:, :-1].long()
+        mask = torch.cat([p_mask.index_select(0, sel), m], 1)
+        rest = model(
+            input_ids=comp,
+            attention_mask=mask,
+            position_ids=_positions(mask)[:, -comp.shape[1] :],
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=True,
+        )
+        out.append(rest.hidden_states[-1])
+    return torch.cat(out, 1)
+
+
 def completion_logits(
     model,
     prompts: Sequence[Sequence[int]],
     completions: torch.Tensor,
     completion_mask: torch.Tensor,
+    *,
+    share_prompts: bool = False,
 ) -> torch.Tensor:
     """Logits `(N, T, V)` that `model` assigns to each completion token after its prompt.
 
     Row `i` is `prompts[i]` (left-padded) followed by `completions[i]`; position `t` of the output
     holds the logits predicting `completions[i, t]`. Only the last $T+1$ positions are projected
-    onto the vocabulary. Gradients flow if enabled by the caller.
+    onto the vocabulary. Gradients flow if enabled by the caller. `share_prompts`: encode each
+    distinct prompt once (see `completion_hidden`).
     """
     t = completions.shape[1]
+    if share_prompts:
+        h = completion_hidden(model, prompts, completions, completion_mask, share_prompts=True)
+        return model.get_output_embeddings()(h)
     out = _completion_forward(model, prompts, completions, completion_mask, logits_to_keep=t + 1)
     return out.logits[:, :t]
 
@@ -261,13 +312,20 @@ def completion_hidden(
     prompts: Sequence[Sequence[int]],
     completions: torch.Tensor,
     completion_mask: torch.Tensor,
+    *,
+    share_prompts: bool = False,
 ) -> torch.Tensor:
     """Final (normed) hidden states `(N, T, H)` at the positions predicting each completion token.
 
     `completion_hidden(...) @ lm_head.weight.T` equals `completion_logits(...)` (for models
-    without an output bias); used by the fused, chunked distillation loss.
+    without an output bias); used by the fused, chunked distillation loss. With
+    `share_prompts`, rows with the same prompt (the `k` samples of a problem) encode it once and
+    reuse its key/value cache (the same values up to rounding; for scoring without gradient).
     """
     t = completions.shape[1]
+    if share_prompts:
+        _check_completion_args(prompts, completions, completion_mask)
+        return _shared_prompt_hidden(model, prompts, completions, completion_mask)
     out = _completion_forward(
         model, prompts, completions, completion_mask, logits_to_keep=1, output_hidden_states=True
     )

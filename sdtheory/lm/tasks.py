@@ -7,10 +7,12 @@ exists) and supplies what the on-policy trainers need:
   (`extract_answer`: `\\boxed{}`, `####`, "answer is", "Answer:", else the last number) and
   normalised comparison (numbers compared as exact rationals);
 * `student_messages(problem)` -- the question alone (what the student sees);
-* `teacher_messages(problem, view, rho)` -- the question plus a privileged view:
-  `"answer"` (the final answer), `"solution"` (the worked solution) or `"partial"` (the first
-  $\\lfloor\\rho m\\rfloor$ of the $m$ solution steps), followed by an instruction to solve it;
-* `chat_prompt_ids(tokenizer, messages)` -- the chat template with the generation prompt.
+* `privileged_view(problem, view, rho)` -- the text of a privileged view: `"answer"` (the final
+  answer), `"solution"` (the worked solution) or `"partial"` (the first
+  $\\lfloor\\rho m\\rfloor$ of the $m$ solution steps); the teacher prompts built from it live
+  in `sdtheory.lm.teachers`;
+* `chat_prompt_ids(tokenizer, messages, system=None)` -- the chat template with the generation
+  prompt (and an explicit system message when `system` is given).
 
 Available tasks (`make_task(name, **options)`): `chain_sum` (reasoning-gym, default 2 terms of
 1-2 digits, with a derived step-by-step solution), `basic_arithmetic` (reasoning-gym),
@@ -37,6 +39,7 @@ __all__ = [
     "extract_answer",
     "make_task",
     "normalize_answer",
+    "set_problem_source",
     "TASKS",
     "GradedSumTask",
 ]
@@ -46,11 +49,6 @@ VIEWS = ("answer", "solution", "partial")
 # Measured with SmolLM2-135M-Instruct, greedy, 32 held-out 2-term chain_sum problems: this line
 # gives 10/32 correct; no line 8/32; "End your response with 'The answer is N.'" only 1/32.
 ANSWER_FORMAT = "Give the final answer as a number."
-TEACHER_INTRO = "Here is privileged information about this problem:"
-TEACHER_OUTRO = (
-    "Use it to reason step by step in your own words and reach the same final answer. "
-    "Do not mention that you were given it."
-)
 
 
 @dataclass(frozen=True)
@@ -132,6 +130,25 @@ def normalize_answer(s: str) -> str:
     return re.sub(r"\s+|\\,|\\!|\$", "", s).rstrip(".").lower()
 
 
+# Where `Task.problems` looks before generating: `source(task, size, seed) -> list[Problem] | None`
+# (installed by `sdtheory.lm.taskfile.use_task_dir`, so that a run reads pre-generated task files
+# where the generators cannot be imported). None: always generate.
+_problem_source = None
+
+
+def set_problem_source(source):
+    """Install `source(task, size, seed) -> list[Problem] | None` in front of every generator.
+
+    `Task.problems` returns what the source returns unless it is `None` (then it generates). Pass
+    `None` to remove it. Returns the previous source. `taskfile.use_task_dir` is the usual caller.
+    """
+    global _problem_source
+    if source is not None and not callable(source):
+        raise ValueError(f"source must be callable or None, got {source!r}")
+    previous, _problem_source = _problem_source, source
+    return previous
+
+
 class Task:
     """A family of verifiable problems with privileged views (see the module docstring).
 
@@ -143,6 +160,10 @@ class Task:
     def problems(self, size: int, seed: int = 0) -> list[Problem]:
         """`size` distinct problems (by question), deterministic in `seed`."""
         size = check_positive_int(size, "size")
+        if _problem_source is not None:
+            stored = _problem_source(self, size, int(seed))
+            if stored is not None:
+                return stored
         return self._dedup(self._generate(size, int(seed)), size)
 
     def split(self, n_train: int, n_eval: int, seed: int = 0):
@@ -199,17 +220,15 @@ class Task:
             return "The first steps of the solution are withheld."
         return "\n".join(shown) + ("\n..." if len(shown) < len(steps) else "")
 
-    def teacher_messages(self, problem: Problem, view: str = "solution", rho: float = 0.5):
-        """Chat messages of the privileged-context teacher: question + privileged view."""
-        info = self.privileged_view(problem, view, rho)
-        content = (
-            f"{problem.question}\n{ANSWER_FORMAT}\n\n{TEACHER_INTRO}\n{info}\n\n{TEACHER_OUTRO}"
-        )
-        return [{"role": "user", "content": content}]
 
+def chat_prompt_ids(tokenizer, messages: list[dict], system: str | None = None) -> list[int]:
+    """Token ids of `messages` through the tokenizer's chat template, with the generation prompt.
 
-def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of `messages` through the tokenizer's chat template, with the generation prompt."""
+    `system`: a system message put first (`None`: none is added, and the template may insert
+    its own default, as SmolLM2's does).
+    """
+    if system is not None:
+        messages = [{"role": "system", "content": system}, *messages]
     out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     if hasattr(out, "keys"):  # transformers 5 returns a BatchEncoding
         out = out["input_ids"]

@@ -1,9 +1,6 @@
-"""Teachers that score a student's completion tokens: privileged-context self-teachers and GKD.
+"""Teachers score a student's completion tokens after their own prompt, without gradient.
 
-A teacher maps a batch of rollouts (student prompts + completion tokens) to teacher logits at
-the completion positions, always without gradient:
-
-* `SelfTeacher` -- the student's own network after a prompt that adds a privileged view of the
+* `SelfTeacher`: the student's own network after a prompt that adds a privileged view of the
   problem (answer, worked solution, or a partial solution), OPSD-style [code: siyan-zhao/OPSD]:
 
   - `mode="fixed"`: the frozen initial weights (a copy taken at construction);
@@ -12,26 +9,76 @@ the completion positions, always without gradient:
     optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
   - `mode="live"`: the current student weights under `torch.no_grad`.
 
-* `ModelTeacher` -- a separate teacher network (GKD [paper: Agarwal et al. 2024]) that by default
-  sees the same prompt as the student.
+* `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
+  default sees the same prompt as the student.
 
-The completion block is passed through unchanged (token ids, not text), so the teacher scores
+This module is also the one home of the teacher prompts: `privileged_messages` (question plus
+any privileged text), `view_messages` (question plus a task view) and `reprompt_messages`
+(SDPO's question plus a successful attempt and/or feedback). `Teacher.logits/hidden` take
+`messages=` to score under any of them; methods never touch the teacher's network. The
+completion block is passed through unchanged (token ids, not text), so the teacher scores
 exactly the tokens the student sampled; only the prompt block differs.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 
 import torch
 
+from .models import build_model
 from .rollout import completion_hidden, completion_logits
-from .tasks import Problem, Task, chat_prompt_ids
+from .tasks import ANSWER_FORMAT, Problem, Task, chat_prompt_ids
 
-__all__ = ["ModelTeacher", "SelfTeacher", "TEACHER_MODES"]
+__all__ = [
+    "REPROMPT_OUTRO",
+    "TEACHER_INTRO",
+    "TEACHER_MODES",
+    "TEACHER_OUTRO",
+    "ModelTeacher",
+    "SelfTeacher",
+    "Teacher",
+    "make_teacher",
+    "privileged_messages",
+    "reprompt_messages",
+    "view_messages",
+]
 
 TEACHER_MODES = ("fixed", "ema", "live")
+TEACHER_INTRO = "Here is privileged information about this problem:"
+TEACHER_OUTRO = (
+    "Use it to reason step by step in your own words and reach the same final answer. "
+    "Do not mention that you were given it."
+)
+REPROMPT_OUTRO = "Correctly solve the original question."  # SDPO's reprompt template [code]
+
+
+def privileged_messages(problem: Problem, info: str) -> list[dict]:
+    """The privileged-context prompt: question, answer format, then `info` (any text)."""
+    content = f"{problem.question}\n{ANSWER_FORMAT}\n\n{TEACHER_INTRO}\n{info}\n\n{TEACHER_OUTRO}"
+    return [{"role": "user", "content": content}]
+
+
+def view_messages(task: Task, problem: Problem, view: str = "solution", rho: float = 0.5):
+    """`privileged_messages` with a task view: `answer`, `solution` or `partial` (`rho`)."""
+    return privileged_messages(problem, task.privileged_view(problem, view, rho))
+
+
+def reprompt_messages(
+    problem: Problem, demonstration: str | None, feedback: str | None = None
+) -> list[dict]:
+    """SDPO reprompt [code: `"{prompt}{solution}{feedback}\\n\\nCorrectly solve the original
+    question."`]: the question, a successful attempt and/or feedback, then the instruction.
+    Our wording of the section headers."""
+    parts = [f"{problem.question}\n{ANSWER_FORMAT}"]
+    if demonstration is not None:
+        parts.append(f"Correct solution:\n{demonstration.strip()}")
+    if feedback:
+        parts.append(f"Feedback on a previous attempt:\n{feedback}")
+    parts.append(REPROMPT_OUTRO)
+    return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
 def _frozen_copy(model):
@@ -42,16 +89,84 @@ def _frozen_copy(model):
     return twin
 
 
-class SelfTeacher:
+class Teacher:
+    """Scores completions after its prompt (eval mode, no gradient); base of both teachers.
+
+    Args:
+        model: the network that scores.
+        tokenizer: the shared tokenizer (chat template).
+        task: supplies the student prompt and the privileged views.
+        view: the privileged view of the default prompt (`None`: the student's prompt).
+        rho: fraction of solution steps revealed by the `partial` view.
+        system: the system message of every prompt (`None`: the chat template's default).
+    """
+
+    mode = "model"
+
+    def __init__(self, model, tokenizer, task: Task, *, view=None, rho=0.5, system=None):
+        self.model, self.tokenizer, self.task = model, tokenizer, task
+        self.view, self.rho, self.system = view, float(rho), system
+        if view is not None:
+            task.privileged_view(Problem("q", "0"), view, rho)  # validates view and rho
+        self.seconds = 0.0  # time spent scoring (the trainer reports it as time_teacher)
+
+    def messages(self, problem: Problem) -> list[dict]:
+        """The teacher's own prompt for `problem`."""
+        if self.view is None:
+            return self.task.student_messages(problem)
+        return view_messages(self.task, problem, self.view, self.rho)
+
+    def prompts(self, problems: Sequence[Problem], messages=None) -> list[list[int]]:
+        """Prompt ids per row: `messages[i]` if given, else the teacher's own prompt."""
+        if messages is None:
+            messages = [self.messages(p) for p in problems]
+        elif len(messages) != len(problems):
+            raise ValueError(f"messages has {len(messages)} rows, problems {len(problems)}")
+        return [chat_prompt_ids(self.tokenizer, m, system=self.system) for m in messages]
+
+    @torch.no_grad()
+    def _score(self, fn, problems, completions, completion_mask, messages):
+        t0, was_training = time.perf_counter(), self.model.training
+        self.model.eval()
+        try:
+            prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
+        finally:
+            self.model.train(was_training)
+            self.seconds += time.perf_counter() - t0
+
+    def logits(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
+        """Teacher logits `(N, T, V)` on the completion tokens (row i after row i's prompt)."""
+        return self._score(completion_logits, problems, completions, completion_mask, messages)
+
+    def hidden(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
+        """Teacher final hidden states `(N, T, H)` on the completion tokens (fused losses)."""
+        return self._score(completion_hidden, problems, completions, completion_mask, messages)
+
+    @property
+    def lm_head_weight(self) -> torch.Tensor:
+        """The teacher's output embedding `(V, H)`."""
+        return self.model.get_output_embeddings().weight
+
+    def update(self, student=None) -> None:
+        """After an optimiser step (EMA teachers move toward the student)."""
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
+
+class SelfTeacher(Teacher):
     """The student's network conditioned on a privileged view of each problem.
 
     Args:
         student: the student model (unwrapped; for `live` it is used directly).
-        tokenizer: the shared tokenizer (chat template).
-        task: supplies `teacher_messages(problem, view, rho)`.
+        tokenizer, task, rho, system: as in `Teacher`.
         mode: `"fixed"`, `"ema"` or `"live"`.
         view: privileged view, one of `sdtheory.lm.tasks.VIEWS`.
-        rho: fraction of solution steps revealed by the `partial` view.
         ema_rate: EMA rate $r \\in (0, 1]$ (only for `mode="ema"`).
     """
 
@@ -61,64 +176,22 @@ class SelfTeacher:
         tokenizer,
         task: Task,
         *,
-        mode: str = "fixed",
-        view: str = "solution",
-        rho: float = 0.5,
-        ema_rate: float = 0.05,
+        mode="fixed",
+        view="solution",
+        rho=0.5,
+        ema_rate=0.05,
+        system=None,
     ):
         if mode not in TEACHER_MODES:
             raise ValueError(f"mode must be one of {TEACHER_MODES}, got {mode!r}")
         if not (0.0 < float(ema_rate) <= 1.0):
             raise ValueError(f"ema_rate must lie in (0, 1], got {ema_rate!r}")
-        self.mode, self.view, self.rho, self.ema_rate = mode, view, float(rho), float(ema_rate)
-        self.tokenizer, self.task = tokenizer, task
-        self.student = student
-        self.model = student if mode == "live" else _frozen_copy(student)
-        task.privileged_view(Problem("q", "0"), view, rho)  # validates view and rho
-
-    def prompts(self, problems: Sequence[Problem]) -> list[list[int]]:
-        """Teacher prompt ids: question + privileged view, through the chat template."""
-        return [
-            chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
-            for p in problems
-        ]
-
-    @torch.no_grad()
-    def logits(
-        self, problems: Sequence[Problem], completions: torch.Tensor, completion_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Teacher logits `(N, T, V)` on the completion tokens (row i scores problem i's prompt)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return completion_logits(
-                self.model, self.prompts(problems), completions, completion_mask
-            )
-        finally:
-            self.model.train(was_training)
-
-    @torch.no_grad()
-    def hidden(
-        self, problems: Sequence[Problem], completions: torch.Tensor, completion_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """Teacher final hidden states `(N, T, H)` on the completion tokens (for fused losses)."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return completion_hidden(
-                self.model, self.prompts(problems), completions, completion_mask
-            )
-        finally:
-            self.model.train(was_training)
-
-    @property
-    def lm_head_weight(self) -> torch.Tensor:
-        """The teacher's output embedding `(V, H)`."""
-        return self.model.get_output_embeddings().weight
+        model = student if mode == "live" else _frozen_copy(student)
+        super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
+        self.mode, self.ema_rate, self.student = mode, float(ema_rate), student
 
     @torch.no_grad()
     def update(self, student=None) -> None:
-        """After an optimiser step: EMA teachers move toward the student; others do nothing."""
         if self.mode != "ema":
             return
         src = self.student if student is None else student
@@ -134,51 +207,38 @@ class SelfTeacher:
             self.model.load_state_dict(state["model"])
 
 
-class ModelTeacher:
-    """A separate teacher network (GKD); frozen.
+class ModelTeacher(Teacher):
+    """A separate, frozen teacher network (same tokenizer/vocabulary as the student); it sees
+    the student's prompt unless `view` is given."""
 
-    Args:
-        model: the teacher model (same tokenizer/vocabulary as the student).
-        tokenizer: the shared tokenizer.
-        task: used for the prompt; the teacher sees `task.student_messages(problem)` unless
-            `view` is given, in which case it sees `task.teacher_messages(problem, view, rho)`.
-    """
+    def __init__(self, model, tokenizer, task: Task, *, view=None, rho=0.5, system=None):
+        if any(p.requires_grad for p in model.parameters()):
+            model = _frozen_copy(model)
+        model.eval()
+        super().__init__(model, tokenizer, task, view=view, rho=rho, system=system)
 
-    def __init__(self, model, tokenizer, task: Task, *, view: str | None = None, rho: float = 0.5):
-        self.model = (
-            _frozen_copy(model) if any(p.requires_grad for p in model.parameters()) else model
+
+def make_teacher(kind, student, tokenizer, task, cfg, *, teacher_model=None, system=None):
+    """The teacher a method asks for: `"self"` (a `SelfTeacher` of the student, from
+    `cfg.teacher`) or `"model"` (a `ModelTeacher`; built from `cfg.teacher.teacher_model` when
+    `teacher_model` is not given, seeded with the run's seed + 1)."""
+    tc, device = cfg.teacher, next(student.parameters()).device
+    if kind == "self":
+        return SelfTeacher(
+            student,
+            tokenizer,
+            task,
+            mode=tc.teacher_mode,
+            view=tc.view,
+            rho=tc.rho,
+            ema_rate=tc.ema_rate,
+            system=system,
         )
-        self.model.eval()
-        self.tokenizer, self.task, self.view, self.rho = tokenizer, task, view, float(rho)
-        self.mode = "model"
-
-    def prompts(self, problems: Sequence[Problem]) -> list[list[int]]:
-        if self.view is None:
-            return [
-                chat_prompt_ids(self.tokenizer, self.task.student_messages(p)) for p in problems
-            ]
-        return [
-            chat_prompt_ids(self.tokenizer, self.task.teacher_messages(p, self.view, self.rho))
-            for p in problems
-        ]
-
-    @torch.no_grad()
-    def logits(self, problems, completions, completion_mask) -> torch.Tensor:
-        return completion_logits(self.model, self.prompts(problems), completions, completion_mask)
-
-    @torch.no_grad()
-    def hidden(self, problems, completions, completion_mask) -> torch.Tensor:
-        return completion_hidden(self.model, self.prompts(problems), completions, completion_mask)
-
-    @property
-    def lm_head_weight(self) -> torch.Tensor:
-        return self.model.get_output_embeddings().weight
-
-    def update(self, student=None) -> None:
-        return None
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        return None
+    if kind != "model":
+        raise ValueError(f"kind must be 'self' or 'model', got {kind!r}")
+    if teacher_model is None:
+        r = cfg.run
+        teacher_model, _ = build_model(
+            tc.teacher_model, hidden_size=r.hidden_size, num_layers=r.num_layers, seed=r.seed + 1
+        )
+    return ModelTeacher(teacher_model.to(device), tokenizer, task, system=system)

@@ -1,39 +1,111 @@
 """`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
-ATESD) on a language model.
+ATESD) on a language model; SmolLM2-135M-Instruct by default.
 
-    sdtheory train --method opsd --model smollm2 --task chain_sum --steps 50 --out runs/opsd
-    sdtheory train --method paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL
-    sdtheory train --method srpo --teacher-mode ema --out runs/srpo         # see docs/lm/methods.md
-    sdtheory train --method grpo --model smollm2 --k 8 --out runs/grpo
-    sdtheory train --method gkd --model smollm2-small --teacher-model smollm2 --gkd-lambda 0.5
-    accelerate launch --num_processes 2 -m sdtheory.lm.train_cli --method opsd ...   # DDP
+    sdtheory train opsd --task chain_sum --steps 50 --out runs/opsd
+    sdtheory train paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL
+    sdtheory train srpo --teacher-mode ema --out runs/srpo         # see docs/lm/methods.md
+    sdtheory train grpo --k 8 --out runs/grpo
+    sdtheory train gkd --model smollm2-small --teacher-model smollm2 --gkd-lambda 0.5
+    sdtheory train --config run.yaml --steps 100                  # a run in one file; flags win
+    sdtheory train opsd --model tiny --steps 4                     # tiny random model (tests)
+    accelerate launch --num_processes 2 -m sdtheory.lm.train_cli opsd ...   # data parallel
 
-Every flag is a field of `sdtheory.lm.trainers.TrainConfig`. The run directory gets
-`config.json`, `metrics.jsonl` (one JSON record per step and per evaluation), `eval.csv`
-(step, accuracy) and `checkpoint/state.pt`; `--resume true` continues from that checkpoint.
+Flags are the fields of `sdtheory.lm.config` (run, teacher, loss) and of the chosen method's
+options, parsed with `transformers.HfArgumentParser`; `--help` groups them. `--config FILE`
+reads flat `field: value` pairs from YAML (or JSON, e.g. a run's `config.json`). The run
+directory gets `config.json` (the resolved config), `prompts.txt`, `metrics.jsonl` (one JSON
+record per step and per evaluation), `eval.csv` (step, accuracy) and `checkpoint/state.pt`;
+`--resume true` continues from that checkpoint. Bad input ends with one `sdtheory train: error:`
+line (exit status 2); a non-finite loss or gradient stops the run naming the step (status 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "config_from_argv", "main"]
 
 
-def build_parser(prog: str = "sdtheory train") -> argparse.ArgumentParser:
-    """The argument parser: one `--kebab-case` flag with help per `TrainConfig` field."""
-    from ..simio import parser_from_dataclass
-    from .trainers import TrainConfig
+def _config_classes() -> list[type]:
+    from .config import LossConfig, RunConfig, TeacherConfig
+    from .methods import option_configs
 
-    parser = parser_from_dataclass(TrainConfig, prog=prog, description=__doc__.split("\n\n")[0])
-    parser.usage = f"{prog} [METHOD] [flags...]   (METHOD is the same as --method METHOD)"
+    return [RunConfig, TeacherConfig, LossConfig, *option_configs()]
+
+
+def build_parser(prog: str = "sdtheory train"):
+    """The parser (`transformers.HfArgumentParser`): one `--kebab-case` flag with help per
+    config field, one argument group per config, plus `--config FILE`."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(_config_classes(), prog=prog, description=__doc__.split("\n\n")[0])
+    parser.usage = f"{prog} [METHOD] [--config FILE] [flags...]   (METHOD = --method METHOD)"
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="YAML (or JSON) file of flat `field: value` pairs; flags override it",
+    )
     return parser
+
+
+def _file_defaults(path: str, known: set[str]) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"config: cannot read {path!r}: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config: {path!r} must hold a mapping of field: value, got {data!r:.80}")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"config: unknown fields {unknown} in {path!r}")
+    return data
+
+
+def config_from_argv(argv: Sequence[str]):
+    """Parse `sdtheory train` arguments into a `TrainConfig` (raises `ValueError`)."""
+    from .config import TrainConfig
+    from .methods import get_method
+
+    argv = list(argv)
+    if argv and not argv[0].startswith("-"):  # `sdtheory train opsd ...` == `--method opsd`
+        argv = ["--method", argv[0], *argv[1:]]
+    parser = build_parser()
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    path = pre.parse_known_args(argv)[0].config
+    classes = _config_classes()
+    if path:
+        known = {f.name for c in classes for f in dataclasses.fields(c)}
+        parser.set_defaults(**_file_defaults(path, known))
+    *objs, rest = parser.parse_args_into_dataclasses(
+        argv, return_remaining_strings=True, look_for_args_file=False
+    )
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    parts = {type(o): o for o in objs if dataclasses.is_dataclass(o)}
+    run, teacher, loss = (parts[c] for c in classes[:3])
+    method = get_method(run.method)
+    for c in classes[3:]:  # options of other methods must stay at their defaults
+        if c is not method.Config and parts[c] != c():
+            bad = [
+                f.name
+                for f in dataclasses.fields(c)
+                if getattr(parts[c], f.name) != getattr(c(), f.name)
+            ]
+            flags = ", ".join("--" + b.replace("_", "-") for b in bad)
+            raise ValueError(f"{flags}: not an option of {method.name} ({c._argument_group_name})")
+    options = parts.get(method.Config) if method.Config else None
+    return TrainConfig(run=run, teacher=teacher, loss=loss, options=options)
 
 
 def _write_eval_csv(out: Path) -> Path:
@@ -52,23 +124,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, train, write `eval.csv`; returns the exit status."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from ..simio import config_from_args
-    from .trainers import TrainConfig, Trainer
+    from .trainers import NonFiniteError, Trainer
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-"):  # `sdtheory train opsd ...` == `--method opsd`
-        argv = ["--method", argv[0], *argv[1:]]
-    ns = build_parser().parse_args(argv)
     try:
-        cfg = config_from_args(TrainConfig, ns)
-    except ValueError as e:
+        cfg = config_from_argv(argv)
+        trainer = Trainer(cfg)
+    except (ValueError, FileNotFoundError) as e:
         print(f"sdtheory train: error: {e}", file=sys.stderr)
         return 2
-    trainer = Trainer(cfg)
-    trainer.train()
+    try:
+        trainer.train()
+    except NonFiniteError as e:
+        print(f"sdtheory train: error: {e}", file=sys.stderr)
+        return 1
     if trainer.acc.is_main_process:
-        path = _write_eval_csv(Path(cfg.out))
-        print(f"wrote {Path(cfg.out) / 'metrics.jsonl'} and {path}")
+        path = _write_eval_csv(Path(cfg.run.out))
+        print(f"wrote {Path(cfg.run.out) / 'metrics.jsonl'} and {path}")
     return 0
 
 

@@ -1,4 +1,4 @@
-r"""Sympy derivations behind `sdtheory.theory.taid` and `sdtheory.lm.taid`.
+r"""Sympy derivations behind `sdtheory.theory.taid` and `sdtheory.lm.methods.taid`.
 
 * `derive_gradient_gap`: with a detached target $p$, the gradients of the cross-entropy
   $-\sum_i p_i\log q_i$ and of $\mathrm{KL}(p\|q)$ in the student logits coincide, and both equal

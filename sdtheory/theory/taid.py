@@ -185,7 +185,7 @@ class TAIDSchedule:
       `forward` and updates $t$ on held-out losses).
 
     Note that the official code feeds the *cross-entropy* $-\sum p_t\log q_\theta$ (the value it
-    minimises) to the schedule, not the KL; `sdtheory.lm.taid.taid_loss(..., value=
+    minimises) to the schedule, not the KL; `sdtheory.lm.methods.taid.taid_loss(..., value=
     "cross_entropy")` returns that quantity when official trajectories are wanted.
 
     Args:

@@ -259,16 +259,21 @@ def test_k1_is_zero_but_its_gradient_is_not():
     assert (v == 0).all() and (ls.grad == 1).all()
 
 
-def test_extreme_logits_and_qwen_vocabulary():
-    vocab = 151_936  # Qwen3 vocabulary size
-    g = torch.Generator().manual_seed(5)
-    zs = torch.randn(1, 3, vocab, generator=g, dtype=torch.float64)
-    zt = torch.randn(1, 3, vocab, generator=g, dtype=torch.float64)
-    # ±1e4 spikes and troughs in both, at different places
+def _extreme_logits(rows=3, vocab=151_936, seed=5):
+    """(1, rows, vocab) float64 logits over Qwen3's vocabulary with ±1e4 spikes and troughs in
+    both, at different places."""
+    g = torch.Generator().manual_seed(seed)
+    zs = torch.randn(1, rows, vocab, generator=g, dtype=torch.float64)
+    zt = torch.randn(1, rows, vocab, generator=g, dtype=torch.float64)
     zs[..., :5] = 1e4
     zt[..., 3:9] = -1e4
     zt[..., 100:103] = 1e4
     zs[..., 200] = -1e4
+    return zs, zt
+
+
+def test_extreme_logits_and_qwen_vocabulary():
+    zs, zt = _extreme_logits()
     for divergence, kw in [
         ("forward_kl", {}),
         ("reverse_kl", {}),

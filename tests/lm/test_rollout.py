@@ -139,3 +139,21 @@ def test_pass_rates():
 def test_sample_rejects_bad_arguments(setup, kw, name):
     with pytest.raises(ValueError, match=name):
         _sample(setup, **kw)
+
+
+@pytest.mark.parametrize("width", [1, 10])
+def test_shared_prompts_score_as_separate_rows(setup, width):
+    """Encoding each distinct prompt once and reusing its cache (rows in any order, prompts of
+    different lengths, one-token completions) gives the hidden states and logits of one full
+    forward per row, to float32 rounding."""
+    _, model, _ = setup
+    ro = _sample(setup, max_new_tokens=width)
+    perm = torch.tensor([4, 0, 2, 5, 1, 3])  # the k rows of a prompt are not adjacent
+    prompts = [ro.prompts[i] for i in perm]
+    comp, mask = ro.completions[perm], ro.completion_mask[perm]
+    with torch.no_grad():
+        for fn in (rollout.completion_hidden, rollout.completion_logits):
+            a = fn(model, prompts, comp, mask)
+            b = fn(model, prompts, comp, mask, share_prompts=True)
+            assert a.shape == b.shape
+            torch.testing.assert_close(a[mask], b[mask], rtol=1e-5, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Tests for `sdtheory.lm.taid.taid_loss`: value, gradient, dtypes, masks, official parity."""
+"""Tests for `sdtheory.lm.methods.taid.taid_loss`: value, gradient, dtypes, masks, official parity."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from sdtheory.core import kl, log_softmax
 from sdtheory.theory import taid as np_taid
 
 torch = pytest.importorskip("torch")
-from sdtheory.lm.taid import interpolated_log_probs, taid_loss  # noqa: E402
+from sdtheory.lm.methods.taid import interpolated_log_probs, taid_loss  # noqa: E402
 
 
 def _pair(shape=(3, 5, 11), scale=3.0, seed=0, dtype=torch.float64):

@@ -56,7 +56,7 @@ def test_chat_template_boundary_completion_tokens_identical(env, name):
     p = probs[0]
     answer = f"{p.solution}"
     comp_ids = tok(answer, add_special_tokens=False)["input_ids"]
-    for msgs in (task.student_messages(p), task.teacher_messages(p, "solution")):
+    for msgs in (task.student_messages(p), teachers.view_messages(task, p, "solution")):
         prompt = tasks.chat_prompt_ids(tok, msgs)
         full = tok.apply_chat_template(
             msgs + [{"role": "assistant", "content": answer}], tokenize=True

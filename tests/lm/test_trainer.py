@@ -2,6 +2,7 @@
 hidden from the student, only completion tokens in the loss, GRPO advantages."""
 
 import json
+import math
 
 import pytest
 
@@ -10,8 +11,9 @@ pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 pytest.importorskip("reasoning_gym")
 
-from sdtheory.lm import models, tasks  # noqa: E402
-from sdtheory.lm.trainers import TrainConfig, Trainer, grpo_advantages  # noqa: E402
+from sdtheory.lm import models, teachers  # noqa: E402
+from sdtheory.lm.methods.shared import grpo_advantages  # noqa: E402
+from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 
 # small, fast defaults: 2 problems x 2 samples x <= 8 new tokens per step on a 2-layer model
 FAST = dict(
@@ -106,7 +108,8 @@ def test_student_never_sees_privileged_view(tmp_path):
 
     def spy(name):
         def hook(module, args, kwargs):
-            seen[name].extend(kwargs["input_ids"].tolist())
+            if kwargs.get("cache") is None:  # a prompt pass (later passes reuse its cache)
+                seen[name].extend(kwargs["input_ids"].tolist())
 
         return hook
 
@@ -118,9 +121,9 @@ def test_student_never_sees_privileged_view(tmp_path):
     teacher_text = [tr.tok.decode(r) for r in seen["teacher"]]
     assert student_text and teacher_text
     for text in student_text:
-        assert tasks.TEACHER_INTRO not in text
+        assert teachers.TEACHER_INTRO not in text
         assert not any(p.solution in text for p in problems)
-    assert all(tasks.TEACHER_INTRO in t for t in teacher_text)
+    assert all(teachers.TEACHER_INTRO in t for t in teacher_text)
     assert sum(any(p.solution in t for p in problems) for t in teacher_text) == len(teacher_text)
 
 
@@ -150,7 +153,7 @@ def test_only_completion_tokens_enter_loss(tmp_path, method, fused):
     problems = [tr.train_set[i] for i in tr.batch_indices(0)]
     tr.train_step()
     (g,), ((ids, attn),) = grads, inputs
-    pw = max(len(tr._student_prompts([p])[0]) for p in problems)  # left-padded prompt width
+    pw = max(len(tr.student_prompts([p])[0]) for p in problems)  # left-padded prompt width
     n_comp = ids.shape[1] - pw
     offset = ids.shape[1] - g.shape[1]  # columns of the full sequence not returned (logits)
     predicts = torch.zeros(ids.shape, dtype=torch.bool)
@@ -203,3 +206,158 @@ def test_grpo_advantages_group_relative():
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**bad)
+
+
+# ----------------------------------------------------------------------------- user traps
+def _nan_at(trainer, step, where="loss"):
+    """Make step `step` (1-based) produce a NaN loss, or a NaN gradient with a finite loss."""
+    orig = trainer.method.loss
+
+    def loss(batch):
+        value, metrics = orig(batch)
+        if batch.step + 1 != step:
+            return value, metrics
+        if where == "loss":
+            return value * float("nan"), metrics
+        w = next(trainer.unwrapped.parameters())  # sqrt'(0) = inf: value + 0, gradient NaN
+        return value + 0.0 * torch.sqrt((w - w.detach()).pow(2).sum()), metrics
+
+    trainer.method.loss = loss
+
+
+@pytest.mark.parametrize("where", ["loss", "gradient"])
+def test_non_finite_step_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, where):
+    from sdtheory.lm.trainers import NonFiniteError
+
+    cfg = TrainConfig(method="opsd", steps=4, lr=1e-2, save_every=1, out=str(tmp_path), **FAST)
+    tr = Trainer(cfg)
+    _nan_at(tr, 3, where)
+    with pytest.raises(NonFiniteError, match=r"step 3: non-finite .* step 2\) is kept") as e:
+        tr.train()
+    assert ("loss (nan)" in str(e.value)) == (where == "loss")
+    assert "gradient norm (nan)" in str(e.value)
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=False)
+    assert state["step"] == 2 and tr.step == 2
+    for k, v in tr.unwrapped.state_dict().items():  # the NaN step was never applied
+        assert torch.equal(v, state["model"][k]) and torch.isfinite(v).all()
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert recs[-1]["kind"] == "error" and recs[-1]["step"] == 3
+    resumed = Trainer(TrainConfig(**{**cfg.to_dict(), "resume": True}))  # continues from step 2
+    assert resumed.step == 2 and [r["step"] for r in resumed.train() if r["kind"] == "train"] == [
+        3,
+        4,
+    ]
+
+
+def test_non_finite_loss_ends_the_command_with_one_line(tmp_path, monkeypatch, capsys):
+    from sdtheory.lm import train_cli
+    from sdtheory.lm.methods.distill import OPSD
+
+    orig = OPSD.loss
+
+    def loss(self, batch):
+        value, metrics = orig(self, batch)
+        return (value * float("nan") if batch.step == 1 else value), metrics
+
+    monkeypatch.setattr(OPSD, "loss", loss)
+    argv = [
+        "opsd",
+        "--model",
+        "tiny",
+        "--hidden-size",
+        "32",
+        "--n-train",
+        "8",
+        "--n-eval",
+        "0",
+        "--batch-problems",
+        "2",
+        "--k",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--steps",
+        "3",
+        "--progress",
+        "false",
+        "--out",
+        str(tmp_path),
+    ]
+    assert train_cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sdtheory train: error: step 2: non-finite") and err.count("\n") == 1
+    assert not (tmp_path / "checkpoint").exists()  # nothing was saved after the NaN
+
+
+def test_grad_norm_is_logged_without_clipping(tmp_path):
+    """`--grad-clip 0` logs the gradient norm (it was NaN); the logged norm is the one before
+    clipping, so the first step logs the same norm with and without a clip."""
+    runs = {}
+    for clip in (0.0, 1e-6):
+        cfg = TrainConfig(
+            method="opsd",
+            steps=1,
+            grad_clip=clip,
+            out=str(tmp_path / str(clip)),
+            **{**FAST, "n_eval": 0},
+        )
+        runs[clip] = Trainer(cfg).train()[0]["grad_norm"]
+    assert math.isfinite(runs[0.0]) and runs[0.0] > 1e-6
+    assert runs[0.0] == pytest.approx(runs[1e-6], rel=1e-6)
+
+
+def test_system_prompt_is_an_explicit_choice(tmp_path):
+    """'template' keeps the chat template's own default (none for the tiny tokenizer); any
+    other text is the system message of student and teacher prompts; prompts.txt shows both."""
+    base = dict(method="opsd", steps=1, **{**FAST, "n_eval": 0})
+    plain = Trainer(TrainConfig(out=str(tmp_path / "a"), **base))
+    told = Trainer(TrainConfig(out=str(tmp_path / "b"), system_prompt="Be brief.", **base))
+    p = plain.train_set[0]
+    assert "system" not in plain.tok.decode(plain.student_prompts([p])[0])
+    for ids in (told.student_prompts([p])[0], told.teacher.prompts([p])[0]):
+        assert told.tok.decode(ids).startswith("<|im_start|>system\nBe brief.<|im_end|>")
+    told.train()
+    text = (tmp_path / "b" / "prompts.txt").read_text()
+    assert text.count("Be brief.") == 2 and "teacher prompt" in text
+
+
+def test_grpo_log_probs_use_the_sampling_temperature(tmp_path):
+    """GRPO's per-token gradient is that of -A log softmax(z / T)(y), T the sampling temperature
+    (TRL's convention), checked against a hand computation on the step's own logits."""
+    from sdtheory.lm.methods.shared import grpo_advantages, grpo_loss
+
+    cfg = TrainConfig(method="grpo", steps=1, temperature=0.7, out=str(tmp_path), **FAST)
+    tr = Trainer(cfg)
+    calls = iter(range(10**6))  # alternate rewards so the advantages are not all zero
+    tr.task.verify = lambda text, problem: float(next(calls) % 2)
+    batch = tr.make_batch(0)
+    z = batch.student.logits()
+    got = torch.autograd.grad(grpo_loss(batch, cfg), z, retain_graph=True)[0]
+    adv = grpo_advantages(batch.rewards, batch.groups)
+    lp = torch.log_softmax(z.float() / 0.7, -1).gather(-1, batch.rollouts.completions[..., None])
+    ref_loss = -(adv[:, None] * lp.squeeze(-1) * batch.mask).sum() / batch.mask.sum()
+    ref = torch.autograd.grad(ref_loss, z)[0]
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-7)
+    lp1 = torch.log_softmax(z.float(), -1).gather(-1, batch.rollouts.completions[..., None])
+    at_one = -(adv[:, None] * lp1.squeeze(-1) * batch.mask).sum() / batch.mask.sum()
+    assert not torch.allclose(got, torch.autograd.grad(at_one, z)[0], atol=1e-6)  # T = 1 differs
+
+
+def test_loss_mask_trains_on_a_subset_of_the_attended_tokens(tmp_path):
+    """A source may mark completion tokens the model attends to but never trains on (tool
+    outputs of a multi-turn rollout): `Rollouts.loss_mask`. The loss's gradient with respect to
+    the student's hidden states vanishes there and not elsewhere; the teacher and the student
+    still see every completion token."""
+    tr = Trainer(TrainConfig(method="opsd", steps=1, out=str(tmp_path), **{**FAST, "n_eval": 0}))
+    assert tr.method.ctx.student is tr.unwrapped and callable(tr.method.ctx.evaluate)
+    batch = tr.make_batch(0)
+    ro = batch.rollouts
+    cols = torch.arange(ro.completions.shape[1])[None, :]
+    ro.loss_mask = ro.completion_mask & (cols % 2 == 0)  # train on every other token
+    h = batch.student.hidden()
+    h.retain_grad()
+    loss, _ = tr.method.loss(batch)
+    loss.backward()
+    g = h.grad.abs().sum(-1)
+    assert (g[~ro.loss_mask] == 0).all() and (g[ro.loss_mask] > 0).all()
+    assert (ro.completion_mask & ~ro.loss_mask).any()  # some attended tokens were left out

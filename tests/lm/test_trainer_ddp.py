@@ -108,7 +108,7 @@ def test_two_processes_reproduce_one(tmp_path, method, extra):
     assert {r["processes"] for r in recs["two"]} == {2}
     sa = torch.load(tmp_path / "one" / "checkpoint" / "state.pt", weights_only=False)["model"]
     sb = torch.load(tmp_path / "two" / "checkpoint" / "state.pt", weights_only=False)["model"]
-    from sdtheory.lm.trainers import build_model
+    from sdtheory.lm.models import build_model
 
     init = build_model("tiny", hidden_size=32, num_layers=2, seed=0)[0].state_dict()
     assert max(float((sa[k] - init[k]).abs().max()) for k in sa) > 1e-3  # training moved it

@@ -224,7 +224,7 @@ TAID_BEATS = claim(
         f"{TAID_ABS}: \"Our comprehensive experiments demonstrate TAID's superior performance "
         'across various model sizes"; the metric (held-out forward KL) is ours',
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 TAID_GAP = claim(
@@ -237,7 +237,7 @@ TAID_GAP = claim(
         f'{TAID_ABS}: "empirically show its effectiveness in addressing the capacity gap"; the '
         "quantitative form (slope in log parameters) is ours",
     ),
-    "sdtheory.lm.taid.taid_loss",
+    "sdtheory.lm.methods.taid.taid_loss",
     paper="taid2025",
 )
 

@@ -6,8 +6,10 @@ chunk it forms the student and teacher logits, then (in blocks of rows) the per-
 and its gradient with respect to the student logits, written over the logits, and immediately
 contracts that gradient into the gradients of the hidden states and of the weight. Backward only
 scales the stored gradients by the incoming gradient. Peak memory is two (chunk x vocab) buffers
-plus the weight gradient, instead of the many (tokens x vocab) tensors autograd keeps for the
-plain version (the Liger-Kernel "fused linear" design, methods.md §3.2, written in plain torch).
+plus the weight gradient, instead of the (tokens x vocab) student logits, teacher logits and
+logit gradient that the plain version holds (the "fused linear" design of Liger-Kernel's `LigerFusedLinearDistillationBase`,
+`linkedin/Liger-Kernel@449f5cb:src/liger_kernel/chunked_loss/fused_linear_distillation.py`,
+written in plain torch).
 
 The full support uses closed-form logit gradients (`DivergenceSpec.value_and_logit_grad`); the
 top-k supports run autograd on one block of rows at a time. Prompt and padding positions are dropped
@@ -27,8 +29,10 @@ _BLOCK_ELEMENTS = 2**22
 
 
 def _chunk_value_and_grad(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor, force_autograd):
+    """Values and logit gradients of a block of rows; the closed form writes them over `zs`."""
     if spec.support == "full" and not force_autograd:
-        return spec.value_and_logit_grad(zs, zt)
+        in_place = zs.dtype == _compute_dtype(zs.dtype)
+        return spec.value_and_logit_grad(zs, zt, out=zs if in_place else None)
     with torch.enable_grad():
         zs = zs.detach().requires_grad_(True)
         ls, lt = spec.log_probs(zs, zt)
@@ -59,7 +63,9 @@ class _FusedLinearDivergence(torch.autograd.Function):
                 sl = slice(r, min(r + rows, stop - start))
                 value, g = _chunk_value_and_grad(spec, zs[sl], zt[sl], force_autograd)
                 values[start + sl.start : start + sl.stop] = value
-                zs[sl] = g.mul_(coef[start + sl.start : start + sl.stop, None])
+                g.mul_(coef[start + sl.start : start + sl.stop, None])
+                if g.data_ptr() != zs[sl].data_ptr():
+                    zs[sl] = g
                 del g
             del zt
             if need_h:

@@ -16,6 +16,7 @@ from ._token import (
     _check_float_tensor,
     _check_positive,
     _compute_dtype,
+    _per_token,
     sampled_token_loss,
 )
 
@@ -195,10 +196,10 @@ def distillation_loss(
     if not bool(m.all()):  # prompt and padding positions are never computed at all
         zs, zt, coef = zs[m], zt[m], coef[m]
         tokens = None if tokens is None else tokens[m]
-    ls, lt = spec.log_probs(zs, zt)
     if estimator is None:
-        per_token = spec.from_log_probs(ls, lt)
+        per_token = _per_token(spec, zs, zt)
     else:
+        ls, lt = spec.log_probs(zs, zt)
         idx = tokens.unsqueeze(-1)
         per_token = sampled_token_loss(
             ls.gather(-1, idx).squeeze(-1), lt.gather(-1, idx).squeeze(-1), estimator=estimator

