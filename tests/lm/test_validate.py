@@ -341,3 +341,38 @@ def test_fast_validation_writes_the_report(tmp_path):
     assert not any(r["claim_id"].endswith(".run") for r in results), "an experiment crashed"
     assert all(r["scale"] == "lm-fast" for r in results)
     assert {r["verdict"] for r in results} <= set(claims.VERDICTS)
+    # the snapshot committed under docs/: small files, figures palette-encoded, links intact
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "snapshot_validate", Path(__file__).parents[2] / "scripts" / "snapshot_validate.py"
+    )
+    snap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snap)
+    dest = tmp_path / "snapshot"
+    files = snap.snapshot(tmp_path, dest)
+    assert (dest / "report.md").is_file() and all(f.stat().st_size < 300_000 for f in files)
+    for line in (dest / "report.md").read_text().splitlines():
+        if line.startswith("!["):
+            assert (dest / line[line.index("(") + 1 : -1]).is_file(), line
+    res = snap.results_file(tmp_path, tmp_path / "results" / "validate-fast.json", "CI --fast")
+    data = json.loads(res.read_text())
+    assert data["name"] == "validate-fast" and data["scale"] == "lm-fast"
+    assert all("paper" in r for r in data["results"])
+
+
+def test_cpu_scale_turns_an_undecided_band_into_needs_cpu_long():
+    from sdtheory.claims import Claim, Source
+    from sdtheory.lm.validate import _common as C
+
+    c = Claim("doc.x", "a > b", Source("derived", "test"), "m")
+    undecided = claims.check_paired(c, [1.0, 0.0, 2.0], [0.5, 0.5, 0.5])
+    held = claims.check_paired(c, [1.0, 1.2, 1.1], [0.5, 0.6, 0.4])
+    assert undecided.verdict == "inconclusive"
+    cpu = C.with_scale([undecided, held], "cpu")
+    assert [r.verdict for r in cpu] == ["needs-scale", "held"]
+    assert cpu[0].needs == "cpu-long" and "band" in cpu[0].details
+    assert all(r.scale == "lm-cpu" for r in cpu)
+    long = C.with_scale([undecided], "cpu-long")
+    assert long[0].verdict == "inconclusive" and long[0].scale == "lm-cpu-long"
