@@ -371,9 +371,9 @@ TASKS = {
     "gsm_symbolic": lambda **kw: ReasoningGymTask("gsm_symbolic", **kw),
     "champ": lambda **kw: ChampTask(**kw),
     "graded_sum": lambda **kw: GradedSumTask(**kw),
-    # the easier levels only: SmolLM2-135M-Instruct starts between 20 % and 60 % held-out
+    # one-digit sums only: SmolLM2-135M-Instruct starts between 20 % and 60 % held-out
     "graded_sum_easy": lambda **kw: GradedSumTask(
-        **{"levels": ((2, 1, "+"), (2, 1, "+-"), (3, 1, "+-")), **kw}
+        **{"levels": ((2, 1, "+"), (2, 1, "+-"), (3, 1, "+")), **kw}
     ),
 }
 
