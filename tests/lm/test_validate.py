@@ -374,5 +374,8 @@ def test_cpu_scale_turns_an_undecided_band_into_needs_cpu_long():
     assert [r.verdict for r in cpu] == ["needs-scale", "held"]
     assert cpu[0].needs == "cpu-long" and "band" in cpu[0].details
     assert all(r.scale == "lm-cpu" for r in cpu)
-    long = C.with_scale([undecided], "cpu-long")
-    assert long[0].verdict == "inconclusive" and long[0].scale == "lm-cpu-long"
+    long = C.with_scale([undecided, cpu[0]], "cpu-long")
+    assert [r.verdict for r in long] == ["needs-scale", "needs-scale"]
+    assert [r.needs for r in long] == ["gpu", "gpu"] and long[0].scale == "lm-cpu-long"
+    gpu = C.with_scale([undecided], "gpu")
+    assert gpu[0].verdict == "inconclusive" and gpu[0].scale == "lm-gpu"

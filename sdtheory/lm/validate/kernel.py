@@ -58,7 +58,7 @@ class Config:
     data_seed: int = 0
 
 
-SIZES = {"cpu": 3, "cpu-long": 6, "gpu": 12}
+SIZES = {"cpu": 2, "cpu-long": 3, "gpu": 12}
 CONFIGS: dict[str, Config] = {
     "fast": Config(
         seeds=2, widths=(8, 16), cnn_channels=(2,), n_train=24, n_eval=24, steps=2, iters=10

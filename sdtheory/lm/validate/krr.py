@@ -39,6 +39,9 @@ from . import _common as C
 NAME = "krr"
 TITLE = "3. Kernel self-distillation on SmolLM2: linear head and last block"
 TOL_BLOCK = 0.10
+# a block fit farther than this from its stationary point (relative gradient) cannot test the
+# closed form: the check then needs more Gauss-Newton iterations (a larger scale), not a verdict
+TOL_STATIONARY = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +60,10 @@ class Config:
     gd_max_iter: int = 20000
     rtol: float = 1e-4
     # last block
-    block_lam_rel: float = 0.05  # lam = block_lam_rel * mean eigenvalue of the block's eNTK
+    block_lam_rel: float = 0.5  # lam = block_lam_rel * mean eigenvalue of the block's eNTK
     block_alphas: tuple[float, ...] = (0.0, 0.5)
     block_steps: int = 3
-    gn_iters: int = 8
+    gn_iters: int = 12
     seed: int = 0
 
     @property
@@ -68,7 +71,7 @@ class Config:
         return max(self.n_train // 2, 2)
 
 
-SIZES = {"cpu": 64, "cpu-long": 128, "gpu": 512}
+SIZES = {"cpu": 32, "cpu-long": 64, "gpu": 512}
 CONFIGS = {
     "fast": Config(
         n_train=12,
@@ -275,6 +278,7 @@ def block_surfaces(model, ids, mask, y, y_te, v, cfg: Config, units: C.Units) ->
     f0_te = ro.outputs(data_te).double()
     yt = torch.as_tensor(y, dtype=torch.float64)
     trained = np.zeros_like(pred_err)
+    stationarity = []
     step1 = None
     for ia, a in enumerate(cfg.block_alphas):
         prev = None
@@ -289,6 +293,7 @@ def block_surfaces(model, ids, mask, y, y_te, v, cfg: Config, units: C.Units) ->
             g_te = (ro.outputs(data_te).double() - f0_te).numpy()
             ro.set(None)
             trained[ia, step] = (g_te - y_te) ** 2
+            stationarity.append(rec["stationarity"])
             if step == 0:
                 step1 = (trained[ia, 0].copy(), prev)
             units.write(
@@ -308,7 +313,7 @@ def block_surfaces(model, ids, mask, y, y_te, v, cfg: Config, units: C.Units) ->
                 f"predicted {pred[ia, step]:.4f}; stationarity {rec['stationarity']:.2e} "
                 f"after {rec['iterations']} GN steps ({tf.seconds:.0f}s)",
             )
-    return dict(lam=lam, pred_err=pred_err, trained_err=trained, eig=eig)
+    return dict(lam=lam, pred_err=pred_err, trained_err=trained, eig=eig, stationarity=stationarity)
 
 
 def _max_rel_dev(units: np.ndarray) -> float:
@@ -327,6 +332,23 @@ def block_check(surf: dict, cfg: Config) -> list:
     from scipy.stats import spearmanr
 
     rho = float(spearmanr(p, t).statistic) if p.size >= 3 else math.nan
+    worst = max(surf["stationarity"], default=math.nan)
+    if not worst <= TOL_STATIONARY:
+        return [
+            claims.needs_scale(
+                V.KRR_LAST_BLOCK,
+                "gpu",
+                predicted=f"< {TOL_BLOCK}",
+                measured=round(_max_rel_dev(units), 4),
+                scale="lm",
+                n=int(units.shape[0]),
+                details=f"the block fits did not reach their stationary point in {cfg.gn_iters} "
+                f"Gauss-Newton steps (largest relative stationarity {worst:.3g} > "
+                f"{TOL_STATIONARY}), so the trained surface is not the one the closed form "
+                f"describes; predicted held-out MSE per cell {np.round(p, 4).tolist()}, "
+                f"trained {np.round(t, 4).tolist()}, lam={surf['lam']:.4g}.",
+            )
+        ]
     return [
         claims.check_bootstrap(
             V.KRR_LAST_BLOCK,
@@ -338,7 +360,8 @@ def block_check(surf: dict, cfg: Config) -> list:
             f"held-out texts, alphas {list(cfg.block_alphas)} x steps 1..{cfg.block_steps}, "
             f"lam={surf['lam']:.4g} ({cfg.block_lam_rel} x mean eNTK eigenvalue); predicted "
             f"held-out MSE per cell {np.round(p, 4).tolist()}, trained {np.round(t, 4).tolist()}; "
-            f"Spearman {rho:.3f}; bootstrap over held-out texts.",
+            f"Spearman {rho:.3f}; every fit stationary to {worst:.2g} (relative gradient); "
+            "bootstrap over held-out texts.",
             figure="krr_block.png",
         )
     ]

@@ -56,7 +56,7 @@ class Config:
     data_seed: int = 1
 
 
-SIZES = {"cpu": 2, "cpu-long": 4, "gpu": 8}
+SIZES = {"cpu": 2, "cpu-long": 3, "gpu": 8}
 CONFIGS = {
     "fast": Config(n_train=4, n_test=2, max_tokens=16, generations=2, steps=2, batch=2),
     **{s: Config(seeds=n) for s, n in SIZES.items()},

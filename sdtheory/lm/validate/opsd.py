@@ -53,9 +53,10 @@ class Config:
     n_eval: int = 48
     eval_k: int = 4
     eval_every: int = 4
+    effect: float = 0.05  # the smallest accuracy difference the power calculation asks to detect
 
 
-SIZES = {"cpu": 2, "cpu-long": 4, "gpu": 12}
+SIZES = {"cpu": 2, "cpu-long": 3, "gpu": 12}
 CONFIGS: dict[str, Config] = {
     "fast": Config(
         seeds=2,
@@ -172,8 +173,20 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
         + f" (start {start['opsd'].mean():.3f}); mean rollout tokens "
         + ", ".join(f"{m} {tokens[m].mean():.0f}" for m in METHODS)
     )
-    diff = final["opsd"] - final["grpo"]
-    sd = float(np.std(diff, ddof=1)) if diff.size >= 2 else math.nan
+    gain_diff = (final["opsd"] - start["opsd"]) - (final["grpo"] - start["grpo"])
+    paced_diff = final["paced"] - final["opsd"]
+
+    def power(d: np.ndarray) -> str:
+        sd = float(np.std(d, ddof=1)) if d.size >= 2 else math.nan
+        if not math.isfinite(sd):
+            return "paired SD unmeasured (fewer than 2 seeds)"
+        n = power_seeds(sd, cfg.effect)
+        return (
+            f"paired SD {sd:.3g}; power calculation: {n} paired seeds detect a difference of "
+            f"{cfg.effect} with 80 % power at this SD"
+        )
+
+    sd = float(np.std(gain_diff, ddof=1)) if gain_diff.size >= 2 else math.nan
     res = [
         claims.check_paired(
             V.OPSD_TOKENS,
@@ -181,7 +194,7 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
             final["grpo"] - start["grpo"],
             side=">",
             details=f"gain in held-out accuracy over the initial model, OPSD minus GRPO, per seed "
-            f"(paired SD {sd:.3g}). {setting}.",
+            f"({power(gain_diff)}). {setting}.",
             figure=fig,
         ),
         claims.check_paired(
@@ -189,7 +202,8 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
             final["paced"],
             final["opsd"],
             side=">",
-            details=f"final held-out accuracy, PACED-OPSD minus OPSD, per seed. {setting}.",
+            details=f"final held-out accuracy, PACED-OPSD minus OPSD, per seed "
+            f"({power(paced_diff)}). {setting}.",
             figure=fig,
         ),
     ]

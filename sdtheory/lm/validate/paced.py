@@ -61,7 +61,7 @@ DIVERGENCES = ("forward_kl", "reverse_kl")
 class Config:
     n_problems: int = 60  # the size knob
     k: int = 8
-    temperature: float = 0.45
+    temperature: float = 0.3
     max_new_tokens: int = 24
     # calibrated for SmolLM2 at this temperature (docs/lm/validate.md): one-digit sums fill the
     # interior and p = 1, two-digit sums p = 0
@@ -73,14 +73,14 @@ class Config:
         (2, 2, "+"),
         (2, 2, "+-"),
     )
-    weights: tuple[float, ...] = (3.0, 2.0, 2.0, 1.0, 1.0, 1.0)
+    weights: tuple[float, ...] = (4.0, 3.0, 1.0, 1.0, 1.0, 1.0)
     gen_batch: int = 8  # problems per generation batch
     edges: tuple[float, ...] = (0.0, 1 / 16, 5 / 16, 11 / 16, 15 / 16, 1.0)
     efficiency_target: float = 0.9
     seed: int = 0
 
 
-SIZES = {"cpu": 60, "cpu-long": 200, "gpu": 1024}
+SIZES = {"cpu": 32, "cpu-long": 64, "gpu": 1024}
 CONFIGS = {
     "fast": Config(n_problems=4, k=2, max_new_tokens=3, gen_batch=4, edges=(0.0, 0.5, 1.0)),
     **{s: Config(n_problems=n) for s, n in SIZES.items()},

@@ -47,8 +47,8 @@ class Config:
     students: tuple[tuple[int, int], ...] = ((32, 1), (128, 2))  # (hidden, layers)
     n_train: int = 48
     n_test: int = 16
-    max_tokens: int = 64
-    steps: int = 60
+    max_tokens: int = 32
+    steps: int = 40
     batch: int = 6
     lr: float = 3e-3
     t_start: float = 0.4
@@ -56,7 +56,7 @@ class Config:
     data_seed: int = 0
 
 
-SIZES = {"cpu": 3, "cpu-long": 8, "gpu": 10}
+SIZES = {"cpu": 2, "cpu-long": 3, "gpu": 10}
 CONFIGS = {
     "fast": Config(
         seeds=2, students=((16, 1), (32, 1)), n_train=8, n_test=4, max_tokens=16, steps=4, batch=4
