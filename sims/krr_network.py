@@ -7,8 +7,9 @@ centred output f(x; theta) - f(x; theta_0). The closed form uses the network's o
 initialisation. Also: the same with only the readout trained (random features; exact up to
 optimisation error) and the JAX linear-solve refits against the numpy closed form.
 
-Claims: krr.network-deviation-shrinks, krr.random-features-exact, krr.jax-refits.
-Quick default 15-45 s on 2 busy CPU cores (mostly XLA compilation). Larger run:
+Claims: krr.network-deviation-shrinks (per-initialisation log-log slope, t band over seeds),
+krr.random-features-exact, krr.jax-refits.
+Quick default 20-50 s on 2 busy CPU cores (mostly XLA compilation). Larger run:
   python sims/krr_network.py --widths 16 64 256 1024 4096 --seeds 5 --steps 6
 """
 
@@ -21,38 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.krr import JAXREF, NETWORK, RF
 from sdtheory.theory.krr import KernelSelfDistillation
 from sims.krr_toy import Config as ToyConfig
 from sims.krr_toy import toy_problem
-
-DEV = claims.claim(
-    "krr.network-deviation-shrinks",
-    "Self-distilling a two-layer network by gradient descent (one fresh fit per step) follows the "
-    "kernel closed form with its empirical NTK, with a deviation that shrinks as the width grows "
-    "(lazy training; expected order width^-1/2).",
-    (
-        "derived",
-        "sdtheory/nets/krr.py docstring: linearisation around theta_0 gives kernel ridge "
-        "with the empirical NTK (Jacot et al. 2018; Lee et al. 2019)",
-    ),
-    "sdtheory.nets.krr.distill_network",
-    paper="borup2021",
-)
-RF = claims.claim(
-    "krr.random-features-exact",
-    "With only the readout trained (random features), gradient descent to convergence reproduces "
-    "the closed form with the random-features kernel at every step, at any width.",
-    ("derived", "sdtheory/nets/krr.py docstring: the readout objective is exactly kernel ridge"),
-    "sdtheory.nets.krr.distill_network",
-    paper="borup2021",
-)
-JAXREF = claims.claim(
-    "krr.jax-refits",
-    "Explicit refits by JAX linear solves equal the numpy eigenbasis closed form.",
-    ("derived", "docs/theory/krr.md (closed sum)"),
-    "sdtheory.nets.krr.iterative_refits",
-    paper="borup2021",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +33,9 @@ class Config:
     widths: tuple[int, ...] = dataclasses.field(
         default=(16, 64, 256, 1024), metadata={"help": "hidden widths"}
     )
-    seeds: int = dataclasses.field(default=2, metadata={"help": "initialisations per width"})
+    seeds: int = dataclasses.field(
+        default=4, metadata={"help": "initialisations per width (the slope's t band is over them)"}
+    )
     steps: int = dataclasses.field(default=4, metadata={"help": "distillation steps"})
     alpha: float = dataclasses.field(default=0.25, metadata={"help": "ground-truth weight"})
     lam: float = dataclasses.field(default=0.2, metadata={"help": "ridge penalty on theta"})
@@ -81,7 +56,8 @@ def run(cfg: Config) -> dict:
     for train in ("all", "readout"):
         widths = cfg.widths if train == "all" else cfg.widths[:1] + cfg.widths[-1:]
         for w in widths:
-            for s in range(cfg.seeds):
+            # readout-only GD is exact at any initialisation: the first one suffices
+            for s in range(cfg.seeds if train == "all" else 1):
                 t0 = time.perf_counter()
                 r = distill_network(
                     keys[s],
@@ -136,18 +112,33 @@ def summary(rows: list[dict], train: str) -> tuple[np.ndarray, np.ndarray]:
     return ws, dev
 
 
+def seed_slopes(rows: list[dict]) -> np.ndarray:
+    """Log-log slope of the deviation against the width, one per initialisation."""
+    out = []
+    for s in sorted({r["seed"] for r in rows if r["train"] == "all"}):
+        pts = sorted(
+            (r["width"], max(r["dev_train"], r["dev_eval"]))
+            for r in rows
+            if r["train"] == "all" and r["seed"] == s
+        )
+        w, d = np.array(pts).T
+        out.append(float(np.polyfit(np.log(w), np.log(d), 1)[0]) if len(w) > 1 else np.nan)
+    return np.array(out)
+
+
 def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
     ws, dev = summary(res["rows"], "all")
-    slope = float(np.polyfit(np.log(ws), np.log(dev), 1)[0]) if len(ws) > 1 else float("nan")
-    mono = bool(np.all(np.diff(dev) < 0))
+    slopes = seed_slopes(res["rows"])
     _, dev_rf = summary(res["rows"], "readout")
     return [
-        claims.check_true(
-            DEV,
-            mono and slope < 0,
-            predicted="deviation decreasing in width (slope ~ -0.5 expected)",
-            measured=f"mean max deviation / max|y| {np.round(dev, 5).tolist()} at "
-            f"widths {ws.tolist()}; log-log slope {slope:.2f}",
+        claims.check_mean(
+            NETWORK,
+            slopes,
+            side="<",
+            null=0.0,
+            details=f"log-log slope of max deviation / max|y| against width {ws.tolist()}, one "
+            f"per initialisation: {np.round(slopes, 3).tolist()} (lazy training: -1/2 or "
+            f"steeper); mean deviation {np.round(dev, 5).tolist()}",
             figure="network.png",
         ),
         claims.check_close(

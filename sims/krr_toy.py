@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.krr import CLOSED, DAMPEN, LIMIT, SPARSE0, SPARSE_A
 from sdtheory.theory.krr import KernelSelfDistillation, iterative_refits, ridge_predict
 
 # Mobahi et al. (2020) toy targets as reused by Borup's notebook (spec 1.2.6, [CODE]).
@@ -39,56 +40,6 @@ TOY_Y = np.array(
         0.5589512650600734,
     ]
 )
-NB = "Kennethborup/self_distillation@cb20d6c toy_example.ipynb"
-
-CLOSED = claims.claim(
-    "krr.closed-form-equals-refits",
-    "Predictions after any number of steps (constant or per-step alpha, training or new points) "
-    "equal explicit iterative ridge refits; computed from one eigendecomposition.",
-    (
-        "derived",
-        "closed sum: docs/theory/krr.md, proof sdtheory.symbolic.krr; recursion from the code, "
-        + NB,
-    ),
-    "sdtheory.theory.krr.KernelSelfDistillation.predict",
-    paper="borup2021",
-)
-LIMIT = claims.claim(
-    "krr.limit-amplified-ridge",
-    "The infinite-step self-distilled predictor equals ridge regression with lambda/alpha.",
-    ("code", NB + " (B_lim, Y_lim); proof derived in docs/theory/krr.md"),
-    "sdtheory.theory.krr.KernelSelfDistillation.predict",
-    paper="borup2021",
-)
-SPARSE0 = claims.claim(
-    "krr.sparsification-alpha0",
-    "For alpha = 0 every consecutive shrinkage ratio b_k/b_{k+1} (eigenvalues descending) grows "
-    "without bound with the step: (a_k/a_{k+1})^tau.",
-    ("derived", "docs/theory/krr.md; notebook plots Rk_no_GT (code: " + NB + ")"),
-    "sdtheory.theory.krr.KernelSelfDistillation.shrinkage",
-    paper="borup2021",
-)
-SPARSE_A = claims.claim(
-    "krr.sparsification-bounded",
-    "For alpha > 0 the consecutive shrinkage ratios converge to the finite ratios of "
-    "alpha d/(alpha d + lambda) (sparsification is bounded; not necessarily monotone).",
-    ("derived", "docs/theory/krr.md; README 'extended to all alpha in [0,1]' (code: " + NB + ")"),
-    "sdtheory.theory.krr.KernelSelfDistillation.shrinkage",
-    paper="borup2021",
-)
-DAMPEN = claims.claim(
-    "krr.ground-truth-dampens",
-    "On the toy, pure self-distillation (alpha = 0) first lowers the test loss and then "
-    "over-regularises (limit: the zero function), while alpha > 0 keeps the loss of every later "
-    "step and of the limit below the loss of the first fit.",
-    (
-        "paper",
-        "Borup & Andersen 2021, abstract (arXiv:2102.13088): ground-truth targets dampen "
-        "the regularisation imposed by self-distillation; toy numbers computed here",
-    ),
-    "sdtheory.theory.krr.KernelSelfDistillation.predict",
-    paper="borup2021",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +54,12 @@ class Config:
     steps: int = dataclasses.field(default=6, metadata={"help": "distillation steps in the table"})
     far_step: int = dataclasses.field(
         default=200, metadata={"help": "a step far out, to check convergence to the limit"}
+    )
+    alpha_grid: int = dataclasses.field(
+        default=51, metadata={"help": "alpha grid on [0, 1] for the dampening range"}
+    )
+    grid_steps: int = dataclasses.field(
+        default=20, metadata={"help": "refitted steps per alpha for the dampening range"}
     )
 
 
@@ -179,7 +136,34 @@ def run(cfg: Config) -> dict:
         "far": far,
         "problem": p,
         "eigenvalues": sd.eigenvalues,
+        "dampening": dampening(sd, p, cfg),
     }
+
+
+def dampening(sd: KernelSelfDistillation, p: dict, cfg: Config) -> dict:
+    """The alpha range where ground truth keeps every later step below the first fit.
+
+    Predicted from the closed form: alpha_lo is the root of MSE_inf(alpha) = MSE_1 with the limit
+    ridge(lambda/alpha). Measured by brute force: refits for steps 2..grid_steps and the limit
+    by a ridge solve, on a grid of alpha in [0, 1).
+    """
+    from scipy.optimize import brentq
+
+    mse = lambda f: float(np.mean((f - p["f_test"]) ** 2))  # noqa: E731
+    m1 = mse(sd.predict(1, 0.0, p["kernel_test"]))
+    gap = lambda a: mse(sd.predict(math.inf, a, p["kernel_test"])) - m1  # noqa: E731
+    alpha_lo = float(brentq(gap, 1e-6, 0.999, xtol=1e-12))
+    grid = np.linspace(0.0, 1.0, cfg.alpha_grid)[:-1]  # alpha = 1: every step is the first fit
+    worst = []
+    for a in grid:
+        ref = iterative_refits(p["kernel"], p["y"], cfg.lam, cfg.grid_steps, a, p["kernel_test"])
+        lim = (
+            np.zeros(p["f_test"].shape)
+            if a == 0
+            else ridge_predict(p["kernel"], p["y"], cfg.lam / a, p["kernel_test"])
+        )
+        worst.append(max([mse(f) for f in ref[1:]] + [mse(lim)]) - mse(ref[0]))
+    return {"alpha_lo": alpha_lo, "grid": grid, "worst_minus_first": np.array(worst), "m1": m1}
 
 
 def table_markdown(rows: list[dict], alphas) -> str:
@@ -257,21 +241,36 @@ def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
             )
         )
     mse = {(r["alpha"], r["step"]): r["mse_theory"] for r in rows}
-    if 0.0 in cfg.alphas and pos:
+    dm = res["dampening"]
+    pred_set = (dm["grid"] > dm["alpha_lo"]) & (dm["grid"] > 0)
+    meas_set = dm["worst_minus_first"] < 0
+    wrong = dm["grid"][pred_set != meas_set]
+    parts = []
+    if 0.0 in cfg.alphas:
         a0 = [mse[(0.0, s)] for s in range(1, cfg.steps + 1)]
-        helps_then_hurts = min(a0[1:]) < a0[0] and a0[-1] > min(a0) and mse[(0.0, "inf")] > a0[0]
-        damp = all(mse[(a, s)] < a0[0] for a in pos for s in [*range(2, cfg.steps + 1), "inf"])
-        out.append(
-            claims.check_true(
-                DAMPEN,
-                helps_then_hurts and damp,
-                predicted="alpha=0: dips then rises; alpha>0: every later step and the limit < step 1",
-                measured=f"alpha=0 losses {[round(v, 4) for v in a0]}, limit {mse[(0.0, 'inf')]:.4f}; "
-                f"alpha>0 limits {[round(mse[(a, 'inf')], 4) for a in pos]} vs step 1 "
-                f"{a0[0]:.4f}",
-                figure="curves.png",
-            )
+        dips_then_rises = min(a0[1:]) < a0[0] and a0[-1] > min(a0) and mse[(0.0, "inf")] > a0[0]
+        parts.append(
+            f"alpha = 0 dips then rises: {dips_then_rises} (losses "
+            f"{[round(v, 4) for v in a0]}, limit {mse[(0.0, 'inf')]:.4f})"
         )
+    else:
+        dips_then_rises = True
+    inside = dm["grid"][meas_set]
+    out.append(
+        claims.check_true(
+            DAMPEN,
+            wrong.size == 0 and dips_then_rises,
+            predicted=f"every later step below step 1 exactly for {dm['alpha_lo']:.4f} < alpha < 1",
+            measured=f"grid alpha with every later step below step 1: "
+            f"[{inside.min() if inside.size else float('nan'):.2f}, "
+            f"{inside.max() if inside.size else float('nan'):.2f}]; mismatches "
+            f"{np.round(wrong, 3).tolist()}",
+            details=f"{dm['grid'].size} alpha in [0, 1), brute-force refits for steps 2.."
+            f"{cfg.grid_steps} and the limit by a ridge(lambda/alpha) solve; step-1 test MSE "
+            f"{dm['m1']:.5f}. " + "; ".join(parts),
+            figure="curves.png",
+        )
+    )
     return out
 
 

@@ -3,7 +3,7 @@
 Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), methods.srpo-vs-grpo
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
 methods.opsd-vs-grpo (our hypotheses). Quick default ~20 s on 2 CPU cores (1 seed, 3 steps: the
-comparisons are inconclusive by construction there).
+comparisons cannot be decided there and are listed as needing a larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
     python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
         --eval-every 10 --n-eval 48 --eval-k 4
@@ -18,12 +18,21 @@ same warm-started weights and gets the same budget: `--steps` optimiser steps of
 rate, and the same evaluation (avg@`--eval-k` on `--n-eval` held-out problems, identical
 sampling seeds). Methods: GRPO, OPSD (fixed self-teacher, full solution, JSD 0.5), PACED-OPSD
 (p(1-p) weights), SRPO (EMA self-teacher), AVSD (3 views, sampled reverse KL), ATESD (learned
-prefix exposure); `--methods` adds `sdpo`. Besides held-out accuracy, the table reports the
+prefix exposure), SD-Zero (1 self-revision step, then distillation to the reviser context),
+pi-Distill and PI-OPSD (shared-parameter privileged teacher), EffOPD (OPSD + weight
+extrapolation), UniSD (agreement, clipping, hidden matching) and VPD (E-step + M-step);
+`--methods` adds `sdpo`. Rollout compute per step is the same for every method (SD-Zero's
+self-revision step samples k/2 attempts and at most as many revisions); EffOPD's validation
+rollouts are extra, so its comparison is made at equal *total* rollouts: its accuracy at its
+last evaluation whose training + validation rollouts do not exceed OPSD's final training
+rollouts (`compute_matched`; needs a larger scale when that is the untrained start). Claims of
+the five: methods.sdzero-vs-grpo, methods.pidistill-vs-piopsd, methods.effopd-vs-opsd,
+methods.unisd-vs-opsd, methods.vpd-vs-grpo (`check_equal_compute`). Besides held-out accuracy, the table reports the
 mean reward of the training rollouts over the last quarter of the steps (progress on the
 training problems themselves). Paired differences over seeds (same seed = same
-warm start, data order and evaluation) give the mean +- standard error; a comparison claim is
-held when the mean difference exceeds t_0.975(n-1) SE (4.30 SE at 3 seeds), failed below minus
-that, inconclusive otherwise (always with one seed).
+warm start, data order and evaluation) are decided by the one rule (`claims.check_paired`: the
+two-sided 95 % t band of the differences; held above 0, failed below, inconclusive otherwise;
+fewer than 2 seeds: needs a larger scale).
 """
 
 from __future__ import annotations
@@ -37,56 +46,21 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
-
-_SRC_OURS = ("derived", "our hypothesis; the papers' comparisons are at far larger scale")
-ALL = claims.claim(
-    "methods.all-complete",
-    "Every method of the family runs to the end of the fixed budget on the CPU setting, with "
-    "finite losses and its method-specific quantities logged.",
-    ("derived", "implementation check of sdtheory.lm.methods"),
-    "sdtheory.lm.methods",
+from sdtheory.claims.catalog.methods import (
+    ALL,
+    ATESD_VS_OPSD,
+    AVSD_VS_OPSD,
+    OPSD_VS_GRPO,
+    PACED_VS_OPSD,
+    SRPO_VS_GRPO,
 )
+
 COMPARISONS = {
-    ("paced", "opsd"): claims.claim(
-        "methods.paced-vs-opsd",
-        "At equal rollout compute, PACED pass-rate weighting of OPSD reaches a higher held-out "
-        "accuracy than unweighted OPSD.",
-        ("paper", "arXiv:2603.11178 v3 abstract: up to +8.2 over unweighted distillation"),
-        "sdtheory.lm.methods",
-        paper="paced2026",
-    ),
-    ("srpo", "grpo"): claims.claim(
-        "methods.srpo-vs-grpo",
-        "At equal rollout compute, SRPO (correct -> GRPO, failed -> self-distillation) reaches "
-        "a higher held-out accuracy than GRPO.",
-        ("paper", "arXiv:2604.02288 abstract (methods spec 1.5): SRPO improves over GRPO"),
-        "sdtheory.lm.methods",
-        paper="srpo2026",
-    ),
-    ("atesd", "opsd"): claims.claim(
-        "methods.atesd-vs-opsd",
-        "At equal rollout compute, a learned reveal ratio (ATESD) reaches a higher held-out "
-        "accuracy than OPSD with the full solution.",
-        ("secondary", "third-party review of arXiv:2605.11458: +1.97 AIME24 over OPSD, 1.7B"),
-        "sdtheory.lm.methods",
-        paper="atesd2026",
-    ),
-    ("avsd", "opsd"): claims.claim(
-        "methods.avsd-vs-opsd",
-        "At equal rollout compute, the AVSD multi-view target reaches a higher held-out accuracy "
-        "than single-view OPSD (hypothesis: the paper's numbers were not retrieved).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="avsd2026",
-    ),
-    ("opsd", "grpo"): claims.claim(
-        "methods.opsd-vs-grpo",
-        "At equal rollout compute, OPSD reaches a higher held-out accuracy than GRPO "
-        "(hypothesis: dense token-level targets vs one binary reward per rollout).",
-        _SRC_OURS,
-        "sdtheory.lm.methods",
-        paper="opsd2026",
-    ),
+    ("paced", "opsd"): PACED_VS_OPSD,
+    ("srpo", "grpo"): SRPO_VS_GRPO,
+    ("atesd", "opsd"): ATESD_VS_OPSD,
+    ("avsd", "opsd"): AVSD_VS_OPSD,
+    ("opsd", "grpo"): OPSD_VS_GRPO,
 }
 
 # per-method flags on top of the shared budget (see docs/lm/methods.md)
@@ -98,6 +72,20 @@ METHOD_FLAGS = {
     "sdpo": dict(teacher_mode="ema", divergence="jsd", beta=0.5),
     "avsd": dict(teacher_mode="fixed"),
     "atesd": dict(teacher_mode="fixed", divergence="jsd", beta=0.5, atesd_hold=2),
+    # issue 18 (our CPU-scale choices: one self-revision step, short EffOPD searches)
+    "sdzero": dict(sdzero_srt_steps=1, sdzero_sync_every=5),
+    "pidistill": dict(view="solution"),
+    "piopsd": dict(view="solution"),
+    "effopd": dict(
+        teacher_mode="fixed",
+        view="solution",
+        divergence="jsd",
+        beta=0.5,
+        effopd_val_problems=4,
+        effopd_candidates=2,
+    ),
+    "unisd": dict(view="solution"),
+    "vpd": dict(vpd_e_every=2),
 }
 _LOGGED = {
     "paced": "paced_weight_mean",
@@ -105,14 +93,45 @@ _LOGGED = {
     "sdpo": "sdpo_frac_with_teacher",
     "avsd": "avsd_gate",
     "atesd": "atesd_rho",
+    "sdzero": "sdzero_phase",
+    "pidistill": "pid_is_ratio_mean",
+    "piopsd": "grpo_loss",
+    "effopd": "effopd_total_rollouts",
+    "unisd": "unisd_weight_mean",
+    "vpd": "vpd_estep",
+}
+# issue 18: comparisons at equal rollout compute (`check_equal_compute`), claims in
+# sdtheory.claims.catalog.methods_<name>
+EQUAL_COMPUTE = {
+    ("sdzero", "grpo"): ("methods_sdzero", "VS_GRPO"),
+    ("pidistill", "piopsd"): ("methods_pidistill", "VS_PIOPSD"),
+    ("effopd", "opsd"): ("methods_effopd", "VS_OPSD"),
+    ("unisd", "opsd"): ("methods_unisd", "VS_OPSD"),
+    ("vpd", "grpo"): ("methods_vpd", "VS_GRPO"),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     methods: tuple[str, ...] = dataclasses.field(
-        default=("grpo", "opsd", "paced", "srpo", "avsd", "atesd"),
-        metadata={"help": "methods to compare (any of grpo opsd paced srpo sdpo avsd atesd)"},
+        default=(
+            "grpo",
+            "opsd",
+            "paced",
+            "srpo",
+            "avsd",
+            "atesd",
+            "sdzero",
+            "pidistill",
+            "piopsd",
+            "effopd",
+            "unisd",
+            "vpd",
+        ),
+        metadata={
+            "help": "methods to compare (any of grpo opsd paced srpo sdpo avsd atesd sdzero "
+            "pidistill piopsd effopd unisd vpd)"
+        },
     )
     seeds: int = dataclasses.field(default=1, metadata={"help": "independent repetitions"})
     steps: int = dataclasses.field(default=3, metadata={"help": "optimiser steps per method"})
@@ -300,15 +319,6 @@ def table(curves: list[dict], rewards: list[dict], cfg: Config) -> list[dict]:
     return rows
 
 
-def _t_crit(n: int) -> float:
-    """Two-sided 95% Student-t quantile with n - 1 degrees of freedom (nan for n < 2)."""
-    if n < 2:
-        return float("nan")
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1))
-
-
 def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.CheckResult]:
     ok = all(r["finite"] and r["logged"] and r["steps_done"] == cfg.steps for r in logs)
     out = [
@@ -320,42 +330,100 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
         )
     ]
     last = max(c["step"] for c in curves)
+
+    def fin(m):
+        rows = sorted(
+            (x for x in curves if x["method"] == m and x["step"] == last), key=lambda x: x["seed"]
+        )
+        return np.array([x["accuracy"] for x in rows])
+
     for (a, b), c in COMPARISONS.items():
+        if a in cfg.methods and b in cfg.methods:
+            out.append(
+                claims.check_paired(
+                    c,
+                    fin(a),
+                    fin(b),
+                    side=">",
+                    needs="--seeds 3 --steps 30 (the docstring's larger run)",
+                    details=f"final held-out accuracy {a} minus {b} after {cfg.steps} steps, "
+                    f"per seed: {np.round(fin(a) - fin(b), 3).tolist()}",
+                    figure="curves.png",
+                )
+            )
+    return out
+
+
+def compute_matched(curves: list[dict], cfg: Config, out: Path, method: str = "effopd"):
+    """Per seed: the held-out accuracy of `method` at its last evaluation whose total rollouts
+    (training + validation, `effopd_total_rollouts`) are at most the other methods' final
+    training rollouts (`steps` x `batch_problems` x `k`), and that evaluation's step."""
+    budget = cfg.steps * cfg.batch_problems * cfg.k
+    acc, steps = [], []
+    for seed in sorted({c["seed"] for c in curves if c["method"] == method}):
+        log = out / "runs" / f"{method}-s{seed}" / "metrics.jsonl"
+        recs = [json.loads(x) for x in log.read_text().splitlines()]
+        spent = {
+            0: 0,
+            **{r["step"]: r["effopd_total_rollouts"] for r in recs if r["kind"] == "train"},
+        }
+        ev = {
+            c["step"]: c["accuracy"] for c in curves if c["method"] == method and c["seed"] == seed
+        }
+        step = max(s for s in ev if spent[s] <= budget)
+        acc.append(ev[step])
+        steps.append(step)
+    return np.array(acc), steps
+
+
+def check_equal_compute(curves: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]:
+    """The issue-18 comparisons (`EQUAL_COMPUTE`), each by `claims.check_paired` on the final
+    held-out accuracy paired over seeds; EffOPD at equal total rollouts (`compute_matched`)."""
+    import importlib
+
+    def fin(m):
+        last = max(c["step"] for c in curves if c["method"] == m)
+        rows = sorted(
+            (c for c in curves if c["method"] == m and c["step"] == last), key=lambda c: c["seed"]
+        )
+        return np.array([c["accuracy"] for c in rows])
+
+    res = []
+    for (a, b), (mod, name) in EQUAL_COMPUTE.items():
         if a not in cfg.methods or b not in cfg.methods:
             continue
-
-        def fin(m):
-            return np.array(
-                [
-                    x["accuracy"]
-                    for x in sorted(curves, key=lambda x: x["seed"])
-                    if x["method"] == m and x["step"] == last
-                ]
+        c = getattr(importlib.import_module(f"sdtheory.claims.catalog.{mod}"), name)
+        needs = "--seeds 3 --steps 30 (the docstring's larger run)"
+        treat, note = fin(a), f"final held-out accuracy {a} minus {b} after {cfg.steps} steps"
+        if a == "effopd":
+            treat, at = compute_matched(curves, cfg, out, a)
+            note = (
+                f"{a} at its last evaluation within {b}'s rollouts (steps {at}, validation "
+                f"counted) minus {b} after {cfg.steps} steps"
             )
-
-        d = fin(a) - fin(b)
-        n = len(d)
-        se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-        crit = _t_crit(n) * se
-        verdict = (
-            None
-            if not np.isfinite(se)
-            else (True if d.mean() > crit else (False if d.mean() < -crit else None))
+            if min(at) == 0:  # the validation cost leaves no trained evaluation to compare
+                res.append(
+                    claims.needs_scale(
+                        c,
+                        needs,
+                        predicted="> 0",
+                        measured=float(np.mean(treat - fin(b))),
+                        details=f"{note}: the validation cost leaves no trained evaluation",
+                    )
+                )
+                continue
+        res.append(
+            claims.check_paired(
+                c,
+                treat,
+                fin(b),
+                side=">",
+                needs=needs,
+                details=f"{note}, per seed: {np.round(treat - fin(b), 3).tolist()}",
+                figure="curves.png",
+            )
         )
-        res = claims.check_true(
-            c,
-            bool(verdict),
-            predicted="> 0 beyond the two-sided 95% t band",
-            measured=float(d.mean()),
-            tolerance=f"t_0.975(n-1) SE = {crit:.3g} (n = {n} paired seeds)",
-            details=f"final held-out accuracy {a} minus {b} after {cfg.steps} steps: "
-            f"{d.mean():+.3f} +- {se:.3f} (SE over {n} paired seeds)",
-            figure="curves.png",
-        )
-        if verdict is None:
-            res = dataclasses.replace(res, verdict="inconclusive")
-        out.append(res)
-    return out
+    return res
 
 
 def plot(curves: list[dict], rewards: list[dict], cfg: Config):
@@ -411,12 +479,12 @@ def main(argv: list[str] | None = None) -> Path:
     (out / "table.json").write_text(json.dumps(rows, indent=1))
     for r in rows:
         print(
-            f"  {r['method']:5s} final accuracy {r['final_accuracy_mean']:.3f} +- "
+            f"  {r['method']:9s} final accuracy {r['final_accuracy_mean']:.3f} +- "
             f"{r['final_accuracy_se']:.3f} (start {r['start_accuracy']:.3f}); late training "
             f"reward {r['late_train_reward_mean']:.3f} +- {r['late_train_reward_se']:.3f}"
         )
     simio.save_figure(plot(curves, rewards, cfg), out / "curves")
-    simio.save_checks(out, check(curves, logs, cfg))
+    simio.save_checks(out, check(curves, logs, cfg) + check_equal_compute(curves, cfg, out))
     return out
 
 

@@ -19,29 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.meta import CAP_ARITH as ARITH
+from sdtheory.claims.catalog.meta import CAP_GEO as GEO
 from sdtheory.core import kl, total_variation
 from sdtheory.theory import meta
-
-PAPER = "flouro2026"
-DOC = "docs/theory/meta.md"
-
-ARITH = claims.claim(
-    "meta.capacity-arithmetic-fixed-point",
-    "For a log-linear student family (rank-r softmax, exponential family) and arithmetic "
-    "anchoring, the projected recursion's moments satisfy mu(q_n) - mu(p0) = (1-lam)^n "
-    "(mu(q_0) - mu(p0)), so its fixed point is exactly the direct projection Pi_Q(p0).",
-    ("derived", f"{DOC} §4 (the M-projection depends on m only through E_m[T], affine in m)"),
-    "sdtheory.theory.meta.projected_fixed_point",
-    paper=PAPER,
-)
-GEO = claims.claim(
-    "meta.capacity-geometric-fixed-point",
-    "Simulation only, no theorem: with geometric anchoring the projected recursion converges to "
-    "a fixed point q* that differs from Pi_Q(p0); KL(p0||q*) >= KL(p0||Pi_Q(p0)), gap reported.",
-    ("derived", f"{DOC} §4 (hypothesis of the spec: a fixed point near Pi_Q(p0))"),
-    "sdtheory.theory.meta.projected_fixed_point",
-    paper=PAPER,
-)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,31 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.paced import BIAS, EFF, ZERO
 from sdtheory.theory import paced
-
-SRC = ("derived", "docs/theory/paced.md §1; sdtheory/symbolic/paced.py::derive_plugin_expectation")
-BIAS = claims.claim(
-    "paced.finite-k-bias",
-    "With K rollouts E[p_hat(1-p_hat)] = (1-1/K) p(1-p); K/(K-1) p_hat(1-p_hat) is unbiased.",
-    SRC,
-    "sdtheory.theory.paced.unbiased_variance",
-    paper="paced2026",
-)
-ZERO = claims.claim(
-    "paced.zero-weight-fraction",
-    "With alpha, beta > 0 a problem gets weight exactly 0 with probability p^K + (1-p)^K.",
-    SRC,
-    "sdtheory.theory.paced.zero_weight_probability",
-    paper="paced2026",
-)
-EFF = claims.claim(
-    "paced.finite-k-efficiency",
-    "The SNR efficiency of p_hat(1-p_hat) weights (model s = p(1-p), v = 1) equals "
-    "(sum E[w]s)^2 / (sum E[w^2] v sum s^2/v) for many problems; it tends to 1 as K grows.",
-    SRC,
-    "sdtheory.theory.paced.expected_beta_weight",
-    paper="paced2026",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,43 +72,40 @@ def run(cfg: Config) -> list[dict]:
 
 
 def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
-    z = lambda name: np.array(
-        [(r[f"{name}_sim"] - r[f"{name}_theory"]) / r[f"{name}_se"] for r in rows]
-    )
-    zb = np.concatenate([z("plugin"), z("unbiased")])
-    zz = z("zero")
-    eff_err = max(abs(r["efficiency_sim"] - r["efficiency_theory"]) for r in rows)
-    # the large-N formula is a ratio of expectations; the expected ratio differs by O(1/N).
-    tol = 5 * max(r["efficiency_se"] for r in rows) + 10.0 / cfg.problems
+    col = lambda key: np.array([r[key] for r in rows])  # noqa: E731
+    ks = [f"K={r['K']}" for r in rows]
     bias_at = {r["K"]: 1 - r["plugin_sim"] / r["unbiased_theory"] for r in rows}
+    setting = f"{cfg.reps} rounds x {cfg.problems} problems per K"
     return [
-        claims.check_true(
+        claims.check_consistent(
             BIAS,
-            bool(np.all(np.abs(zb) < 5)),
-            predicted="|z| < 5 for every K",
-            measured=f"max |z| = {np.max(np.abs(zb)):.2f}",
-            tolerance="5 SE",
-            details=f"{cfg.reps} reps x {cfg.problems} problems per K; measured relative bias of "
-            "the plug-in: "
+            np.r_[col("plugin_sim"), col("unbiased_sim")],
+            np.r_[col("plugin_theory"), col("unbiased_theory")],
+            np.r_[col("plugin_se"), col("unbiased_se")],
+            labels=[f"plug-in, {k}" for k in ks] + [f"corrected, {k}" for k in ks],
+            details=f"{setting}; measured relative bias of the plug-in: "
             + ", ".join(f"K={k}: {b:.3f} (1/K = {1 / k:.3f})" for k, b in bias_at.items()),
             figure="finite_k.png",
         ),
-        claims.check_true(
+        claims.check_consistent(
             ZERO,
-            bool(np.all(np.abs(zz) < 5)),
-            predicted="|z| < 5 for every K",
-            measured=f"max |z| = {np.max(np.abs(zz)):.2f}",
-            tolerance="5 SE",
-            details="zero-weight fraction "
+            col("zero_sim"),
+            col("zero_theory"),
+            col("zero_se"),
+            labels=ks,
+            details=f"{setting}; zero-weight fraction "
             + ", ".join(f"K={r['K']}: {r['zero_sim']:.3f}" for r in rows),
         ),
-        claims.check_close(
+        # the large-N formula is a ratio of expectations; the expected ratio differs by O(1/N)
+        claims.check_consistent(
             EFF,
-            0.0,
-            eff_err,
-            atol=tol,
-            details="max |efficiency sim - large-N theory|; efficiency "
-            + ", ".join(f"K={r['K']}: {r['efficiency_sim']:.3f}" for r in rows),
+            col("efficiency_sim"),
+            col("efficiency_theory"),
+            col("efficiency_se"),
+            labels=ks,
+            slack=10.0 / cfg.problems,
+            details=f"{setting}; slack 10/N for the O(1/N) gap of the large-N formula; "
+            "efficiency " + ", ".join(f"K={r['K']}: {r['efficiency_sim']:.3f}" for r in rows),
         ),
     ]
 

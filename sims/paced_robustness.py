@@ -2,7 +2,7 @@
 
 Claims: paced.optimal-weights, paced.misspec-aggregate, paced.misspec-pointwise,
 paced.two-point-tight, paced.beta-fit-recovers, paced.beta-fit-delta (derived), and
-paced.misspec-order (PACED abstract: worst-case loss O(delta^2), Theorem 6). Quick default ~3 s.
+paced.misspec-order (PACED v1 abstract: worst-case loss O(delta^2)). Quick default ~3 s.
 Larger run:  python sims/paced_robustness.py --sets 200 --trials 2000 --problems 14
 
 For each delta: random problem sets (pass rates p ~ U(0,1), signal and noise from the SNR model
@@ -20,65 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.paced import AGG, FIT, OPT, ORDER, POINT
+from sdtheory.claims.catalog.paced import FIT_DELTA as FITD
+from sdtheory.claims.catalog.paced import TWO_POINT as TWO
 from sdtheory.theory import paced
-
-SRC = ("derived", "docs/theory/paced.md §2-3; sdtheory/symbolic/paced.py")
-OPT = claims.claim(
-    "paced.optimal-weights",
-    "SNR efficiency is <= 1 for every weighting and equals 1 exactly at w* proportional to s/v "
-    "(Cauchy-Schwarz).",
-    SRC,
-    "sdtheory.theory.paced.optimal_weights",
-    paper="paced2026",
-)
-AGG = claims.claim(
-    "paced.misspec-aggregate",
-    "With w = w*(1+eps), |eps_i| <= delta, the aggregate SNR efficiency is >= 1 - delta^2 "
-    "(random and adversarial eps).",
-    SRC,
-    "sdtheory.theory.paced.misspecification_bound",
-    paper="paced2026",
-)
-POINT = claims.claim(
-    "paced.misspec-pointwise",
-    "Pointwise, one SGD step with weight w*(1+eps) makes (1 - eps^2) of the optimal expected "
-    "progress, so >= 1 - delta^2 of it.",
-    SRC,
-    "sdtheory.theory.paced.pointwise_progress",
-    paper="paced2026",
-)
-TWO = claims.claim(
-    "paced.two-point-tight",
-    "The floor 1 - delta^2 is attained: eps = +delta on SNR mass (1-delta)/2 and -delta on the "
-    "rest (the Kantorovich extreme).",
-    SRC,
-    "sdtheory.theory.paced.two_point_construction",
-    paper="paced2026",
-)
-ORDER = claims.claim(
-    "paced.misspec-order",
-    "Under bounded multiplicative misspecification delta the worst-case efficiency loss is "
-    "O(delta^2) (we find exactly delta^2 at the worst case).",
-    ("paper", "arXiv:2603.11178 v1 abstract, Theorem 6 (statement and constants not retrieved)"),
-    "sdtheory.theory.paced.misspecification_bound",
-    paper="paced2026",
-)
-FIT = claims.claim(
-    "paced.beta-fit-recovers",
-    "The Beta-kernel fits (least squares, boundary, minimax) recover the exponents of an exact "
-    "Beta kernel w* = c p^a (1-p)^b.",
-    SRC,
-    "sdtheory.theory.paced.fit_beta_kernel",
-    paper="paced2026",
-)
-FITD = claims.claim(
-    "paced.beta-fit-delta",
-    "A Beta kernel fitted to w* = p^a (1-p)^b h(p) with implied misspecification delta reaches "
-    "SNR efficiency >= 1 - delta^2.",
-    SRC,
-    "sdtheory.theory.paced.implied_delta",
-    paper="paced2026",
-)
 
 
 @dataclasses.dataclass(frozen=True)

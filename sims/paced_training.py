@@ -22,24 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.paced import FORGET, PROGRESS
 from sdtheory.theory import paced
-
-PROGRESS = claims.claim(
-    "paced.weighted-progress",
-    "At equal gradient compute, Beta-kernel weighting by the student's pass rate makes more "
-    "progress than uniform distillation (held-out pass rate after the same number of steps).",
-    ("paper", "arXiv:2603.11178 v3 abstract: up to +8.2 over unweighted distillation"),
-    "sdtheory.nets.paced.weighted_distillation",
-    paper="paced2026",
-)
-FORGET = claims.claim(
-    "paced.weighted-forgetting",
-    "Beta-kernel weighting forgets little on easy held-out problems: its pass-rate drop there is "
-    "no larger than uniform distillation's (plus 0.01).",
-    ("paper", "arXiv:2603.11178 abstract: forgetting 0.2% (v1) / 1.4% (v3) on MMLU"),
-    "sdtheory.nets.paced.weighted_distillation",
-    paper="paced2026",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +48,9 @@ class Config:
     n_ref: int = dataclasses.field(default=1, metadata={"help": "teacher samples per loss term"})
     easy: float = dataclasses.field(default=0.9, metadata={"help": "easy = initial p above"})
     eval_every: int = 100
-    seeds: int = dataclasses.field(default=2, metadata={"help": "independent repetitions"})
+    seeds: int = dataclasses.field(
+        default=3, metadata={"help": "independent repetitions (paired over seeds by the rule)"}
+    )
     seed: int = 0
 
 
@@ -145,28 +131,29 @@ def _first(rows, arm, key):
 
 
 def check(rows: list[dict], cfg: Config) -> list[claims.CheckResult]:
-    gain = _final(rows, "beta", "heldout_pass") - _final(rows, "uniform", "heldout_pass")
+    beta, unif = _final(rows, "beta", "heldout_pass"), _final(rows, "uniform", "heldout_pass")
     kl_gain = _final(rows, "uniform", "heldout_kl") - _final(rows, "beta", "heldout_kl")
     forget_u = _first(rows, "uniform", "easy_pass") - _final(rows, "uniform", "easy_pass")
     forget_b = _first(rows, "beta", "easy_pass") - _final(rows, "beta", "easy_pass")
     return [
-        claims.check_bound(
+        claims.check_paired(
             PROGRESS,
-            0.0,
-            float(gain.mean()),
-            direction=">=",
-            details=f"held-out pass rate, Beta minus uniform after {cfg.steps} steps, mean over "
-            f"{cfg.seeds} seeds: {gain.mean():+.4f} (per seed {np.round(gain, 4).tolist()}); "
-            f"held-out KL uniform minus Beta {kl_gain.mean():+.4f}",
+            beta,
+            unif,
+            side=">",
+            details=f"held-out pass rate after {cfg.steps} steps, Beta minus uniform per seed "
+            f"(same start, data and evaluation): {np.round(beta - unif, 4).tolist()}; held-out "
+            f"KL uniform minus Beta {np.round(kl_gain, 4).tolist()}",
             figure="training.png",
         ),
-        claims.check_bound(
+        claims.check_paired(
             FORGET,
-            float(forget_u.mean()) + 0.01,
-            float(forget_b.mean()),
-            direction="<=",
-            details=f"easy-set pass-rate drop: uniform {forget_u.mean():+.4f}, Beta "
-            f"{forget_b.mean():+.4f} (positive = forgetting)",
+            forget_b,
+            forget_u,
+            side="<",
+            margin=0.01,
+            details=f"easy-set pass-rate drop (positive = forgetting) per seed: uniform "
+            f"{np.round(forget_u, 4).tolist()}, Beta {np.round(forget_b, 4).tolist()}",
         ),
     ]
 

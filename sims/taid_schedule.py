@@ -25,39 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.taid import ENDS, GRADIENT, LINEAR_REGIME, PARITY
 from sdtheory.core import kl, log_softmax
 from sdtheory.theory.taid import TAIDSchedule
-
-PARITY = claims.claim(
-    "taid.schedule-parity",
-    "TAIDSchedule reproduces the official update_t: the t, momentum and delta_t trajectories "
-    "agree to 1e-12 in float64 for any loss sequence, adaptive or not.",
-    ("code", "SakanaAI/TAID a062892 src/distil_losses/taid.py (TAID.update_t)"),
-    "sdtheory.theory.taid.TAIDSchedule",
-    paper="taid2025",
-)
-ENDS = claims.claim(
-    "taid.loss-ends",
-    "The TAID loss KL(p_t || q) is 0 at t = 0 and the forward KL KL(p || q) at t = 1.",
-    ("derived", "sdtheory.symbolic.taid.derive_endpoints; docs/theory/taid.md §2"),
-    "sdtheory.lm.methods.taid.taid_loss",
-    paper="taid2025",
-)
-GRADIENT = claims.claim(
-    "taid.loss-gradient",
-    "With p_t detached the TAID loss has the cross-entropy gradient (q - p_t) per position.",
-    ("derived", "sdtheory.symbolic.taid.derive_gradient_gap; docs/theory/taid.md §2"),
-    "sdtheory.lm.methods.taid.taid_loss",
-    paper="taid2025",
-)
-LINEAR_REGIME = claims.claim(
-    "taid.schedule-linear-regime",
-    "If alpha * S <= (t_end - t_start) / (1 - t_start) (S = total optimizer steps), the adaptive "
-    "schedule equals the linear one at every step; with the defaults that is S <= 2000.",
-    ("derived", "docs/theory/taid.md §3"),
-    "sdtheory.theory.taid.TAIDSchedule",
-    paper="taid2025",
-)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,13 +17,18 @@ sharpest teacher is the truth). Forward KL vs TAID (linear, adaptive) at an equa
 the quality measures are the excess forward KL over the student family's best fit to that
 teacher (a long run) and KL(truth || student). Table `capacity.csv`.
 
-Claims: taid.toy-kl-directions (derived: RKL is mode-seeking, FKL mass-covering),
-taid.toy-no-collapse (paper hypothesis [recalled]: TAID avoids the mode collapse of RKL-like
-objectives), taid.toy-endpoint (derived: at convergence TAID = FKL), taid.toy-schedule
-(code: t monotone, on or above the linear floor),
-taid.toy-capacity-gap (paper hypothesis [secondary]: TAID's advantage over FKL at equal budget
-does not shrink as the teacher grows). Quick default ~20 s on 2 CPU cores. Larger run:
-  python sims/taid_toys.py --contexts 32 --steps 1500 --seeds 3
+The seeds are independent teacher draws; all seeds train at once (one student per seed, stacked
+on a leading axis: Adam is elementwise, so each seed's trajectory is the one it would have alone),
+and every comparison is paired over seeds by the decision rule. `--seed` drives the teachers and
+every student initialisation.
+
+Claims: taid.kl-directions (derived: RKL is mode-seeking, FKL mass-covering; paired over seeds),
+taid.no-mode-collapse (paper abstract, toy ours: TAID stopped at an intermediate t = 0.7 has a
+lower forward KL than RKL), taid.endpoint-is-fkl (derived: trained until t ~ 1, the unimodal
+student's forward KL equals FKL's within 0.01), taid.schedule-in-training (code: t monotone, on or above the linear
+floor), taid.capacity-gap (secondary, hypothesis: TAID's advantage over FKL at equal budget is
+larger for the most complex teacher than for the simplest). Quick default ~30 s on 2 CPU cores
+(10 teacher draws). Larger run:  python sims/taid_toys.py --contexts 32 --steps 1500 --seeds 20
 """
 
 from __future__ import annotations
@@ -36,66 +41,18 @@ import numpy as np
 import torch
 
 from sdtheory import claims, simio
+from sdtheory.claims.catalog.taid import (
+    CAPACITY,
+    DIRECTIONS,
+    ENDPOINT,
+    NO_COLLAPSE,
+    SCHEDULE,
+)
 from sdtheory.core import entropy, kl
 from sdtheory.lm.methods.taid import TAIDSchedule, taid_loss
 
-METHODS = ("fkl", "rkl", "tvd", "skew_fkl", "taid_linear", "taid_adaptive")
-
-DIRECTIONS = claims.claim(
-    "taid.toy-kl-directions",
-    "With a low-capacity student, reverse KL is mode-seeking (more mass on the teacher's "
-    "modes, lower entropy, large forward KL) and forward KL mass-covering (mode averaging: the "
-    "highest entropy of FKL, RKL, TVD and skew KL).",
-    ("derived", "classical property of the KL directions (Minka 2005); docs/theory/taid.md §5"),
-    "sims/taid_toys.py",
-    paper="taid2025",
-)
-NO_COLLAPSE = claims.claim(
-    "taid.toy-no-collapse",
-    "TAID does not mode-collapse: with either schedule its forward KL to the teacher is below "
-    "half of reverse KL's and its entropy is at least reverse KL's.",
-    (
-        "paper",
-        "arXiv:2501.16937 Sec. 4 (TAID prevents mode collapse; recalled hypothesis, "
-        "wording not retrieved)",
-    ),
-    "sdtheory.lm.methods.taid.taid_loss",
-    paper="taid2025",
-)
-ENDPOINT = claims.claim(
-    "taid.toy-endpoint",
-    "Trained until t is near 1, TAID ends at the forward-KL solution: its forward KL, entropy "
-    "and mass on the teacher's modes match the FKL-trained student's (within 0.01 + 2%).",
-    (
-        "derived",
-        "the TAID objective at t = 1 is forward KL (sdtheory.symbolic.taid); "
-        "docs/theory/taid.md §5",
-    ),
-    "sdtheory.lm.methods.taid.taid_loss",
-    paper="taid2025",
-)
-SCHEDULE = claims.claim(
-    "taid.toy-schedule",
-    "In training, the adaptive t never decreases and never falls below the linear schedule; "
-    "after N steps both schedules end in [t_start + (t_end - t_start)(N-1)/N, t_end] (the last "
-    "official update sees global_step = N-1, so the linear schedule never reaches t_end).",
-    ("code", "SakanaAI/TAID a062892 src/distil_losses/taid.py update_t"),
-    "sdtheory.theory.taid.TAIDSchedule",
-    paper="taid2025",
-)
-CAPACITY = claims.claim(
-    "taid.toy-capacity-gap",
-    "For a fixed student, TAID's advantage over forward KL at an equal step budget (excess "
-    "forward KL over the student's best fit) is at least as large for the most complex teacher "
-    "as for the simplest.",
-    (
-        "secondary",
-        "capacity-gap experiment of arXiv:2501.16937 as described by the 'TAID, "
-        "distilled' reconstruction (figures not retrieved); toy analogue, hypothesis",
-    ),
-    "sdtheory.lm.methods.taid.taid_loss",
-    paper="taid2025",
-)
+METHODS = ("fkl", "rkl", "tvd", "skew_fkl", "taid_linear", "taid_adaptive", "taid_mid")
+TAID_MID_T_END = 0.7  # the intermediate interpolation of taid.no-mode-collapse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +85,9 @@ class Config:
     reference_steps: int = dataclasses.field(
         default=600, metadata={"help": "steps of the long FKL run giving the best fit"}
     )
-    seeds: int = dataclasses.field(default=1, metadata={"help": "independent teacher draws"})
+    seeds: int = dataclasses.field(
+        default=10, metadata={"help": "independent teacher draws (paired by the rule)"}
+    )
     seed: int = 0
 
 
@@ -171,25 +130,39 @@ def blur(log_p, sigma, floor=1e-3):
 # ----------------------------------------------------------------------------- students
 
 
-class Student(torch.nn.Module):
-    """`unimodal`: logits -(i - V m_c)^2 / (2 V^2 s_c^2); `lowrank`: U W^T + b of rank r."""
+def _generator(*key: int) -> torch.Generator:
+    """A torch generator seeded from integers (the sim seed, the draw, a tag)."""
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+    )
 
-    def __init__(self, family, contexts, vocab, rank, gen):
+
+class Student(torch.nn.Module):
+    """`unimodal`: logits -(i - V m_c)^2 / (2 V^2 s_c^2); `lowrank`: U W^T + b of rank r.
+
+    One independent student per seed, stacked on a leading axis; seed `k` is initialised by
+    `gens[k]`, so its parameters do not depend on how many seeds run.
+    """
+
+    def __init__(self, family, contexts, vocab, rank, gens):
         super().__init__()
         self.family, self.vocab = family, vocab
+        f64 = torch.float64
         if family == "unimodal":
-            self.m = torch.nn.Parameter(torch.rand(contexts, 1, generator=gen, dtype=torch.float64))
+            self.m = torch.nn.Parameter(
+                torch.stack([torch.rand(contexts, 1, generator=g, dtype=f64) for g in gens])
+            )
             self.log_s = torch.nn.Parameter(
-                torch.full((contexts, 1), math.log(0.15), dtype=torch.float64)
+                torch.full((len(gens), contexts, 1), math.log(0.15), dtype=f64)
             )
         elif family == "lowrank":
-            self.u = torch.nn.Parameter(
-                0.3 * torch.randn(contexts, rank, generator=gen, dtype=torch.float64)
-            )
-            self.w = torch.nn.Parameter(
-                0.3 * torch.randn(vocab, rank, generator=gen, dtype=torch.float64)
-            )
-            self.b = torch.nn.Parameter(torch.zeros(vocab, dtype=torch.float64))
+            u, w = [], []
+            for g in gens:
+                u.append(0.3 * torch.randn(contexts, rank, generator=g, dtype=f64))
+                w.append(0.3 * torch.randn(vocab, rank, generator=g, dtype=f64))
+            self.u = torch.nn.Parameter(torch.stack(u))
+            self.w = torch.nn.Parameter(torch.stack(w))
+            self.b = torch.nn.Parameter(torch.zeros(len(gens), 1, vocab, dtype=f64))
         else:
             raise ValueError(f"family must be 'unimodal' or 'lowrank', got {family!r}")
 
@@ -197,56 +170,69 @@ class Student(torch.nn.Module):
         if self.family == "unimodal":
             x = torch.arange(self.vocab, dtype=torch.float64) / self.vocab
             return -0.5 * ((x - self.m) / self.log_s.exp()) ** 2
-        return self.u @ self.w.T + self.b
+        return self.u @ self.w.transpose(1, 2) + self.b
 
 
 def _divergence(method, s_logits, log_p, skew):
+    """Per-seed mean divergence over contexts, summed over seeds (seeds stay independent)."""
     log_q = torch.log_softmax(s_logits, -1)
     p = log_p.exp()
     if method == "fkl":
-        return (p * (log_p - log_q)).sum(-1).mean()
-    if method == "rkl":
-        return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
-    if method == "tvd":
-        return 0.5 * (p - log_q.exp()).abs().sum(-1).mean()
-    if method == "skew_fkl":
+        per = (p * (log_p - log_q)).sum(-1)
+    elif method == "rkl":
+        per = (log_q.exp() * (log_q - log_p)).sum(-1)
+    elif method == "tvd":
+        per = 0.5 * (p - log_q.exp()).abs().sum(-1)
+    elif method == "skew_fkl":
         log_m = torch.logaddexp(math.log(skew) + log_p, math.log1p(-skew) + log_q)
-        return (p * (log_p - log_m)).sum(-1).mean()
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        per = (p * (log_p - log_m)).sum(-1)
+    else:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return per.mean(-1).sum()
 
 
-def train(method, family, log_p_np, cfg, seed, steps):
-    """Train one student; returns final student log-probs and the t / loss trajectories."""
-    gen = torch.Generator().manual_seed(seed)
-    student = Student(family, log_p_np.shape[0], log_p_np.shape[1], cfg.rank, gen)
+def train(method, family, log_p_np, cfg, key, steps):
+    """Train one student per seed (leading axis of `log_p_np`, shape (S, C, V)).
+
+    Returns the final student log-probs (S, C, V) and the t trajectories (S, steps + 1) of the
+    TAID methods (empty lists otherwise). `key` seeds the initialisations with `cfg.seed`.
+    """
+    n_seeds = log_p_np.shape[0]
+    gens = [_generator(cfg.seed, k, *key) for k in range(n_seeds)]
+    student = Student(family, log_p_np.shape[1], log_p_np.shape[2], cfg.rank, gens)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     log_p = torch.from_numpy(log_p_np)
-    sched = None
+    scheds = []
     if method.startswith("taid"):
-        sched = TAIDSchedule(
-            t_start=cfg.t_start,
-            t_end=1.0,
-            alpha=cfg.taid_alpha,
-            beta=cfg.taid_beta,
-            adaptive=method == "taid_adaptive",
-        )
-    ts = []
+        t_end = TAID_MID_T_END if method == "taid_mid" else 1.0
+        scheds = [
+            TAIDSchedule(
+                t_start=cfg.t_start,
+                t_end=t_end,
+                alpha=cfg.taid_alpha,
+                beta=cfg.taid_beta,
+                adaptive=method == "taid_adaptive",
+            )
+            for _ in range(n_seeds)
+        ]
+    ts = [[] for _ in scheds]
     for step in range(steps):
         s = student()
-        if sched is None:
+        if not scheds:
             loss = _divergence(method, s, log_p, cfg.skew)
         else:
-            ts.append(sched.t)
-            loss = taid_loss(s, log_p, sched.t)
+            for k, sc in enumerate(scheds):
+                ts[k].append(sc.t)
+            loss = sum(taid_loss(s[k], log_p[k], ts[k][-1]) for k in range(n_seeds))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if sched is not None:
+        for k, sc in enumerate(scheds):
             # the official schedule sees the cross-entropy value at the current t (same gradient)
-            ce = taid_loss(s.detach(), log_p, ts[-1], value="cross_entropy")
-            sched.update(ce.item(), step, steps)
-    if sched is not None:
-        ts.append(sched.t)
+            ce = taid_loss(s[k].detach(), log_p[k], ts[k][-1], value="cross_entropy")
+            sc.update(ce.item(), step, steps)
+    for k, sc in enumerate(scheds):
+        ts[k].append(sc.t)
     with torch.no_grad():
         log_q = torch.log_softmax(student(), -1).numpy()
     return log_q, ts
@@ -272,20 +258,23 @@ def metrics(log_p, log_q, centres, width):
 
 def run(cfg: Config) -> dict:
     rows, traj, cap, examples = [], [], [], {}
+    rngs = [np.random.default_rng([cfg.seed, seed]) for seed in range(cfg.seeds)]
+    drawn = [mixture_teacher(r, cfg.contexts, cfg.vocab, cfg.modes, cfg.width) for r in rngs]
+    log_p = np.stack([d[0] for d in drawn])
+    centres = [d[1] for d in drawn]
     for seed in range(cfg.seeds):
-        rng = np.random.default_rng([cfg.seed, seed])
-        log_p, centres = mixture_teacher(rng, cfg.contexts, cfg.vocab, cfg.modes, cfg.width)
-        ref = metrics(log_p, log_p, centres, cfg.width)
+        ref = metrics(log_p[seed], log_p[seed], centres[seed], cfg.width)
         rows.append({"seed": seed, "family": "teacher", "method": "teacher", **ref})
-        for family in ("unimodal", "lowrank"):
-            for method in METHODS:
-                log_q, ts = train(method, family, log_p, cfg, seed=1000 + seed, steps=cfg.steps)
-                m = metrics(log_p, log_q, centres, cfg.width)
-                if seed == 0:
-                    examples[family, method] = (np.exp(log_p[0]), np.exp(log_q[0]))
+    for family in ("unimodal", "lowrank"):
+        for method in METHODS:
+            log_q, ts = train(method, family, log_p, cfg, (1, len(family)), cfg.steps)
+            t_end = TAID_MID_T_END if method == "taid_mid" else 1.0
+            for seed in range(cfg.seeds):
+                m = metrics(log_p[seed], log_q[seed], centres[seed], cfg.width)
                 rows.append({"seed": seed, "family": family, "method": method, **m})
-                for k, t in enumerate(ts):  # t used at step k was set by the update at k - 1
-                    floor = cfg.t_start + (1 - cfg.t_start) * max(k - 1, 0) / cfg.steps
+                for k, t in enumerate(ts[seed] if ts else []):
+                    # t used at step k was set by the update at k - 1
+                    floor = cfg.t_start + (t_end - cfg.t_start) * max(k - 1, 0) / cfg.steps
                     traj.append(
                         {
                             "seed": seed,
@@ -294,38 +283,42 @@ def run(cfg: Config) -> dict:
                             "step": k,
                             "t": t,
                             "floor": floor,
+                            "t_end": t_end,
                         }
                     )
-            print(f"  seed {seed} {family}: done", flush=True)
+            examples[family, method] = (np.exp(log_p[0, 0]), np.exp(log_q[0, 0]))
+        print(f"  {family}: done", flush=True)
 
-        # capacity gap: one truth, teachers = blurred truths, a fixed lowrank student
-        truth, _ = mixture_teacher(rng, cfg.contexts, cfg.vocab, cfg.capacity_modes, cfg.width / 2)
-        for level, sigma in enumerate(cfg.capacity_blurs):
-            teacher = blur(truth, sigma)
-            best, _ = train(
-                "fkl", "lowrank", teacher, cfg, seed=2000 + seed, steps=cfg.reference_steps
-            )
-            best_fkl = float(kl(teacher, best).mean())
-            for method in ("fkl", "taid_linear", "taid_adaptive"):
-                log_q, _ = train(
-                    method, "lowrank", teacher, cfg, seed=2000 + seed, steps=cfg.capacity_steps
-                )
-                fkl = float(kl(teacher, log_q).mean())
+    # capacity gap: one truth per seed, teachers = blurred truths, a fixed lowrank student
+    truth = np.stack(
+        [
+            mixture_teacher(r, cfg.contexts, cfg.vocab, cfg.capacity_modes, cfg.width / 2)[0]
+            for r in rngs
+        ]
+    )
+    for level, sigma in enumerate(cfg.capacity_blurs):
+        teacher = np.stack([blur(t, sigma) for t in truth])
+        best, _ = train("fkl", "lowrank", teacher, cfg, (2, level), cfg.reference_steps)
+        for method in ("fkl", "taid_linear"):
+            log_q, _ = train(method, "lowrank", teacher, cfg, (2, level), cfg.capacity_steps)
+            for seed in range(cfg.seeds):
+                best_fkl = float(kl(teacher[seed], best[seed]).mean())
+                fkl = float(kl(teacher[seed], log_q[seed]).mean())
                 cap.append(
                     {
                         "seed": seed,
                         "level": level,
                         "blur": sigma,
-                        "teacher_entropy": float(entropy(teacher).mean()),
+                        "teacher_entropy": float(entropy(teacher[seed]).mean()),
                         "method": method,
                         "fkl_to_teacher": fkl,
                         "best_fkl_to_teacher": best_fkl,
                         "excess_fkl": fkl - best_fkl,
-                        "kl_truth_student": float(kl(truth, log_q).mean()),
-                        "kl_truth_teacher": float(kl(truth, teacher).mean()),
+                        "kl_truth_student": float(kl(truth[seed], log_q[seed]).mean()),
+                        "kl_truth_teacher": float(kl(truth[seed], teacher[seed]).mean()),
                     }
                 )
-        print(f"  seed {seed} capacity gap: done", flush=True)
+    print("  capacity gap: done", flush=True)
     return {"rows": rows, "traj": traj, "capacity": cap, "examples": examples}
 
 
@@ -346,111 +339,157 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _per_seed(rows, family, method, key) -> np.ndarray:
+    sel = sorted(
+        (r for r in rows if r["family"] == family and r["method"] == method),
+        key=lambda r: r["seed"],
+    )
+    return np.array([r[key] for r in sel])
+
+
+def _paired(c, treat, ctrl, **kw):
+    """A part of an all-of claim: the paired check of `treat - ctrl`, at a given level."""
+    return lambda level: claims.check_paired(c, treat, ctrl, level=level, **kw)
+
+
 def check(res: dict, cfg: Config) -> list[claims.CheckResult]:
-    table = {(r["family"], r["method"]): r for r in summary(res["rows"])}
-    out = []
+    rows = res["rows"]
     fams = ("unimodal", "lowrank")
-    base = ("fkl", "rkl", "tvd", "skew_fkl")
-    dir_ok = all(
-        table[f, "rkl"]["mass_on_modes"] > table[f, "fkl"]["mass_on_modes"]
-        and table[f, "rkl"]["entropy"] < table[f, "fkl"]["entropy"]
-        and table[f, "rkl"]["fkl"] > table[f, "fkl"]["fkl"]
-        and table[f, "fkl"]["entropy"] >= max(table[f, m]["entropy"] for m in base)
-        for f in fams
-    )
-    out.append(
-        claims.check_true(
-            DIRECTIONS,
-            dir_ok,
-            predicted="RKL: more mass on modes, lower entropy; FKL: highest entropy",
-            measured="; ".join(
-                f"{f}: mass FKL {table[f, 'fkl']['mass_on_modes']:.3f} / RKL "
-                f"{table[f, 'rkl']['mass_on_modes']:.3f}, H FKL {table[f, 'fkl']['entropy']:.3f} / "
-                f"RKL {table[f, 'rkl']['entropy']:.3f}"
-                for f in fams
+    out = []
+    setting = f"{cfg.contexts} contexts x {cfg.seeds} teacher draws, {cfg.steps} steps"
+    # RKL mode-seeking vs FKL mass-covering: every comparison paired over draws, both families
+    parts = []
+    for f in fams:
+        v = lambda m, k, f=f: _per_seed(rows, f, m, k)  # noqa: E731
+        parts += [
+            (
+                f"{f} mass on modes RKL - FKL",
+                _paired(DIRECTIONS, v("rkl", "mass_on_modes"), v("fkl", "mass_on_modes")),
             ),
-            details=f"means over {cfg.contexts} contexts x {cfg.seeds} seed(s), {cfg.steps} steps",
-            figure="modes.png",
-        )
-    )
-    taids = ("taid_linear", "taid_adaptive")
-    nc_ok = all(
-        table[f, m]["fkl"] < 0.5 * table[f, "rkl"]["fkl"]
-        and table[f, m]["entropy"] >= table[f, "rkl"]["entropy"]
-        for f in fams
-        for m in taids
-    )
-    out.append(
-        claims.check_true(
-            NO_COLLAPSE,
-            nc_ok,
-            predicted="TAID FKL < RKL FKL / 2 and TAID entropy >= RKL entropy",
-            measured="; ".join(
-                f"{f}/{m}: FKL {table[f, m]['fkl']:.3f} (RKL run {table[f, 'rkl']['fkl']:.3f}), "
-                f"H {table[f, m]['entropy']:.3f}"
-                for f in fams
-                for m in taids
+            (
+                f"{f} entropy FKL - RKL",
+                _paired(DIRECTIONS, v("fkl", "entropy"), v("rkl", "entropy")),
             ),
-            figure="modes.png",
+            (
+                f"{f} log forward KL RKL - FKL",
+                _paired(DIRECTIONS, np.log(v("rkl", "fkl")), np.log(v("fkl", "fkl"))),
+            ),
+        ]
+        parts.append(
+            (
+                f"{f} entropy FKL - TVD",
+                _paired(DIRECTIONS, v("fkl", "entropy"), v("tvd", "entropy")),
+            )
         )
-    )
-    gaps = {
-        (f, m, c): abs(table[f, m][c] - table[f, "fkl"][c])
-        - (0.01 + 0.02 * abs(table[f, "fkl"][c]))
+    skew = {
+        f: _per_seed(rows, f, "fkl", "entropy") - _per_seed(rows, f, "skew_fkl", "entropy")
         for f in fams
-        for m in taids
-        for c in ("fkl", "entropy", "mass_on_modes")
     }
-    worst_key = max(gaps, key=gaps.get)
     out.append(
-        claims.check_true(
-            ENDPOINT,
-            max(gaps.values()) <= 0,
-            predicted="TAID metrics = FKL metrics",
-            measured=f"largest excess over tolerance {gaps[worst_key]:.3g} at {worst_key}",
-            tolerance="0.01 + 2% of the FKL value",
-            details=f"after {cfg.steps} steps t ends at "
-            f"{min(r['t'] for r in res['traj'] if r['step'] == cfg.steps):.4f} or above",
+        claims.check_all(
+            DIRECTIONS,
+            parts,
+            details=f"{setting}. Not claimed: entropy FKL minus skew FKL (alpha {cfg.skew}, an "
+            "interpolation towards FKL) per draw: "
+            + "; ".join(f"{f} {np.round(v, 3).tolist()}" for f, v in skew.items()),
+            figure="modes.png",
         )
     )
+    # no mode collapse at an intermediate t: forward KL of TAID (t_end 0.7) below RKL's
+    parts = [
+        (
+            f"{f} log forward KL RKL - TAID(t<=0.7) (TAID "
+            f"{_per_seed(rows, f, 'taid_mid', 'fkl').mean():.3f}, RKL "
+            f"{_per_seed(rows, f, 'rkl', 'fkl').mean():.3f}, FKL "
+            f"{_per_seed(rows, f, 'fkl', 'fkl').mean():.3f})",
+            _paired(
+                NO_COLLAPSE,
+                np.log(_per_seed(rows, f, "rkl", "fkl")),
+                np.log(_per_seed(rows, f, "taid_mid", "fkl")),
+            ),
+        )
+        for f in fams
+    ]
+    out.append(claims.check_all(NO_COLLAPSE, parts, details=setting, figure="modes.png"))
+    # endpoint: TAID trained to t ~ 1 has the FKL student's forward KL within 0.01 (unimodal:
+    # one FKL solution per context; the rank-2 student's FKL has several stationary points, so
+    # TAID and FKL may end on different ones: reported, not claimed)
+    last_t = min(r["t"] for r in res["traj"] if r["step"] == cfg.steps and r["t_end"] == 1.0)
+    parts = [
+        (
+            f"unimodal forward KL {m} - FKL",
+            _paired(
+                ENDPOINT,
+                _per_seed(rows, "unimodal", m, "fkl"),
+                _per_seed(rows, "unimodal", "fkl", "fkl"),
+                side="within",
+                interval=(-0.01, 0.01),
+            ),
+        )
+        for m in ("taid_linear", "taid_adaptive")
+    ]
+    low = {
+        m: _per_seed(rows, "lowrank", m, "fkl") - _per_seed(rows, "lowrank", "fkl", "fkl")
+        for m in ("taid_linear", "taid_adaptive")
+    }
+    out.append(
+        claims.check_all(
+            ENDPOINT,
+            parts,
+            details=f"{setting}; t ends at {last_t:.4f} or above; rank-2 student (not claimed: "
+            "several FKL stationary points), forward KL TAID minus FKL per draw: "
+            + "; ".join(f"{m} {np.round(v, 4).tolist()}" for m, v in low.items()),
+        )
+    )
+    # schedule in training (deterministic)
     sched_ok, worst = True, 0.0
-    last = cfg.t_start + (1 - cfg.t_start) * (cfg.steps - 1) / cfg.steps
-    for key in {(r["seed"], r["family"], r["method"]) for r in res["traj"]}:
+    keys = {(r["seed"], r["family"], r["method"]) for r in res["traj"]}
+    for key in keys:
         ts = [r for r in res["traj"] if (r["seed"], r["family"], r["method"]) == key]
         t = np.array([r["t"] for r in ts])
         floor = np.array([r["floor"] for r in ts])
+        t_end = ts[0]["t_end"]
+        last = cfg.t_start + (t_end - cfg.t_start) * (cfg.steps - 1) / cfg.steps
         worst = min(worst, float(np.min(t - floor)))
         sched_ok &= bool(
-            np.all(np.diff(t) >= 0) and last - 1e-12 <= t[-1] <= 1.0 and np.all(t >= floor - 1e-12)
+            np.all(np.diff(t) >= 0)
+            and last - 1e-12 <= t[-1] <= t_end
+            and np.all(t >= floor - 1e-12)
         )
     out.append(
         claims.check_true(
             SCHEDULE,
             sched_ok,
-            predicted=f"monotone, >= floor, ends in [{last:.4f}, 1]",
-            measured=f"min(t - floor) = {worst:.3g}",
+            predicted="monotone, >= floor, ends in [t_start + (t_end - t_start)(N-1)/N, t_end]",
+            measured=f"min(t - floor) = {worst:.3g} over {len(keys)} runs",
             figure="modes.png",
         )
     )
+    # capacity gap: advantage (FKL excess - TAID excess) at the most complex minus the simplest
     cap = res["capacity"]
     levels = sorted({r["level"] for r in cap})
 
     def adv(level):
-        f = np.mean([r["excess_fkl"] for r in cap if r["level"] == level and r["method"] == "fkl"])
-        t = np.mean(
-            [r["excess_fkl"] for r in cap if r["level"] == level and r["method"] == "taid_linear"]
+        ex = lambda m: np.array(  # noqa: E731
+            [
+                r["excess_fkl"]
+                for r in sorted(cap, key=lambda r: r["seed"])
+                if r["level"] == level and r["method"] == m
+            ]
         )
-        return float(f - t)
+        return ex("fkl") - ex("taid_linear")
 
     a_lo, a_hi = adv(levels[0]), adv(levels[-1])
     out.append(
-        claims.check_true(
+        claims.check_paired(
             CAPACITY,
-            a_hi >= a_lo,
-            predicted="advantage(most complex) >= advantage(simplest)",
-            measured=f"excess-FKL advantage of TAID-linear over FKL: {a_lo:.4f} (blur "
-            f"{cfg.capacity_blurs[0]:g}) -> {a_hi:.4f} (blur {cfg.capacity_blurs[-1]:g})",
-            details=f"{cfg.capacity_steps} steps; best fit from {cfg.reference_steps} FKL steps",
+            a_hi,
+            a_lo,
+            side=">",
+            details=f"excess-FKL advantage of TAID-linear over FKL per teacher draw: blur "
+            f"{cfg.capacity_blurs[-1]:g} {np.round(a_hi, 4).tolist()} vs blur "
+            f"{cfg.capacity_blurs[0]:g} {np.round(a_lo, 4).tolist()}; {cfg.capacity_steps} steps, "
+            f"best fit from {cfg.reference_steps} FKL steps",
             figure="capacity.png",
         )
     )
@@ -498,7 +537,7 @@ def plot(res: dict, cfg: Config):
 
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         cap = res["capacity"]
-        for m in ("fkl", "taid_linear", "taid_adaptive"):
+        for m in ("fkl", "taid_linear"):
             for ax, key in zip(axes, ("excess_fkl", "kl_truth_student"), strict=True):
                 xs = cfg.capacity_blurs
                 ys = [

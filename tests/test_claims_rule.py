@@ -142,3 +142,93 @@ def test_report_separates_needs_scale(tmp_path):
     assert (
         "1 checks: 1 held" in text and "Needs a larger scale" in text and "--scale cpu-long" in text
     )
+
+
+def test_consistent_every_unit_separately_so_opposite_biases_do_not_cancel():
+    rng = np.random.default_rng(6)
+    m, se = 20, 0.01
+    truth = rng.uniform(0.5, 1.5, m)
+    unbiased = truth + rng.normal(0.0, se, m)
+    r = claims.check_consistent(C, unbiased, truth, np.full(m, se))
+    assert r.verdict == "held" and r.rule.startswith("max |z|") and r.n == m
+    # +8 SE on one unit, -8 SE on another: their mean z is 0, the check still fails
+    biased = unbiased.copy()
+    biased[3] += 8 * se
+    biased[7] -= 8 * se
+    r = claims.check_consistent(
+        C, biased, truth, np.full(m, se), labels=[f"u{i}" for i in range(m)]
+    )
+    assert r.verdict == "failed" and ("u3" in r.details or "u7" in r.details)
+
+
+def test_consistent_bound_is_bonferroni_at_the_agreement_level():
+    from scipy import stats
+
+    m = 10
+    z_star = stats.norm.ppf(1 - (1 - claims.RULE.agree_level) / (2 * m))  # 99.9 % family-wise
+    just_in = np.r_[z_star * 0.999, np.zeros(m - 1)]
+    just_out = np.r_[z_star * 1.001, np.zeros(m - 1)]
+    assert claims.check_consistent(C, just_in, 0.0, np.ones(m)).verdict == "held"
+    assert claims.check_consistent(C, just_out, 0.0, np.ones(m)).verdict == "failed"
+    # a stated slack widens every unit's tolerance by that much
+    assert claims.check_consistent(C, just_out, 0.0, np.ones(m), slack=0.01).verdict == "held"
+
+
+def test_consistent_false_failure_rate_is_the_stated_level():
+    rng = np.random.default_rng(8)
+    fails = sum(
+        claims.check_consistent(C, rng.normal(0, 1, 12), 0.0, np.ones(12)).verdict == "failed"
+        for _ in range(4000)
+    )
+    assert fails / 4000 <= 0.004  # 0.1 % nominal (Bonferroni is conservative)
+
+
+def test_consistent_needs_units_and_fails_on_nan():
+    assert claims.check_consistent(C, [], [], [], minimum=1).verdict == "needs-scale"
+    assert claims.check_consistent(C, [1.0, math.nan], [1.0, 1.0], [0.1, 0.1]).verdict == "failed"
+    assert claims.check_consistent(C, [1.0, 1.0], [1.0, 1.0], [0.1, 0.0]).verdict == "failed"
+    with pytest.raises(ValueError, match="one entry per unit"):
+        claims.check_consistent(C, [1.0, 2.0], [1.0, 2.0, 3.0], [0.1, 0.1])
+    with pytest.raises(ValueError, match="slack"):
+        claims.check_consistent(C, [1.0], [1.0], [0.1], slack=-1.0)
+
+
+def test_check_all_is_an_intersection_union_test():
+    strong = _seeds(1.0, 0.2, 8, seed=3)
+    noise = _seeds(0.0, 0.2, 8, seed=4)
+    reverse = _seeds(-1.0, 0.2, 8, seed=5)
+
+    def part(t_c):
+        return lambda level: claims.check_paired(C, *t_c, level=level)
+
+    assert claims.check_all(C, [("a", part(strong)), ("b", part(strong))]).verdict == "held"
+    r = claims.check_all(C, [("a", part(strong)), ("b", part(noise))])
+    assert r.verdict == "inconclusive" and "b: inconclusive" in r.details
+    r = claims.check_all(C, [("a", part(strong)), ("b", part(reverse))])
+    assert r.verdict == "failed" and r.details.startswith("deciding part: b")
+    one = lambda level: claims.check_paired(C, [1.0], [0.0], level=level)  # noqa: E731
+    assert claims.check_all(C, [("a", part(strong)), ("b", one)]).verdict == "needs-scale"
+    # failed needs the Bonferroni band: a part just failing at 95 % is not enough with 20 parts
+    seen = []
+
+    def spy(level):
+        seen.append(level)
+        return claims.check_paired(C, *strong, level=level)
+
+    claims.check_all(C, [(str(i), spy) for i in range(20)])
+    assert set(seen) == {claims.RULE.level, claims.bonferroni(20)}
+    with pytest.raises(ValueError, match="parts"):
+        claims.check_all(C, [])
+
+
+def test_replicate_band_percentile_and_basic():
+    reps = np.linspace(1.0, 3.0, 2001)  # quantiles 1.05 and 2.95 at 95 %
+    p = claims.replicate_band(2.0, reps)
+    assert p.lo == pytest.approx(1.05) and p.hi == pytest.approx(2.95) and p.n == 2001
+    # a statistic biased upward under resampling: the basic band reflects about the estimate
+    b = claims.replicate_band(1.0, reps, method="basic")
+    assert b.lo == pytest.approx(2 * 1.0 - 2.95) and b.hi == pytest.approx(2 * 1.0 - 1.05)
+    assert b.hi < p.lo  # shifted down by twice the bias (mean of replicates 2, estimate 1)
+    assert not claims.replicate_band(1.0, [np.nan] * 10).finite
+    with pytest.raises(ValueError, match="method"):
+        claims.replicate_band(1.0, reps, method="bca")

@@ -76,7 +76,7 @@ def test_reproduce_rejects_unknown_sim(tmp_path):
 def test_list_shows_sims_and_claims(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "kl_estimators" in out and "core.k3-unbiased-nonnegative" in out
+    assert "kl_estimators" in out and "core.k3-nonnegative" in out
 
 
 def test_console_script_help():

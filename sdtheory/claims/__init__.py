@@ -8,7 +8,9 @@ modules compute predictions; sims (and `sdtheory validate`) measure them and ret
   `check_close`, `check_bound`, `check_true`.
 - Everything measured with noise goes through the one decision rule (`sdtheory.claims._rule`):
   `check_paired` (paired seeds), `check_mean` (one value per seed), `check_bootstrap`
-  (independent units), `check_band` (a band computed elsewhere), and `binned` for curves.
+  (independent units), `check_band` (a band computed elsewhere), `check_all` (a claim
+  that holds only if every part holds), `check_consistent` (noisy estimates against exact
+  predictions, max |z| with a Bonferroni bound), and `binned` for curves.
   Verdicts: held, failed, inconclusive, or `needs-scale` (cannot decide at this scale; listed,
   not counted). A non-finite measurement is failed.
 
@@ -42,9 +44,12 @@ from ._rule import Rule as Rule
 from ._rule import binned as binned
 from ._rule import bonferroni as bonferroni
 from ._rule import bootstrap_band as bootstrap_band
+from ._rule import check_all as check_all
 from ._rule import check_band as check_band
 from ._rule import check_bootstrap as check_bootstrap
+from ._rule import check_consistent as check_consistent
 from ._rule import check_mean as check_mean
 from ._rule import check_paired as check_paired
 from ._rule import decide as decide
+from ._rule import replicate_band as replicate_band
 from ._rule import t_band as t_band

@@ -32,6 +32,12 @@ _MARK = {
 }
 
 
+def needs_flags(r: CheckResult) -> str:
+    """The flags that decide a `needs-scale` check: `--scale X`, or the flags it names."""
+    n = r.needs or "cpu-long"
+    return n if n.startswith("--") else f"--scale {n}"
+
+
 def verdict_counts(results: Iterable[CheckResult]) -> dict[str, int]:
     """Counts per verdict; `needs-scale` is reported beside the counted three, never among them."""
     out = dict.fromkeys(VERDICTS, 0)
@@ -109,7 +115,7 @@ def write_report(
             md += ["Needs a larger scale (not counted):", ""]
             for r in later:
                 md.append(
-                    f"- `{r.claim_id}` (`--scale {r.needs}`): {r.statement} {r.details}".rstrip()
+                    f"- `{r.claim_id}` (`{needs_flags(r)}`): {r.statement} {r.details}".rstrip()
                 )
             md.append("")
         for fig in figures:
@@ -153,7 +159,7 @@ def _html(title, preamble, summary, sections) -> str:
                 "<th>measured</th><th>tolerance / band</th><th>source</th></tr>"
             )
             for r in sorted(results, key=lambda r: not r.counted):
-                shown = r.verdict if r.counted else f"needs --scale {r.needs}"
+                shown = r.verdict if r.counted else f"needs {needs_flags(r)}"
                 parts.append(
                     f"<tr><td><code>{esc(r.claim_id)}</code></td><td>{esc(r.statement)}"
                     f"{'<br><small>' + esc(r.details) + '</small>' if r.details else ''}</td>"

@@ -11,10 +11,17 @@ same way everywhere:
    is *held* when the whole band lies on the predicted side, *failed* when the whole band lies on
    the opposite side, *inconclusive* otherwise. For a value predicted within an interval
    (`side="within"`), held when the band lies inside it, failed when the band misses it.
-3. **Minimum counts.** With fewer units than the rule's minimum (`min_pairs` paired seeds,
+3. **Agreement with an exact prediction.** Where theory predicts a value exactly and the
+   measurement is noisy (a Monte Carlo mean against a closed form), each unit's z-score
+   $(\hat x_i - x_i)/\mathrm{SE}_i$ is tested separately: the check fails when
+   $\max_i |z_i|$ exceeds the two-sided normal bound at level `agree_level` Bonferroni-corrected
+   for the number of units, so opposite biases cannot cancel (`check_consistent`). Failing is
+   the rejection here, so the level is stricter (99.9 %): a true claim fails once in a thousand
+   runs, not once in twenty, and verdicts do not hinge on the seed.
+4. **Minimum counts.** With fewer units than the rule's minimum (`min_pairs` paired seeds,
    `min_units` bootstrap units, `min_bin` per bin) the check is not run: its verdict is
    `needs-scale`, naming the scale that can decide, and it is not counted.
-4. **NaN is failed.** A non-finite measurement fails the check, with the reason in `details`.
+5. **NaN is failed.** A non-finite measurement fails the check, with the reason in `details`.
 
 Source: derived (a standard paired t / percentile-bootstrap interval; the choice of rule is ours).
 """
@@ -45,6 +52,7 @@ class Rule:
       min_units: fewest independent units for a bootstrap band.
       min_bin: fewest units in a bin for its estimate to count.
       n_boot: bootstrap resamples.
+      agree_level: family-wise level of `check_consistent` (agreement with an exact value).
     """
 
     level: float = 0.95
@@ -52,10 +60,13 @@ class Rule:
     min_units: int = 5
     min_bin: int = 5
     n_boot: int = 2000
+    agree_level: float = 0.999
 
     def __post_init__(self):
-        if not 0.0 < self.level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {self.level!r}")
+        for name in ("level", "agree_level"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {v!r}")
         for name in ("min_pairs", "min_units", "min_bin", "n_boot"):
             object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
         if self.min_pairs < 2:
@@ -149,6 +160,35 @@ def bootstrap_band(
         return Band(est, math.nan, math.nan, n, "bootstrap", level)
     lo, hi = np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2])
     return Band(est, float(lo), float(hi), n, f"percentile bootstrap, {n_boot} resamples", level)
+
+
+def replicate_band(
+    estimate: float,
+    replicates,
+    *,
+    method: Literal["percentile", "basic"] = "percentile",
+    level: float = RULE.level,
+) -> Band:
+    r"""A band from bootstrap replicates computed elsewhere (e.g. vectorised over resamples).
+
+    `percentile`: the replicates' quantiles. `basic` (reverse percentile): the quantiles reflected
+    about the estimate, $[2\hat\theta - q_{hi},\,2\hat\theta - q_{lo}]$, the first-order
+    correction for a statistic that is biased under resampling (a clipped square root, a maximum
+    over bins), where the percentile band can miss its own estimate.
+    """
+    reps = _as_1d("replicates", replicates)
+    reps = reps[np.isfinite(reps)]
+    n = int(np.asarray(replicates).size)
+    if reps.size < max(n // 2, 2) or not math.isfinite(estimate):
+        return Band(float(estimate), math.nan, math.nan, n, f"{method} bootstrap", level)
+    q_lo, q_hi = (float(q) for q in np.quantile(reps, [0.5 - level / 2, 0.5 + level / 2]))
+    if method == "basic":
+        lo, hi = 2 * estimate - q_hi, 2 * estimate - q_lo
+    elif method == "percentile":
+        lo, hi = q_lo, q_hi
+    else:
+        raise ValueError(f"method must be 'percentile' or 'basic', got {method!r}")
+    return Band(float(estimate), lo, hi, n, f"{method} bootstrap, {n} resamples", level)
 
 
 def decide(
@@ -439,3 +479,155 @@ def binned(
         b = bootstrap_band(sel, statistic, level=rule.level, n_boot=rule.n_boot, seed=seed + k)
         out.append(BinEstimate(float(e[k]), float(e[k + 1]), n, b.estimate, b.lo, b.hi, True))
     return out
+
+
+def check_consistent(
+    c: Claim,
+    estimates,
+    predicted,
+    se,
+    *,
+    rule: Rule = RULE,
+    level: float | None = None,
+    labels: Sequence[str] | None = None,
+    slack: float = 0.0,
+    minimum: int = 1,
+    needs: str = "cpu-long",
+    details: str = "",
+    figure: str | None = None,
+    scale: str = "sim",
+) -> CheckResult:
+    r"""Noisy estimates agree with exact predictions, every unit tested separately.
+
+    With $z_i = (\hat x_i - x_i)/\mathrm{SE}_i$ over $m$ independent units (pairs, bins, K
+    values), held when $\max_i |z_i| \le z^\star$, the two-sided normal quantile at the
+    Bonferroni level `bonferroni(m, agree_level)`; failed otherwise (the prediction is rejected
+    for the unit with the largest $|z|$). There is no inconclusive outcome: the prediction is
+    the null. `slack` is a known deterministic error of the prediction itself (a large-N
+    approximation, say), stated in the claim: a unit agrees when
+    $|\hat x_i - x_i| \le \mathrm{slack} + z^\star \mathrm{SE}_i$. Fewer than `minimum` units:
+    `needs-scale`. A non-finite estimate, prediction or standard error, or a standard error
+    <= 0, is failed.
+
+    Example:
+      >>> from sdtheory.claims import Claim, Source
+      >>> c = Claim("doc.ex", "unbiased", Source("derived", "doctest"), "m")
+      >>> check_consistent(c, [1.01, 0.98], [1.0, 1.0], [0.01, 0.01]).verdict
+      'held'
+      >>> check_consistent(c, [1.2, 0.98], [1.0, 1.0], [0.01, 0.01]).verdict
+      'failed'
+    """
+    from scipy import stats
+
+    x, s = _as_1d("estimates", estimates), _as_1d("se", se)
+    p = _as_1d("predicted", np.atleast_1d(np.asarray(predicted, dtype=float)))
+    p = np.broadcast_to(p, x.shape) if p.size == 1 else p
+    if not (x.shape == p.shape == s.shape):
+        raise ValueError(
+            f"estimates, predicted and se must have one entry per unit, got shapes {x.shape}, "
+            f"{p.shape} and {s.shape}"
+        )
+    m = int(x.size)
+    lvl = rule.agree_level if level is None else level
+    z_crit = float(stats.norm.ppf(0.5 + bonferroni(max(m, 1), lvl) / 2))
+    pred = f"max |z| <= {z_crit:.3g} (Bonferroni over {m} units, {lvl:.1%} family-wise)"
+    if m < minimum:
+        return needs_scale(
+            c,
+            needs,
+            predicted=pred,
+            scale=scale,
+            n=m,
+            details=f"only {m} units (the check needs {minimum}). {details}".strip(),
+        )
+    bad = ~(np.isfinite(x) & np.isfinite(p) & np.isfinite(s) & (s > 0))
+    if np.any(bad):
+        return make_result(
+            c,
+            pred,
+            math.nan,
+            None,
+            "failed",
+            scale=scale,
+            figure=figure,
+            n=m,
+            rule="max |z|, Bonferroni",
+            details=f"non-finite measurement: {int(bad.sum())} of {m} units have a NaN/inf "
+            f"estimate, prediction or SE (or SE <= 0). {details}".strip(),
+        )
+    if not (math.isfinite(slack) and slack >= 0):
+        raise ValueError(f"slack must be finite and >= 0, got {slack!r}")
+    z = np.sign(x - p) * np.maximum(np.abs(x - p) - slack, 0.0) / s
+    worst = int(np.argmax(np.abs(z)))
+    name = labels[worst] if labels is not None else f"unit {worst}"
+    verdict: Verdict = "held" if abs(z[worst]) <= z_crit else "failed"
+    return make_result(
+        c,
+        pred,
+        float(abs(z[worst])),
+        f"|z| <= {z_crit:.3g}",
+        verdict,
+        scale=scale,
+        figure=figure,
+        n=m,
+        rule="max |z|, Bonferroni" + (f", slack {slack:.3g}" if slack else ""),
+        details=f"largest |z| = {abs(z[worst]):.2f} at {name} (estimate {x[worst]:.4g}, "
+        f"predicted {p[worst]:.4g}, SE {s[worst]:.2g}). {details}".strip(),
+    )
+
+
+def check_all(
+    c: Claim,
+    parts: Sequence[tuple[str, Callable[[float], CheckResult]]],
+    *,
+    rule: Rule = RULE,
+    details: str = "",
+    figure: str | None = None,
+) -> CheckResult:
+    """One verdict for a claim that holds only if every part holds (both student families, say).
+
+    `parts` are `(label, check)` pairs; `check(level)` returns the part's `CheckResult` decided
+    at that two-sided level. An intersection-union test: the claim is **held** when every part
+    holds at the rule's level (no correction is needed, since all must hold), **failed** when some
+    part fails at the Bonferroni level for the number of parts (a false failure of any one part
+    is what must be controlled), `needs-scale` when a part cannot be decided at this scale, and
+    inconclusive otherwise. The returned result is the deciding part's, with every part listed in
+    `details`.
+    """
+    if not parts:
+        raise ValueError("parts must name at least one (label, check) pair")
+    plain = [(lab, f(rule.level)) for lab, f in parts]
+    strict = [(lab, f(bonferroni(len(parts), rule.level))) for lab, f in parts]
+    failed = [(lab, r) for lab, r in strict if r.verdict == "failed"]
+    later = [(lab, r) for lab, r in plain if r.verdict == "needs-scale"]
+    if failed:
+        lab, pick = failed[0]
+    elif all(r.verdict == "held" for _, r in plain):
+        lab, pick = plain[0]
+    elif later:
+        lab, pick = later[0]
+    else:
+        lab, pick = next((lab, r) for lab, r in plain if r.verdict != "held")
+    verdict: Verdict = (
+        "failed"
+        if failed
+        else "held"
+        if all(r.verdict == "held" for _, r in plain)
+        else ("needs-scale" if later else "inconclusive")
+    )
+
+    def _m(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    listing = "; ".join(
+        f"{lab}: {r.verdict} ({_m(r.measured)}; {bonferroni(len(parts), rule.level):.3%} "
+        f"band {'failed' if s.verdict == 'failed' else 'not failed'})"
+        for (lab, r), (_, s) in zip(plain, strict, strict=True)
+    )
+    return dataclasses.replace(
+        pick,
+        verdict=verdict,
+        figure=figure if figure is not None else pick.figure,
+        rule=f"all of {len(parts)} parts (intersection-union; failed at Bonferroni level)",
+        details=f"deciding part: {lab}. All parts: {listing}. {details}".strip(),
+    )

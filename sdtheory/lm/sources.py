@@ -5,6 +5,10 @@
 * `demonstrations(problems)`: the dataset's worked solutions (then end of turn), one per problem,
   marked `on_policy=False` (GKD's off-policy part; supervised methods on demonstration tokens).
 
+* `generate(prompts, row_ids, stream)`: one completion per row after arbitrary prompt ids
+  (a revision after the student's own attempt, a sample of the privileged-context teacher),
+  row `i` seeded by `(seed, stream, row_ids[i])`, so each stream has its own draws.
+
 A method with another source (a multi-turn environment, a replay buffer) builds its `Rollouts`
 in `collect` from the same pieces: `sample` for generation, `prompt_ids` for student prompts.
 """
@@ -46,10 +50,15 @@ class DataSources:
     stop_ids: list[int]
     device: Any
 
-    def policy(self, problems: list) -> Rollouts:
+    def row_ids(self, problems: list) -> list[int]:
+        """Global ids of the `k` rows per problem of `policy` (its row seeds)."""
         run = self.run
         base = self.step * run.batch_problems + self.first_row
-        seeds = [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
+        return [(base + i) * run.k + j for i in range(len(problems)) for j in range(run.k)]
+
+    def policy(self, problems: list) -> Rollouts:
+        run = self.run
+        seeds = self.row_ids(problems)
         return sample(
             self.model,
             self.prompt_ids(problems),
@@ -61,6 +70,25 @@ class DataSources:
             seed=run.seed,
             row_seeds=seeds,
             k=run.k,
+        )
+
+    def generate(self, prompts: list, row_ids: list[int], stream: int = 1) -> Rollouts:
+        """One completion per row after `prompts[i]` (token ids), sampled as `policy` samples;
+        row `i` draws from `(seed, stream, row_ids[i])` (`stream >= 1`: disjoint from `policy`'s
+        draws). `group` is the row index (set it to the rows' problems)."""
+        if int(stream) < 1:
+            raise ValueError(f"stream must be >= 1 (0 is the policy's), got {stream!r}")
+        run = self.run
+        return sample(
+            self.model,
+            prompts,
+            max_new_tokens=run.max_new_tokens,
+            stop_token_ids=self.stop_ids,
+            pad_id=self.tokenizer.pad_token_id,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            seed=run.seed + 100_003 * int(stream),
+            row_seeds=list(row_ids),
         )
 
     def demonstrations(self, problems: list) -> Rollouts:

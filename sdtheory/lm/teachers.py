@@ -7,15 +7,20 @@
   - `mode="ema"`: an exponential moving average
     $\\theta_T \\leftarrow (1-r)\\,\\theta_T + r\\,\\theta_S$ after each
     optimiser step (rate $r$, SDPO's `teacher_update_rate` convention [code]);
-  - `mode="live"`: the current student weights under `torch.no_grad`.
+  - `mode="live"`: the current student weights under `torch.no_grad`;
+
+  a fixed or EMA teacher can also be moved by its method (`SelfTeacher.blend`: periodic
+  re-synchronisation or EMA schedules of their own, e.g. SD-Zero, UniSD).
 
 * `ModelTeacher`: a separate teacher network (GKD [paper: Agarwal et al. 2024], TAID) that by
   default sees the same prompt as the student.
 
 This module is also the one home of the teacher prompts: `privileged_messages` (question plus
-any privileged text), `view_messages` (question plus a task view) and `reprompt_messages`
-(SDPO's question plus a successful attempt and/or feedback). `Teacher.logits/hidden` take
-`messages=` to score under any of them; methods never touch the teacher's network. The
+any privileged text), `view_messages` (question plus a task view), `reprompt_messages`
+(SDPO's question plus a successful attempt and/or feedback) and `revision_prompt_ids` (SD-Zero's
+reviser context: the student's prompt, its own attempt and an outcome cue, as token ids).
+`Teacher.logits/hidden` take `messages=` (or `prompt_ids=`) to score under any of them; methods
+never touch the teacher's network. The
 completion block is passed through unchanged (token ids, not text), so the teacher scores
 exactly the tokens the student sampled; only the prompt block differs.
 """
@@ -40,9 +45,11 @@ __all__ = [
     "ModelTeacher",
     "SelfTeacher",
     "Teacher",
+    "REVISION_CUES",
     "make_teacher",
     "privileged_messages",
     "reprompt_messages",
+    "revision_prompt_ids",
     "view_messages",
 ]
 
@@ -53,6 +60,12 @@ TEACHER_OUTRO = (
     "Do not mention that you were given it."
 )
 REPROMPT_OUTRO = "Correctly solve the original question."  # SDPO's reprompt template [code]
+# SD-Zero's outcome cues P_r [code: princeton-pli/Self-Distillation-Zero@fdaeb0b,
+# self-distillation/nemo_rl/algorithms/distillation.py, `_P_R_PHRASES["qwen"]`]
+REVISION_CUES = {
+    1: "Let me rephrase the above solution.",
+    0: "Wait, this response is wrong. Let me correct it.",
+}
 
 
 def privileged_messages(problem: Problem, info: str) -> list[dict]:
@@ -79,6 +92,20 @@ def reprompt_messages(
         parts.append(f"Feedback on a previous attempt:\n{feedback}")
     parts.append(REPROMPT_OUTRO)
     return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def revision_prompt_ids(tokenizer, prompt_ids, attempt_ids, reward: float) -> list[int]:
+    """SD-Zero's reviser context as token ids: the student's prompt, its attempt, then
+    `"\\n\\n" + P_r + "\\n\\n"` inside the same assistant turn, `P_r` the cue of the attempt's
+    binary reward [code: `chat(x) + y + "\\n\\n" + P_r + "\\n\\n"`, reward > 0.5 is correct].
+
+    `attempt_ids` are the attempt's tokens without its end-of-turn token (ours: the cue then
+    continues the same turn). The reviser's answer (a revision, or the attempt re-scored as a
+    teacher) follows these ids.
+    """
+    cue = REVISION_CUES[1 if float(reward) > 0.5 else 0]
+    delim = tokenizer(f"\n\n{cue}\n\n", add_special_tokens=False)["input_ids"]
+    return [*map(int, prompt_ids), *map(int, attempt_ids), *map(int, delim)]
 
 
 def _frozen_copy(model):
@@ -125,23 +152,39 @@ class Teacher:
         return [chat_prompt_ids(self.tokenizer, m, system=self.system) for m in messages]
 
     @torch.no_grad()
-    def _score(self, fn, problems, completions, completion_mask, messages):
+    def _score(self, fn, problems, completions, completion_mask, messages, prompt_ids):
         t0, was_training = time.perf_counter(), self.model.training
         self.model.eval()
         try:
-            prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            if prompt_ids is None:
+                prompts = self.prompts(problems, messages)  # the k rows of a problem share one
+            elif messages is not None:
+                raise ValueError("give messages or prompt_ids, not both")
+            elif len(prompt_ids) != len(problems):
+                raise ValueError(f"prompt_ids has {len(prompt_ids)} rows, problems {len(problems)}")
+            else:
+                prompts = [list(p) for p in prompt_ids]
             return fn(self.model, prompts, completions, completion_mask, share_prompts=True)
         finally:
             self.model.train(was_training)
             self.seconds += time.perf_counter() - t0
 
-    def logits(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
-        """Teacher logits `(N, T, V)` on the completion tokens (row i after row i's prompt)."""
-        return self._score(completion_logits, problems, completions, completion_mask, messages)
+    def logits(
+        self, problems, completions, completion_mask, messages=None, prompt_ids=None
+    ) -> torch.Tensor:
+        """Teacher logits `(N, T, V)` on the completion tokens (row i after row i's prompt:
+        the teacher's own, `messages[i]`, or the token ids `prompt_ids[i]`)."""
+        return self._score(
+            completion_logits, problems, completions, completion_mask, messages, prompt_ids
+        )
 
-    def hidden(self, problems, completions, completion_mask, messages=None) -> torch.Tensor:
+    def hidden(
+        self, problems, completions, completion_mask, messages=None, prompt_ids=None
+    ) -> torch.Tensor:
         """Teacher final hidden states `(N, T, H)` on the completion tokens (fused losses)."""
-        return self._score(completion_hidden, problems, completions, completion_mask, messages)
+        return self._score(
+            completion_hidden, problems, completions, completion_mask, messages, prompt_ids
+        )
 
     @property
     def lm_head_weight(self) -> torch.Tensor:
@@ -197,6 +240,21 @@ class SelfTeacher(Teacher):
         src = self.student if student is None else student
         for t, s in zip(self.model.parameters(), src.parameters(), strict=True):
             t.lerp_(s.detach(), self.ema_rate)
+
+    @torch.no_grad()
+    def blend(self, student, rate: float) -> None:
+        r"""Move the teacher now: $\theta_T \leftarrow (1-r)\,\theta_T + r\,\theta_S$; `rate=1`
+        re-synchronises it to the student. For methods with a schedule of their own (SD-Zero's
+        periodic re-synchronisation, UniSD's EMA every N steps); not for `mode="live"`."""
+        if self.mode == "live":
+            raise ValueError("blend: a live teacher is the student itself (use fixed or ema)")
+        if not 0.0 < float(rate) <= 1.0:
+            raise ValueError(f"rate must lie in (0, 1], got {rate!r}")
+        for t, s in zip(self.model.parameters(), student.parameters(), strict=True):
+            if float(rate) == 1.0:
+                t.copy_(s.detach())  # exactly the student's weights
+            else:
+                t.lerp_(s.detach(), float(rate))
 
     def state_dict(self) -> dict:
         """Teacher weights (fixed/EMA) for exact resume; empty for `live`."""

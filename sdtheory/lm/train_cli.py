@@ -1,5 +1,6 @@
 """`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
-ATESD) on a language model; SmolLM2-135M-Instruct by default.
+ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD) on a language model; SmolLM2-135M-Instruct
+by default.
 
     sdtheory train opsd --task chain_sum --steps 50 --out runs/opsd
     sdtheory train paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL

@@ -197,8 +197,9 @@ class Trainer:
         rewards = torch.tensor([self.task.verify(t, p) for t, p in zip(texts, rows, strict=True)])
         self.model.train()
 
-        def forward():
-            return completion_hidden(self.model, ro.prompts, ro.completions, ro.completion_mask)
+        def forward(prompts=None):  # other prompts: `StudentOutputs.under`
+            prompts = ro.prompts if prompts is None else prompts
+            return completion_hidden(self.model, prompts, ro.completions, ro.completion_mask)
 
         student = StudentOutputs(forward, self.unwrapped.get_output_embeddings(), ro.completions)
         return StepBatch(

@@ -35,6 +35,14 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
 
 from ..core._checks import check_positive_int
+from ._krr_lowrank import LowRankSelfDistillation
+from ._krr_spectral import (
+    SpectralSelfDistillation,
+    _check_lam,
+    _greedy_alpha,
+    _scale,
+    spectral_decomposition,
+)
 
 __all__ = [
     "KernelSelfDistillation",
@@ -47,80 +55,13 @@ __all__ = [
     "spectral_decomposition",
 ]
 
-_SYMMETRY_RTOL = 1e-8
 
-
-def _check_lam(lam) -> float:
-    v = float(lam)
-    if not (v > 0.0 and math.isfinite(v)):
-        raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
-    return v
-
-
-def spectral_decomposition(kernel, eig_tol: float | None = None, *, clip_small: bool = False):
-    r"""Eigendecomposition of a symmetric PSD Gram matrix with explicit clipping.
-
-    Eigenvalues are returned in **descending** order. `numpy.linalg.eigh` computes each
-    eigenvalue to an absolute error of about $n\,\epsilon_{64}\max_k|d_k|$ (the default
-    `eig_tol`), so a PSD matrix that is (nearly) singular yields tiny eigenvalues of either sign.
-    The rule is explicit:
-
-    - $d_k<-$`eig_tol`: the matrix is not PSD; `ValueError`.
-    - $-$`eig_tol`$\le d_k<0$: set to exactly 0 (rounding noise of a zero eigenvalue).
-    - $0\le d_k\le$`eig_tol`: kept as computed, unless `clip_small` (then set to 0 as well).
-      Kept is right for ridge-type filters $d/(d+\lambda)$, which are continuous at 0 (clipping
-      them would move the predictions by up to `eig_tol`$/\lambda$); `mobahi_rounds` clips them,
-      because its constraint must know the kernel's numerical null space.
-
-    Args:
-      kernel: the n x n Gram matrix (symmetric up to a relative 1e-8; it is symmetrised).
-      eig_tol: the clipping threshold; `None` for the default above.
-      clip_small: also set eigenvalues in $[0,$ `eig_tol`$]$ to 0.
-
-    Returns:
-      `(eigenvalues, eigenvectors, n_clipped)`: eigenvalues descending and non-negative,
-      eigenvectors as columns, and how many eigenvalues were set to 0.
-
-    Raises:
-      ValueError: `kernel` not square, not finite, not symmetric, or with an eigenvalue below
-        `-eig_tol`; `eig_tol` negative.
-
-    Example:
-      >>> d, v, n0 = spectral_decomposition(np.array([[1.0, 1.0], [1.0, 1.0]]), clip_small=True)
-      >>> bool(np.allclose(d, [2.0, 0.0])) and d[1] == 0.0 and n0 == 1
-      True
-    """
-    k = np.asarray(kernel, dtype=np.float64)
-    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] == 0:
-        raise ValueError(f"kernel must be a non-empty square matrix, got shape {k.shape}")
-    if not np.isfinite(k).all():
-        raise ValueError("kernel must be finite, got NaN or inf entries")
-    scale = float(np.max(np.abs(k))) or 1.0
-    asym = float(np.max(np.abs(k - k.T)))
-    if asym > _SYMMETRY_RTOL * scale:
-        raise ValueError(f"kernel must be symmetric, got max |K - K^T| = {asym:.3g}")
-    d, v = np.linalg.eigh(0.5 * (k + k.T))
-    d, v = d[::-1].copy(), v[:, ::-1].copy()
-    if eig_tol is None:
-        eig_tol = k.shape[0] * np.finfo(np.float64).eps * max(float(np.max(np.abs(d))), 1e-300)
-    elif not (float(eig_tol) >= 0.0):
-        raise ValueError(f"eig_tol must be >= 0, got {eig_tol!r}")
-    if d[-1] < -eig_tol:
-        raise ValueError(
-            f"kernel must be positive semi-definite, got eigenvalue {d[-1]:.3g} < -eig_tol "
-            f"= {-eig_tol:.3g}"
-        )
-    small = (d < 0) | ((d <= eig_tol) & clip_small)
-    d[small] = 0.0
-    return d, v, int(small.sum())
-
-
-class KernelSelfDistillation:
+class KernelSelfDistillation(SpectralSelfDistillation):
     r"""Self-distillation with weighted ground truth, solved once in the kernel's eigenbasis.
 
     Step 1 is the ridge fit $\hat f^{(1)}(x)=\mathbf k_x^\top(\mathbf K+\lambda I)^{-1}y$; step
     $\tau\ge2$ refits ridge to $\alpha_\tau y+(1-\alpha_\tau)\hat y^{(\tau-1)}$ (Borup & Andersen
-    2021, Sec. 3; recursion as in their notebook). One `eigh` in the constructor; every
+    2021; the recursion as in their official notebook). One `eigh` in the constructor; every
     prediction, shrinkage diagonal and limit afterwards costs $O(n^2)$ or less.
 
     `alpha` may be any finite real for finite steps: values in $[0,1]$ are the paper's weights,
@@ -164,124 +105,39 @@ class KernelSelfDistillation:
         self._a = d / (d + self.lam)
         self._one_minus_a = self.lam / (d + self.lam)  # exact, no cancellation near a = 1
 
+    @classmethod
+    def from_features(cls, phi, y, lam: float, *, eig_tol: float | None = None, gram=None):
+        r"""Exact closed forms for $\mathbf K=\Phi\Phi^\top$ from the d x d Gram, $O(nd^2+d^3)$.
+
+        Returns a `sdtheory.theory.krr_scale.LowRankSelfDistillation`: the same API, with
+        `phi_eval` (m x d features) for new points and `weights(step, alpha)` for the primal
+        weights. See that class for the arguments.
+
+        Example:
+          >>> phi = np.random.default_rng(0).standard_normal((40, 3)); y = np.ones(40)
+          >>> sd = KernelSelfDistillation.from_features(phi, y, lam=0.5)
+          >>> bool(np.allclose(sd.predict(3, 0.2), KernelSelfDistillation(phi @ phi.T, y, 0.5)
+          ...      .predict(3, 0.2)))
+          True
+        """
+        return LowRankSelfDistillation(phi, y, lam, eig_tol=eig_tol, gram=gram)
+
+    @classmethod
+    def nystrom(cls, kernel, y, lam: float, rank: int, *, rng, x=None, **kwargs):
+        r"""Closed forms on a rank-`rank` Nyström approximation, with certified errors.
+
+        Returns a `sdtheory.theory.krr_scale.NystromSelfDistillation` (`kernel`: an operator, an
+        n x n matrix, or a kernel function such as `krr_scale.RBF` with inputs `x`).
+        """
+        from .krr_scale import NystromSelfDistillation  # deferred: loads the kernel operators
+
+        return NystromSelfDistillation(kernel, y, lam, rank, rng=rng, x=x, **kwargs)
+
     @property
     def n(self) -> int:
         return self.eigenvalues.shape[0]
 
-    # ------------------------------------------------------------------ shrinkage diagonals
-
-    def _alphas(self, step, alpha) -> tuple[float | None, np.ndarray | None]:
-        """(constant alpha, None) or (None, array of alpha_2..alpha_step)."""
-        if np.ndim(alpha) == 0:
-            a = float(alpha)
-            if not math.isfinite(a):
-                raise ValueError(f"alpha must be finite, got {alpha!r}")
-            if step == math.inf and not (0.0 <= a <= 1.0):
-                raise ValueError(f"alpha must lie in [0, 1] for step=inf, got {alpha!r}")
-            return a, None
-        if step == math.inf:
-            raise ValueError("alpha must be a scalar for step=inf (the limit of a constant alpha)")
-        arr = np.asarray(alpha, dtype=np.float64)
-        if arr.ndim != 1 or arr.shape[0] != step - 1:
-            raise ValueError(
-                f"alpha must be a scalar or a sequence of alpha_2..alpha_step of length "
-                f"{step - 1}, got shape {arr.shape}"
-            )
-        if not np.isfinite(arr).all():
-            raise ValueError(f"alpha must be finite, got {alpha!r}")
-        return None, arr
-
-    @staticmethod
-    def _check_step(step):
-        if step == math.inf:
-            return math.inf
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-            raise ValueError(f"step must be an int >= 1 or math.inf, got {step!r}")
-        return int(step)
-
-    def _b_constant(self, tau: np.ndarray, alpha: float) -> np.ndarray:
-        r"""$b^{(\tau)}$ for constant alpha; `tau` an int array (>= 0), result `tau.shape + (n,)`.
-
-        Closed sum $\alpha a\,(1-q^{\tau-1})/(1-q)+(1-\alpha)^{\tau-1}a^\tau$ with $q=(1-\alpha)a$,
-        and $1-q=(\lambda+\alpha d)/(d+\lambda)$ computed without cancellation. $\tau=0$ gives 1
-        (the step-0 "prediction" is $y$ itself).
-        """
-        tau = np.asarray(tau, dtype=np.float64)[..., None]
-        a, d, lam = self._a, self.eigenvalues, self.lam
-        one_minus_q = (lam + alpha * d) / (d + lam)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-            log_q = np.log1p(-one_minus_q)  # -inf where q = 0
-            geo = -np.expm1((tau - 1.0) * log_q) / one_minus_q  # sum_{i<tau-1} q^i
-            geo = np.where(tau >= 2.0, geo, 0.0)  # empty sum for tau = 1
-            lead = np.power(1.0 - alpha, np.maximum(tau - 1.0, 0.0)) * np.power(a, tau)
-            b = alpha * a * geo + lead
-        return np.where(tau == 0.0, 1.0, b)
-
-    def _b_sequence(self, alphas: np.ndarray) -> np.ndarray:
-        """All $b^{(1)}..b^{(step)}$ for per-step alphas; shape (step, n)."""
-        out = np.empty((alphas.shape[0] + 1, self.n))
-        out[0] = self._a
-        for i, al in enumerate(alphas, start=1):
-            out[i] = self._a * (al + (1.0 - al) * out[i - 1])
-        return out
-
-    def _b_limit(self, alpha: float) -> np.ndarray:
-        d = self.eigenvalues
-        return alpha * d / (alpha * d + self.lam)
-
-    def shrinkage(self, step, alpha) -> np.ndarray:
-        r"""The diagonal of $B^{(\text{step})}$ in the eigenbasis (order of `eigenvalues`).
-
-        $\hat y^{(\tau)}=V\,\mathrm{diag}(b^{(\tau)})V^\top y$. For `step=math.inf`,
-        $b^{(\infty)}_k=\alpha d_k/(\alpha d_k+\lambda)$ (derived; the notebook's `B_lim`).
-
-        Args:
-          step: int >= 1 or `math.inf`.
-          alpha: scalar, or the sequence $\alpha_2..\alpha_{\text{step}}$.
-
-        Example:
-          >>> sd = KernelSelfDistillation(np.diag([3.0, 1.0]), np.ones(2), lam=1.0)
-          >>> bool(np.allclose(sd.shrinkage(2, 0.0), [0.75**2, 0.5**2]))
-          True
-        """
-        step = self._check_step(step)
-        const, seq = self._alphas(step, alpha)
-        if step == math.inf:
-            return self._b_limit(const)
-        if seq is not None:
-            return self._b_sequence(seq)[-1]
-        return self._b_constant(np.asarray(step), const)
-
-    def shrinkage_path(self, steps: int, alpha) -> np.ndarray:
-        """Rows $b^{(1)}..b^{(\\text{steps})}$, shape `(steps, n)`; `alpha` scalar or sequence."""
-        steps = self._check_step(steps)
-        if steps == math.inf:
-            raise ValueError("steps must be a finite int >= 1 for shrinkage_path, got inf")
-        const, seq = self._alphas(steps, alpha)
-        if seq is not None:
-            return self._b_sequence(seq)
-        return self._b_constant(np.arange(1, steps + 1), const)
-
     # ------------------------------------------------------------------ predictions
-
-    def _dual_factor(self, step, alpha) -> np.ndarray:
-        r"""$g$ with $f^{(\tau)}(x)=\mathbf k_x^\top V\mathrm{diag}(g)V^\top y$ and $b=d\,g$.
-
-        $g^{(\tau)}=(\alpha_\tau+(1-\alpha_\tau)b^{(\tau-1)})/(d+\lambda)$, finite even where
-        $d_k=0$ (unlike $b/d$).
-        """
-        step = self._check_step(step)
-        const, seq = self._alphas(step, alpha)
-        d, lam = self.eigenvalues, self.lam
-        if step == math.inf:
-            return const / (const * d + lam)
-        if step == 1:
-            return 1.0 / (d + lam)
-        if seq is not None:
-            prev, al = self._b_sequence(seq[:-1])[-1], seq[-1]
-        else:
-            prev, al = self._b_constant(np.asarray(step - 1), const), const
-        return (al + (1.0 - al) * prev) / (d + lam)
 
     def predict(self, step, alpha, kernel_eval=None) -> np.ndarray:
         r"""Predictions after `step` steps, at the training points or at new points.
@@ -328,32 +184,7 @@ class KernelSelfDistillation:
             return (coef * self._z) @ basis.T
         return np.einsum("sk,kc,mk->smc", coef, self._z, basis)
 
-    def _check_kernel_eval(self, kernel_eval) -> np.ndarray:
-        ke = np.asarray(kernel_eval, dtype=np.float64)
-        if ke.ndim != 2 or ke.shape[1] != self.n:
-            raise ValueError(f"kernel_eval must have shape (m, {self.n}), got shape {ke.shape}")
-        if not np.isfinite(ke).all():
-            raise ValueError("kernel_eval must be finite, got NaN or inf entries")
-        return ke
-
-    # ------------------------------------------------------------------ limit, rate, alpha*
-
-    def convergence_rate(self, alpha: float) -> float:
-        r"""Geometric rate $\rho=|1-\alpha|\,a_{\max}$, $a_{\max}=d_{\max}/(d_{\max}+\lambda)$.
-
-        $B^{(\tau)}-B^{(\infty)}=((1-\alpha)A)^{\tau-1}(A-B^{(\infty)})$ (derived, see
-        `sdtheory.symbolic.krr.prove_rate`), so $\|B^{(\tau)}-B^{(\infty)}\|_2$ decays like
-        $\rho^{\tau}$.
-
-        Example:
-          >>> sd = KernelSelfDistillation(np.diag([3.0, 1.0]), np.ones(2), lam=1.0)
-          >>> bool(np.isclose(sd.convergence_rate(0.5), 0.5 * 0.75))
-          True
-        """
-        al = float(alpha)
-        if not (0.0 <= al <= 1.0):
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-        return abs(1.0 - al) * float(self._a.max())
+    # ------------------------------------------------------------------ alpha*
 
     def optimal_alpha(
         self, target, steps: int, kernel_eval=None, *, constrain: bool = False
@@ -397,19 +228,9 @@ class KernelSelfDistillation:
         for i in range(steps - 1):
             p = basis @ _scale(filt * b_prev, self._z)
             r = basis @ _scale(filt * (1.0 - b_prev), self._z)
-            rr = float(np.sum(r * r))
-            # r below the rounding level of P y and P y_prev: the loss is flat in alpha
-            floor = 1e-12 * (float(np.linalg.norm(p)) + float(np.linalg.norm(r + p)))
-            al = 1.0 if rr <= floor * floor else float(np.sum(r * (t - p))) / rr
-            if constrain:
-                al = min(1.0, max(0.0, al))
-            out[i] = al
+            out[i] = al = _greedy_alpha(p, r, t, constrain)
             b_prev = self._a * (al + (1.0 - al) * b_prev)
         return out
-
-
-def _scale(coef: np.ndarray, z: np.ndarray) -> np.ndarray:
-    return coef * z if z.ndim == 1 else coef[:, None] * z
 
 
 # ============================================================================ Mobahi et al.

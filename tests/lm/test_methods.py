@@ -304,6 +304,12 @@ _LOGGED = {
     "grpo": ("grpo_loss",),
     "paced": ("pass_rate_mean", "paced_weight_mean", "paced_zero_frac", "divergence"),
     "taid": ("taid_t", "taid_t_next"),
+    "sdzero": ("sdzero_phase", "distill_loss", "sdzero_teacher_synced"),
+    "pidistill": ("pid_pg_loss", "pid_kl", "pid_is_ratio_mean"),
+    "piopsd": ("distill_loss", "grpo_loss", "divergence"),
+    "effopd": ("effopd_checkpoint", "effopd_val_rollouts", "effopd_total_rollouts"),
+    "unisd": ("unisd_weight_mean", "unisd_clipped_frac", "unisd_match_loss", "unisd_teacher_ema"),
+    "vpd": ("vpd_estep", "distill_loss", "divergence"),
     "sdpo": ("sdpo_frac_with_teacher", "is_ratio_mean", "is_clipped_frac"),
     "srpo": ("srpo_frac_distill", "srpo_frac_grpo", "teacher_entropy", "grpo_loss"),
     "avsd": ("avsd_gate", "avsd_alignment", "avsd_proportionality", "avsd_jensen"),
@@ -313,6 +319,10 @@ _LOGGED = {
 _EXTRA = {
     "gkd": dict(teacher_model="tiny", gkd_lambda=0.5),
     "taid": dict(teacher_model="tiny", taid_alpha=0.5),
+    "sdzero": dict(sdzero_srt_steps=2, sdzero_sync_every=1),  # both phases, a sync each step
+    "effopd": dict(effopd_val_problems=2, effopd_candidates=2),
+    "unisd": dict(unisd_ema_every=2, unisd_clip=0.0, unisd_clip_quantile=0.5),
+    "vpd": dict(vpd_e_every=2),
     "sdpo": dict(teacher_mode="ema"),
     "srpo": dict(teacher_mode="ema"),
     "paced": dict(paced_memory=0.5),
@@ -379,6 +389,7 @@ def test_every_method_resumes_exactly(tmp_path, method):
         assert _same(full.teacher.model.state_dict(), resumed.teacher.model.state_dict())
     assert _same(full.method.state_dict(), resumed.method.state_dict())
     stateful = {"paced": "table", "taid": "schedule", "atesd": "controller"}
+    stateful |= {"effopd": "extrapolation", "vpd": "shift"}
     assert list(full.method.state_dict()) == ([stateful[method]] if method in stateful else [])
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
 

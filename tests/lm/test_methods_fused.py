@@ -39,6 +39,12 @@ DIVERGENCE_METHODS = {
     "grpo": dict(distill_weight=1.0),  # GRPO mixed with OPSD's divergence
     "paced": dict(paced_alpha=1.0, paced_beta=0.5),
     "taid": {},
+    "sdzero": dict(sdzero_srt_steps=0),  # the distillation phase (teacher top-k, FKL + RKL)
+    "pidistill": {},
+    "piopsd": {},
+    "effopd": {},
+    "unisd": dict(unisd_clip=0.0, unisd_clip_quantile=0.5),  # the ceiling binds on half
+    "vpd": dict(vpd_e_every=1),  # E-step and M-step
     "sdpo": dict(sdpo_feedback=True),
     "srpo": dict(sdpo_feedback=True),
     "atesd": {},

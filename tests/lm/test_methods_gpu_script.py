@@ -1,6 +1,7 @@
 """The GPU script `scripts/gpu_methods.sh` passes at CPU scale (`--tiny`)."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ pytest.importorskip("reasoning_gym")
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"grpo", "opsd", "paced", "srpo", "avsd", "atesd"}
+METHODS |= {"sdzero", "pidistill", "piopsd", "effopd", "unisd", "vpd"}
 
 
 @pytest.mark.slow
@@ -33,3 +35,5 @@ def test_gpu_methods_script_tiny(tmp_path):
     table = list(csv.DictReader(open(tmp_path / "table.csv")))
     assert {r["method"] for r in table} == METHODS
     assert (tmp_path / "methods.png").stat().st_size > 10_000
+    checks = json.loads((tmp_path / "checks.json").read_text())
+    assert len(checks) == 5 and all(c["verdict"] == "needs-scale" for c in checks)

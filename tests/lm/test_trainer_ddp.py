@@ -92,6 +92,8 @@ def _run(out: Path, nproc: int, method: str, extra=()) -> None:
     [
         ("opsd", ()),
         ("gkd", ("--teacher-model", "tiny", "--gkd-lambda", "0.5", "--estimator", "advantage")),
+        ("pidistill", ()),  # two forwards of one network (StudentOutputs.under) under DDP
+        ("vpd", ("--vpd-e-every", "1")),  # and a reward shift from global class means
     ],
 )
 def test_two_processes_reproduce_one(tmp_path, method, extra):

@@ -143,7 +143,10 @@ def _paced_rows(signal, rng, n=120, d=12, k=8):
 
 @pytest.mark.parametrize(
     ("signal", "ends"),
-    [(lambda p: 3 * p * (1 - p), "held"), (lambda p: 1.0 - 0.9 * np.sin(np.pi * p), "failed")],
+    [
+        (lambda p: 3 * np.sqrt(p * (1 - p)), "held"),
+        (lambda p: 1.0 - 0.9 * np.sin(np.pi * p), "failed"),
+    ],
 )
 def test_paced_ends_decide_a_bell_and_a_trough(tmp_path, signal, ends):
     from sdtheory.lm.validate import paced
@@ -155,7 +158,7 @@ def test_paced_ends_decide_a_bell_and_a_trough(tmp_path, signal, ends):
         by.setdefault(r.claim_id, []).append(r.verdict)
     assert by["paced.snr-collapse-unreachable"] == [ends, ends]
     assert by["paced.snr-collapse-mastered"] == [ends, ends]
-    assert set(by["validate.paced.implied-weights-vanish"]) == {ends}
+    assert set(by["validate.paced-implied-weights-vanish"]) == {ends}
     assert all(v == "held" for v in by["paced.beta-fit-delta"])  # a theorem on measured numbers
     assert (tmp_path / "paced_snr.png").is_file() and (tmp_path / "metrics.json").is_file()
 
@@ -223,10 +226,10 @@ def test_kernel_metrics_and_decide_on_known_surfaces(tmp_path):
     res = kernel.decide(rows, cfg, tmp_path)
     verdicts = {r.claim_id: r.verdict for r in res if not r.details.startswith("CNN")}
     assert verdicts["krr.network-deviation-shrinks"] == "held"  # deviation ~ width^-1/2
-    assert verdicts["validate.kernel.rich-departs"] == "held"  # 0.3 > 0.05
-    assert verdicts["validate.kernel.lazy-agreement"] == "held"  # 0.1/sqrt(32) < 0.05
-    assert verdicts["validate.kernel.rank-correlation"] == "held"
-    assert verdicts["validate.kernel.best-cell"] == "held"
+    assert verdicts["validate.kernel-rich-departs"] == "held"  # 0.3 > 0.05
+    assert verdicts["validate.kernel-lazy-agreement"] == "held"  # 0.1/sqrt(32) < 0.05
+    assert verdicts["validate.kernel-rank-correlation"] == "held"
+    assert verdicts["validate.kernel-best-cell"] == "held"
     assert (tmp_path / "kernel_surfaces.png").is_file()
 
 

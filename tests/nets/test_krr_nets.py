@@ -55,7 +55,7 @@ def test_padding_does_not_change_the_network_or_its_kernel():
 
 
 @pytest.mark.claim("krr.random-features-exact")
-@pytest.mark.paper("borup2021", "B8")
+@pytest.mark.paper("borup2021", "krr.random-features-exact")
 def test_random_features_gd_matches_closed_form():
     r = distill_network(jax.random.PRNGKey(0), X, Y, 0.2, 4, 0.3, 64, iters=3000, train="readout")
     assert r["grad_norm"].max() < 1e-10
@@ -65,7 +65,7 @@ def test_random_features_gd_matches_closed_form():
 
 @pytest.mark.slow  # ~20 s on 2 busy cores (two compilations of a 3000-step GD loop)
 @pytest.mark.claim("krr.network-deviation-shrinks")
-@pytest.mark.paper("borup2021", "B8")
+@pytest.mark.paper("borup2021", "krr.network-deviation-shrinks")
 def test_two_layer_deviation_shrinks_with_width():
     devs = []
     for width in (8, 512):

@@ -48,7 +48,7 @@ TOY_TABLE = {
 }
 
 
-@pytest.mark.paper("borup2021", "B5")
+@pytest.mark.paper("borup2021", "krr.closed-form-equals-refits")
 def test_toy_table_is_pinned():
     res = run(Config())
     for alpha, expected in TOY_TABLE.items():

@@ -49,7 +49,7 @@ steps = st.integers(0, 25)
 
 
 @pytest.mark.claim("meta.arithmetic-exact-iterate")
-@pytest.mark.paper("flouro2026", "D1")
+@pytest.mark.paper("flouro2026", "meta.arithmetic-exact-iterate")
 @given(dirichlet_pairs(), lams, steps)
 def test_arithmetic_iterate_is_exact_geometric_decay(pair, lam, n):
     lp0, lq0 = pair
@@ -68,7 +68,7 @@ def test_arithmetic_iterate_is_exact_geometric_decay(pair, lam, n):
 
 
 @pytest.mark.claim("meta.arithmetic-kl-contraction")
-@pytest.mark.paper("flouro2026", "D2")
+@pytest.mark.paper("flouro2026", "meta.arithmetic-kl-contraction")
 @given(dirichlet_pairs(), lams, st.integers(1, 25))
 def test_arithmetic_kl_contraction(pair, lam, n):
     lp0, lq0 = pair
@@ -81,7 +81,7 @@ def test_arithmetic_kl_contraction(pair, lam, n):
 
 
 @pytest.mark.claim("meta.geometric-osc-contraction")
-@pytest.mark.paper("flouro2026", "D3")
+@pytest.mark.paper("flouro2026", "meta.geometric-osc-contraction")
 @given(dirichlet_pairs(), lams, steps)
 def test_geometric_log_ratio_identity(pair, lam, n):
     lp0, lq0 = pair
@@ -131,8 +131,8 @@ def test_semigroup(kind, pair, lam, mu):
 
 
 @pytest.mark.claim("meta.unique-fixed-point")
-@pytest.mark.paper("flouro2026", "D4")
-@pytest.mark.paper("flouro2026", "A1")
+@pytest.mark.paper("flouro2026", "meta.unique-fixed-point")
+@pytest.mark.paper("flouro2026", "meta.abstract-contraction")
 @pytest.mark.parametrize("kind", meta.KINDS)
 @given(dirichlet_pairs(max_k=200), st.floats(0.2, 1.0))
 def test_anchor_is_the_globally_attractive_fixed_point(kind, pair, lam):
@@ -176,7 +176,7 @@ def test_lam_zero_is_identity_and_lam_one_resets():
 
 
 @pytest.mark.claim("meta.kl-asymptotic-rate")
-@pytest.mark.paper("flouro2026", "D5")
+@pytest.mark.paper("flouro2026", "meta.kl-asymptotic-rate")
 def test_asymptotic_kl_rate_is_one_minus_lam_squared():
     # KL(p0||q_n) ~ chi2/2 ~ (1-lam)^{2n}: slope of log KL vs n is 2 log(1-lam) (derived)
     rng = np.random.default_rng(1)
@@ -277,7 +277,7 @@ def test_aggregate_matches_explicit_formulas():
 
 
 @pytest.mark.claim("meta.geometric-temperature-coherence")
-@pytest.mark.paper("flouro2026", "D10")
+@pytest.mark.paper("flouro2026", "meta.geometric-temperature-coherence")
 @given(dirichlet_pairs(max_k=100), st.floats(0.1, 10.0), st.floats(0.0, 1.0))
 def test_geometric_aggregation_is_temperature_coherent(pair, temperature, w0):
     ps = np.stack(pair)
@@ -321,7 +321,7 @@ def test_aggregate_validation_and_zero_weights():
 
 
 @pytest.mark.claim("meta.axioms-provided-operators")
-@pytest.mark.paper("flouro2026", "A2")
+@pytest.mark.paper("flouro2026", "meta.axioms-provided-operators")
 def test_provided_operators_satisfy_their_axioms():
     geo = meta.check_axioms(meta.geometric_anchor, raise_on_failure=True)
     assert geo.holds and len(geo.results) == 5

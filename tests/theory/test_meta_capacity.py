@@ -58,7 +58,7 @@ def test_projection_of_a_member_is_itself():
 
 
 @pytest.mark.claim("meta.capacity-arithmetic-fixed-point")
-@pytest.mark.paper("flouro2026", "D6")
+@pytest.mark.paper("flouro2026", "meta.capacity-arithmetic-fixed-point")
 @pytest.mark.parametrize("lam", [0.1, 0.5])
 def test_arithmetic_projected_recursion_contracts_moments_exactly(lam):
     # Pi depends on m only through E_m[T], which is affine in m; hence (derived)
@@ -79,7 +79,7 @@ def test_arithmetic_projected_recursion_contracts_moments_exactly(lam):
 
 
 @pytest.mark.claim("meta.capacity-geometric-fixed-point")
-@pytest.mark.paper("flouro2026", "S1")
+@pytest.mark.paper("flouro2026", "meta.capacity-geometric-fixed-point")
 def test_geometric_projected_recursion_has_a_different_fixed_point():
     rng = np.random.default_rng(8)
     k = 40

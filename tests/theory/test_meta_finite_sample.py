@@ -35,7 +35,7 @@ def _exact_moments(p0, n_samples, lam, generations):
 
 
 @pytest.mark.claim("meta.finite-sample-stationary")
-@pytest.mark.paper("flouro2026", "D7")
+@pytest.mark.paper("flouro2026", "meta.finite-sample-stationary")
 @pytest.mark.parametrize("k, n_samples", [(2, 5), (3, 4)])
 @pytest.mark.parametrize("lam", [0.0, 0.2, 0.7, 1.0])
 def test_chi2_and_heterozygosity_closed_forms_match_exact_enumeration(k, n_samples, lam):
@@ -88,8 +88,8 @@ def test_monte_carlo_matches_closed_form():
 
 
 @pytest.mark.claim("meta.finite-sample-collapse")
-@pytest.mark.paper("flouro2026", "D8")
-@pytest.mark.paper("flouro2026", "D9")
+@pytest.mark.paper("flouro2026", "meta.finite-sample-collapse")
+@pytest.mark.paper("flouro2026", "meta.geometric-no-support-recovery")
 @pytest.mark.claim("meta.geometric-no-support-recovery")
 def test_support_is_absorbing_without_arithmetic_anchoring():
     rng = np.random.default_rng(12)

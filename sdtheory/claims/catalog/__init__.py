@@ -13,9 +13,23 @@ import pkgutil
 
 
 def load_all() -> dict:
-    """Import every catalog module and return the registry."""
+    """Import every catalog module and return the registry (which may also hold claims that
+    are still declared elsewhere, e.g. by `sdtheory.lm.validate` once imported)."""
     from .._registry import REGISTRY
 
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
     return REGISTRY
+
+
+def declared() -> dict:
+    """`{id: Claim}` for exactly the claims declared in the catalog modules."""
+    from .._registry import Claim
+
+    load_all()
+    out = {}
+    for mod in pkgutil.iter_modules(__path__):
+        for v in vars(importlib.import_module(f"{__name__}.{mod.name}")).values():
+            if isinstance(v, Claim):
+                out[v.id] = v
+    return dict(sorted(out.items()))

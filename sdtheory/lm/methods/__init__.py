@@ -11,6 +11,12 @@
 | `srpo` | `srpo.py` | as SDPO | correct -> GRPO, failed -> SDPO |
 | `avsd` | `avsd.py` | self under several views | sampled reverse KL to a consensus |
 | `atesd` | `atesd.py` | self, learned solution prefix | divergence |
+| `sdzero` | `sdzero.py` | self after self-revision training, reviser context | CE, then FKL+RKL top-k |
+| `pidistill` | `pidistill.py` | the student's network + PI, trained jointly | teacher + IS student PG, KL |
+| `piopsd` | `pidistill.py` | the student's network + PI (shared) | GRPO + reverse KL |
+| `effopd` | `effopd.py` | as OPSD | OPSD's; weights extrapolated at steps 1, 2, 4, ... |
+| `unisd` | `unisd.py` | self, EMA every N steps; K views | agreement x clipped divergence + hidden MSE |
+| `vpd` | `vpd.py` | the student's network + feedback, refined | E-step BCO, M-step reverse KL |
 
 Adding a method is one file defining a `Method` subclass and one line in `REGISTRY`
 (CONTRIBUTING.md, "Adding a method").
@@ -41,6 +47,12 @@ REGISTRY: dict[str, str] = {
     "grpo": "grpo:GRPO",
     "paced": "paced:PACED",
     "taid": "taid:TAID",
+    "sdzero": "sdzero:SDZero",
+    "pidistill": "pidistill:PIDistill",
+    "piopsd": "pidistill:PIOPSD",
+    "effopd": "effopd:EffOPD",
+    "unisd": "unisd:UniSD",
+    "vpd": "vpd:VPD",
     "sdpo": "sdpo:SDPO",
     "srpo": "srpo:SRPO",
     "avsd": "avsd:AVSD",

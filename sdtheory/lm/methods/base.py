@@ -38,7 +38,9 @@ class StudentOutputs:
 
     `hidden()` holds the final hidden states `(N, T, H)` at the positions predicting each
     completion token (with gradient); `logits()` projects them with the output layer, only when
-    a method asks for them (fused divergences never do).
+    a method asks for them (fused divergences never do). `under(prompts)` is the same network
+    on the same completion tokens after other prompts, with gradient: a teacher that shares the
+    student's parameters and is trained with it (pi-Distill, VPD).
     """
 
     def __init__(self, forward: Callable[[], torch.Tensor], head: torch.nn.Module, tokens):
@@ -51,6 +53,15 @@ class StudentOutputs:
     def weight(self) -> torch.Tensor:
         """The output embedding `(V, H)`."""
         return self.head.weight
+
+    def under(self, prompts) -> StudentOutputs:
+        """The student's outputs on the same completion tokens after `prompts` (row `i` after
+        `prompts[i]`, token ids), with gradient, computed on first use; `forward` must accept
+        the prompts (the trainer's does)."""
+        if len(prompts) != self.tokens.shape[0]:
+            raise ValueError(f"prompts has {len(prompts)} rows, the batch {self.tokens.shape[0]}")
+        prompts = [list(p) for p in prompts]
+        return StudentOutputs(lambda: self._forward(prompts), self.head, self.tokens)
 
     def hidden(self) -> torch.Tensor:
         if self._hidden is None:

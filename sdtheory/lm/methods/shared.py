@@ -106,6 +106,12 @@ class DivergenceLoss:
     rounding. The JSD is normalised: $\mathrm{JSD}_\beta/(\beta(1-\beta))$, continued at the
     ends, so it is continuous in $\beta$ and equals forward KL at $\beta=0$ and reverse KL at
     $\beta=1$ (at $\beta=\tfrac12$ it is 4 times the raw JSD; same minimiser).
+
+    `teacher` may be `None` when the teacher's outputs come from elsewhere (a teacher sharing
+    the student's parameters, `StudentOutputs.under`): pass its output layer as
+    `teacher_weight`. `override=` replaces some of the run's divergence settings for one call
+    (`divergence`, `beta`, `support`, `k`: a method with a loss of its own, e.g. SD-Zero's
+    forward + reverse KL on the teacher's top-k)
     """
 
     def __init__(self, cfg, teacher, default_beta: float):
@@ -134,27 +140,43 @@ class DivergenceLoss:
             k=lc.topk or None,
         )
 
-    def teacher_out(self, batch, messages=None) -> torch.Tensor:
+    def teacher_out(self, batch, messages=None, prompt_ids=None) -> torch.Tensor:
         """The teacher's hidden states (fused) or logits (plain) on the batch's completions."""
         score = self.teacher.hidden if self.fused else self.teacher.logits
         ro = batch.rollouts  # the completion mask: what the teacher attends to
-        return score(batch.rows, ro.completions, ro.completion_mask, messages=messages)
+        return score(
+            batch.rows, ro.completions, ro.completion_mask, messages=messages, prompt_ids=prompt_ids
+        )
 
     @torch.no_grad()
-    def teacher_logits(self, out: torch.Tensor) -> torch.Tensor:
+    def teacher_logits(self, out: torch.Tensor, teacher_weight=None) -> torch.Tensor:
         """Teacher logits from `teacher_out`'s result."""
-        return out @ self.teacher.lm_head_weight.T if self.fused else out
+        w = self.teacher.lm_head_weight if teacher_weight is None else teacher_weight
+        return out @ w.T if self.fused else out
 
-    def __call__(self, batch, teacher_out, *, mask=None, weights=None, num_items="batch"):
+    def __call__(
+        self,
+        batch,
+        teacher_out,
+        *,
+        mask=None,
+        weights=None,
+        num_items="batch",
+        teacher_weight=None,
+        override=None,
+    ):
         m = batch.mask if mask is None else mask
         n = batch.num_items() if num_items == "batch" else num_items
         kw = dict(
             weights=weights, reduction=batch.reduction, num_items=n, **self.kwargs(batch.step)
         )
+        if override:
+            if self.loss.estimator:
+                raise ValueError("override= needs a full-distribution loss (no --estimator)")
+            kw.update(override)
         s = batch.student
         if self.fused:
-            return fused_linear_distillation_loss(
-                s.hidden(), s.weight, teacher_out, self.teacher.lm_head_weight, m, **kw
-            )
+            w_t = self.teacher.lm_head_weight if teacher_weight is None else teacher_weight
+            return fused_linear_distillation_loss(s.hidden(), s.weight, teacher_out, w_t, m, **kw)
         tokens = batch.rollouts.completions if self.loss.estimator else None
         return distillation_loss(s.logits(), teacher_out, m, sampled_tokens=tokens, **kw)

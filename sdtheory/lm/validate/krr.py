@@ -11,7 +11,7 @@ converge to ridge with $\lambda/\alpha$, and the held-out-best $\alpha_2$ of tra
 at `optimal_alpha`: deterministic checks of the implementation (claims
 `krr.random-features-exact`, `krr.limit-amplified-ridge`, `krr.optimal-alpha-derived`).
 
-**Last block** (`validate.krr.last-block-ntk`). The model is $f(x)=v^\top\,$mean-pool of the
+**Last block** (`validate.krr-last-block-ntk`). The model is $f(x)=v^\top\,$mean-pool of the
 final-norm output with SmolLM2's last transformer block trainable (3.5M parameters; body and final
 norm frozen; $v$ the unit direction of the step-1 ridge head). Each step refits the block from its
 pretrained weights: $\min\tfrac12\|f(X)-f_0(X)-t_\tau\|^2+\tfrac\lambda2\|\theta-\theta_0\|^2$ by

@@ -10,7 +10,7 @@ is shared by the arms (the pairing unit). The task is `graded_sum_easy`
 
 **Predictions** (`sdtheory.claims.catalog.validate`):
 
-- `validate.opsd.token-efficiency` (OPSD v2 abstract: "8-12x token efficiency compared to
+- `validate.opsd-token-efficiency` (OPSD v2 abstract: "8-12x token efficiency compared to
   reinforcement learning methods such as GRPO"): at equal rollout tokens OPSD's held-out accuracy
   gain over the initial model is at least GRPO's: paired difference of final accuracies > 0;
 - `methods.paced-vs-opsd` (PACED v3 abstract: "+8.2 over unweighted distillation"): PACED-OPSD
