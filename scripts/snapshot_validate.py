@@ -1,15 +1,14 @@
 """Copy the readable part of a `sdtheory validate` run into the docs (small files only).
 
-    python scripts/snapshot_validate.py RUN_DIR docs/lm/validate-cpu-long [RESULTS_JSON RUN_TEXT]
+    python scripts/snapshot_validate.py RUN_DIR docs/lm/validate-cpu-long
 
 Copies `report.md`, `results.json`, `timing.json`, every experiment's `checks.json` and figures
 (PNG re-encoded with a 256-colour palette, which keeps plots readable at a third of the size),
 and each experiment's `config.json` and `metrics.json` when under 200 kB. Links in `report.md`
 keep working because the layout is the same. The large files (`units.jsonl`, `report.html`
-with inlined figures) stay in the run folder. With `RESULTS_JSON` (e.g.
-`docs/results/validate-cpu-long.json`) it also writes the committed-results file the paper pages'
-verdict blocks are generated from: `{"name", "scale", "run", "results"}`, each result with its
-claim's paper key.
+with inlined figures) stay in the run folder. The committed-results file the paper pages' verdict
+blocks are generated from is written by `sdtheory pages --snapshot RUN_DIR --name
+validate-cpu-long --scale cpu-long --run TEXT`.
 """
 
 from __future__ import annotations
@@ -55,29 +54,9 @@ def snapshot(run: Path, dest: Path) -> list[Path]:
     return written
 
 
-def results_file(run: Path, dest: Path, run_text: str) -> Path:
-    import json
-
-    from sdtheory.claims.catalog import load_all
-
-    registry = load_all()
-    results = json.loads((Path(run) / "results.json").read_text(encoding="utf-8"))
-    scales = sorted({r["scale"] for r in results})
-    for r in results:
-        c = registry.get(r["claim_id"])
-        r["paper"] = c.paper if c is not None else None
-    name = Path(dest).stem
-    out = {"name": name, "scale": ", ".join(scales), "run": run_text, "results": results}
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    Path(dest).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    return Path(dest)
-
-
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 5):
+    if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     files = snapshot(Path(sys.argv[1]), Path(sys.argv[2]))
-    if len(sys.argv) == 5:
-        files.append(results_file(Path(sys.argv[1]), Path(sys.argv[3]), sys.argv[4]))
     total = sum(f.stat().st_size for f in files)
     print(f"{len(files)} files, {total / 1e6:.2f} MB -> {sys.argv[2]}")
