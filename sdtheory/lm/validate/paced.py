@@ -307,7 +307,8 @@ def _ends(d, f, an, cfg, header) -> tuple[list, dict]:
     """Checks 1: SNR of the p = 0 and p = 1 bins below half the median interior bin's.
 
     The claims' own criterion (`sdtheory.claims.catalog.paced`): 0.5 * median(SNR of the interior
-    bins) - SNR(end bin) > 0, on a stratified bootstrap band over problems.
+    bins) - SNR(end bin) > 0, on a stratified bootstrap band over problems; the interior bins are
+    those with the rule's minimum count.
     """
     nb = len(cfg.edges) - 1
     curve = an["divergences"][d]["curve"]
@@ -317,7 +318,10 @@ def _ends(d, f, an, cfg, header) -> tuple[list, dict]:
         for c in curve
     )
     res, info = [], {"curve": [c.to_json() for c in curve]}
-    interior = list(range(1, nb - 1)) or [nb // 2]
+    # the interior bins with the rule's minimum count (all of them if none has it: the band
+    # then reports too few units)
+    interior = [b for b in range(1, nb - 1) if (an["bin"] == b).sum() >= claims.RULE.min_bin]
+    interior = interior or list(range(1, nb - 1)) or [nb // 2]
     for c_claim, end in ((V.PACED_SNR_UNREACHABLE, 0), (V.PACED_SNR_MASTERED, nb - 1)):
         strata = [f[an["bin"] == b] for b in interior] + [f[an["bin"] == end]]
         band = S.stratified_band(
