@@ -67,10 +67,10 @@ def _decide(mod, cfg, run_dir: Path) -> list:
     from . import _common as C
 
     if hasattr(mod, "decide"):
-        rows = C.Units.read(run_dir / "units.jsonl")
-        if not rows:
-            raise ValueError(f"out must hold recorded units, got none in {run_dir / 'units.jsonl'}")
-        return mod.decide(rows, cfg, run_dir)
+        path = run_dir / "units.jsonl"
+        if not path.is_file():
+            raise ValueError(f"out must hold recorded units, got no {path}")
+        return mod.decide(C.Units.read(path), cfg, run_dir)  # no units: its checks need scale
     path = run_dir / "checks.json"
     if not path.is_file():
         raise ValueError(f"out must hold a measured run, got no {path}")

@@ -165,6 +165,22 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
     start = {m: np.array([by[(s, m)]["evals"][0]["accuracy"] for s in seeds]) for m in METHODS}
     tokens = {m: np.array([by[(s, m)]["tokens"][-1] for s in seeds]) for m in METHODS}
     fig = "opsd_accuracy_tokens.png"
+    if not seeds:
+        return [
+            claims.needs_scale(
+                c,
+                "cpu-long",
+                predicted="> 0",
+                scale="lm",
+                n=0,
+                details="no seed completed its three arms in this run (stopped at its time "
+                "budget), so there is no paired difference and no measured SD for the power "
+                f"calculation; setting: {cfg.model} on {cfg.task}, {cfg.steps} steps x "
+                f"{cfg.batch_problems} problems x {cfg.k} samples, held-out {cfg.n_eval} x "
+                f"{cfg.eval_k}.",
+            )
+            for c in (V.OPSD_TOKENS, V.METHODS_PACED_VS_OPSD)
+        ]
     setting = (
         f"{len(seeds)} paired seeds; {cfg.model} on {cfg.task}; {cfg.steps} steps x "
         f"{cfg.batch_problems} problems x {cfg.k} samples (<= {cfg.max_new_tokens} tokens), lr "
