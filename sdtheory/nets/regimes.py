@@ -338,7 +338,9 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def digits_binary(n_train: int, n_eval: int, *, noise: float, seed: int = 0):
+def digits_binary(
+    n_train: int, n_eval: int, *, noise: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""scikit-learn's bundled handwritten digits (8x8, offline) as a binary regression task.
 
     Target $+1$ for digits 5–9 and $-1$ for 0–4; pixels scaled to $[0,1]$ and standardised with
