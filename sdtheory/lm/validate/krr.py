@@ -63,7 +63,7 @@ class Config:
     block_lam_rel: float = 0.5  # lam = block_lam_rel * mean eigenvalue of the block's eNTK
     block_alphas: tuple[float, ...] = (0.0, 0.5)
     block_steps: int = 3
-    gn_iters: int = 12
+    gn_iters: int = 30  # an upper bound: a fit stops when the objective stops moving
     seed: int = 0
 
     @property
