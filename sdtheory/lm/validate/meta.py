@@ -45,8 +45,8 @@ class Config:
     n_test: int = 8
     max_tokens: int = 48
     lam: float = 0.3
-    generations: int = 5
-    steps: int = 20  # optimiser steps per generation
+    generations: int = 4
+    steps: int = 10  # optimiser steps per generation
     batch: int = 4  # sequences per step
     lr_norm: float = 0.05  # Adam on the log-gain of the final norm
     lr_tiny: float = 3e-3
