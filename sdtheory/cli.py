@@ -6,6 +6,8 @@ sdtheory reproduce [--out DIR]     # every sim at its fast defaults + report.md/
 sdtheory sweep --seeds 0 1 2 ...   # every sim at several seeds: do the verdicts change?
 sdtheory pages [--check]           # rewrite the verdict blocks of the pages from docs/results/
 sdtheory bundle OUT                # an air-gapped bundle for `sdtheory validate` on a GPU machine
+sdtheory export RUN_DIR OUT        # a run's student (LoRA merged) as a Hugging Face checkpoint
+sdtheory plot RUN_DIR [RUN_DIR...] # overlay runs' curves: PNGs and one HTML page
 """
 
 from __future__ import annotations
@@ -197,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
         "machine; flags: sdtheory bundle --help",
     )
     sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `bundle` over first
+    sp = sub.add_parser(
+        "export",
+        help="write a run's trained student (LoRA adapters merged) as a Hugging Face checkpoint; "
+        "flags: sdtheory export --help",
+    )
+    sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `export` over first
+    sp = sub.add_parser(
+        "plot",
+        help="overlay runs (reward, accuracy with its band, loss, throughput, each method's "
+        "quantities) into PNGs and one HTML page; flags: sdtheory plot --help",
+    )
+    sp.set_defaults(fn=lambda args: 0)  # never reached: main() hands `plot` over first
     return p
 
 
@@ -216,6 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .lm.bundle import cli as bundle_cli
 
         return bundle_cli.main(argv[1:])
+    if argv[:1] == ["export"]:  # torch is imported here only
+        from .lm import export
+
+        return export.main(argv[1:])
+    if argv[:1] == ["plot"]:  # matplotlib, never torch
+        from .lm import plot
+
+        return plot.main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.fn(args)
 

@@ -2,11 +2,18 @@
 
 Claims: methods.all-complete (derived), methods.paced-vs-opsd (PACED abstract), methods.srpo-vs-grpo
 (SRPO abstract), methods.atesd-vs-opsd (third-party review of ATESD), methods.avsd-vs-opsd and
-methods.opsd-vs-grpo (our hypotheses). Quick default ~20 s on 2 CPU cores (1 seed, 3 steps: the
-comparisons cannot be decided there and are listed as needing a larger scale, not counted).
+methods.opsd-vs-grpo (our hypotheses); methods.sod-vs-grpo, methods.skillsd-vs-grpo (their
+abstracts; in the calculator environment), methods.curiosft-vs-sft, methods.curiosft-entropy and
+methods.pskd-vs-sft (their abstracts; supervised on worked solutions). Quick default ~70 s on 2
+CPU cores (1 seed, 3 steps: the comparisons cannot be decided there and are listed as needing a
+larger scale, not counted).
 Larger run (the table in docs/lm/methods.md, ~9 min on 2 busy cores):
     python sims/lm_methods.py --seeds 3 --steps 30 --sft-steps 300 --sft-lr 1e-2 \
         --eval-every 10 --n-eval 48 --eval-k 4
+and for the tool-use and supervised families (their table there, ~21 min):
+    python sims/lm_methods.py --methods grpo-tool sod skillsd sft curiosft pskd --seeds 3 \
+        --steps 30 --sft-steps 300 --sft-lr 1e-2 --teacher-sft-steps 900 --eval-every 10 \
+        --n-eval 48 --eval-k 4
 
 Setting. A tiny Llama (tiny byte-BPE tokenizer, `--hidden-size` x `--num-layers`) on 2-term,
 1-digit `chain_sum` (a +/- b). It is warm-started by supervised fine-tuning (`--sft-steps`) on
@@ -27,7 +34,17 @@ rollouts are extra, so its comparison is made at equal *total* rollouts: its acc
 last evaluation whose training + validation rollouts do not exceed OPSD's final training
 rollouts (`compute_matched`; needs a larger scale when that is the untrained start). Claims of
 the five: methods.sdzero-vs-grpo, methods.pidistill-vs-piopsd, methods.effopd-vs-opsd,
-methods.unisd-vs-opsd, methods.vpd-vs-grpo (`check_equal_compute`). Besides held-out accuracy, the table reports the
+methods.unisd-vs-opsd, methods.vpd-vs-grpo (`check_equal_compute`).
+
+Two more families, each compared within itself at equal compute (`--tool-new-tokens` generated
+tokens per rollout for both; the same steps and problems per step). Tool use (`--env calculator`,
+`sdtheory.lm.env`): a second warm start SFTs on the worked solutions written as calculator
+transcripts (`<<a + b>> = c`, tool outputs masked), then GRPO (`grpo-tool`), SOD (whose separate
+teacher is the same warm start trained `--teacher-sft-steps` steps from another seed) and Skill-SD
+(self-teacher synced every step at rate 0.05) train from it. Supervised (no rollouts; one worked
+solution per problem per step, from the plain warm start): plain SFT (`sft` = `curiosft` with
+`--distill-weight 0`), CurioSFT (reference synced every 5 steps by the 0.99 mixup) and PS-KD.
+Besides held-out accuracy, the table reports the
 mean reward of the training rollouts over the last quarter of the steps (progress on the
 training problems themselves). Paired differences over seeds (same seed = same
 warm start, data order and evaluation) are decided by the one rule (`claims.check_paired`: the
@@ -54,6 +71,10 @@ from sdtheory.claims.catalog.methods import (
     PACED_VS_OPSD,
     SRPO_VS_GRPO,
 )
+from sdtheory.claims.catalog.methods_curiosft import CURIO_ENTROPY, CURIO_VS_SFT
+from sdtheory.claims.catalog.methods_pskd import PSKD_VS_SFT
+from sdtheory.claims.catalog.methods_skillsd import SKILLSD_VS_GRPO
+from sdtheory.claims.catalog.methods_sod import SOD_VS_GRPO
 
 COMPARISONS = {
     ("paced", "opsd"): PACED_VS_OPSD,
@@ -61,7 +82,13 @@ COMPARISONS = {
     ("atesd", "opsd"): ATESD_VS_OPSD,
     ("avsd", "opsd"): AVSD_VS_OPSD,
     ("opsd", "grpo"): OPSD_VS_GRPO,
+    ("sod", "grpo-tool"): SOD_VS_GRPO,
+    ("skillsd", "grpo-tool"): SKILLSD_VS_GRPO,
+    ("curiosft", "sft"): CURIO_VS_SFT,
+    ("pskd", "sft"): PSKD_VS_SFT,
 }
+# (treatment, control, logged metric): a paired comparison of that metric's late-step mean
+METRIC_COMPARISONS = {("curiosft", "sft", "student_entropy"): CURIO_ENTROPY}
 
 # per-method flags on top of the shared budget (see docs/lm/methods.md)
 METHOD_FLAGS = {
@@ -86,13 +113,28 @@ METHOD_FLAGS = {
     ),
     "unisd": dict(view="solution"),
     "vpd": dict(vpd_e_every=2),
+    # the tool family (calculator environment) and the supervised family; `method` runs a
+    # registered method under another label
+    "grpo-tool": dict(method="grpo", env="calculator"),
+    "sod": dict(env="calculator", teacher_model="tiny"),
+    "skillsd": dict(env="calculator"),
+    "sft": dict(method="curiosft", distill_weight=0.0),
+    "curiosft": {},
+    "pskd": dict(pskd_topk=0),
 }
+TOOL_METHODS = ("grpo-tool", "sod", "skillsd")
+SFT_METHODS = ("sft", "curiosft", "pskd")
 _LOGGED = {
     "paced": "paced_weight_mean",
     "srpo": "srpo_frac_distill",
     "sdpo": "sdpo_frac_with_teacher",
     "avsd": "avsd_gate",
     "atesd": "atesd_rho",
+    "sod": "sod_weight_mean",
+    "skillsd": "skillsd_memory_size",
+    "sft": "student_entropy",
+    "curiosft": "curio_tau_mean",
+    "pskd": "pskd_alpha",
     "sdzero": "sdzero_phase",
     "pidistill": "pid_is_ratio_mean",
     "piopsd": "grpo_loss",
@@ -127,11 +169,14 @@ class Config:
             "effopd",
             "unisd",
             "vpd",
-        ),
-        metadata={
-            "help": "methods to compare (any of grpo opsd paced srpo sdpo avsd atesd sdzero "
-            "pidistill piopsd effopd unisd vpd)"
-        },
+            "grpo-tool",
+            "sod",
+            "skillsd",
+            "sft",
+            "curiosft",
+            "pskd",
+        ),  # fmt: skip
+        metadata={"help": f"methods to compare (any of {' '.join(METHOD_FLAGS)})"},
     )
     seeds: int = dataclasses.field(default=1, metadata={"help": "independent repetitions"})
     steps: int = dataclasses.field(default=3, metadata={"help": "optimiser steps per method"})
@@ -148,6 +193,14 @@ class Config:
     n_eval: int = dataclasses.field(default=16, metadata={"help": "held-out problems"})
     eval_k: int = dataclasses.field(default=2, metadata={"help": "samples per held-out problem"})
     eval_every: int = dataclasses.field(default=3, metadata={"help": "steps between evals"})
+    tool_new_tokens: int = dataclasses.field(
+        default=16,
+        metadata={"help": "completion length of the tool and supervised families (a calculator "
+                  "transcript needs ~14 tokens)"},
+    )  # fmt: skip
+    teacher_sft_steps: int = dataclasses.field(
+        default=120, metadata={"help": "warm-start steps of SOD's separate teacher"}
+    )
     seed: int = 0
 
 
@@ -157,10 +210,12 @@ def _task():
     return make_task("chain_sum", min_digits=1, max_digits=1)
 
 
-def warm_start(cfg: Config, seed: int):
-    """A tiny model SFT'd on worked solutions behind both prompts; returns (model, tok, task)."""
+def warm_start(cfg: Config, seed: int, tools: bool = False, steps: int | None = None):
+    """A tiny model SFT'd on worked solutions behind both prompts, or (`tools`) on calculator
+    transcripts behind the tool prompt (tool outputs not trained); returns (model, tok, task)."""
     import torch
 
+    from sdtheory.lm.env import CalculatorEnv, ToolTask
     from sdtheory.lm.models import build_model
     from sdtheory.lm.rollout import completion_logits
     from sdtheory.lm.tasks import chat_prompt_ids
@@ -175,30 +230,55 @@ def warm_start(cfg: Config, seed: int):
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr)
     rng = np.random.default_rng([seed, 99])
     model.train()
-    for _ in range(cfg.sft_steps):
+    tool_task = ToolTask(task, CalculatorEnv())
+    for _ in range(cfg.sft_steps if steps is None else steps):
         batch = [train[i] for i in rng.integers(0, len(train), cfg.sft_batch)]
-        prompts, rows = [], []
+        prompts, rows, trained = [], [], []
         for j, p in enumerate(batch):
-            msgs = (
-                task.student_messages(p)
-                if j % 2 == 0
-                else privileged_messages(p, task.privileged_view(p, "solution"))
-            )
+            if tools:
+                msgs = tool_task.student_messages(p)
+                segments = tool_task.env.demonstration(p)
+            else:
+                msgs = (
+                    task.student_messages(p)
+                    if j % 2 == 0
+                    else privileged_messages(p, task.privileged_view(p, "solution"))
+                )
+                segments = [(f"{p.solution}\nThe answer is {p.answer}.", True)]
             prompts.append(chat_prompt_ids(tok, msgs))
-            text = f"{p.solution}\nThe answer is {p.answer}."
-            rows.append(list(tok(text, add_special_tokens=False)["input_ids"]) + [tok.eos_token_id])
+            ids, keep = [], []
+            for text, assistant in segments:
+                seg = list(tok(text, add_special_tokens=False)["input_ids"])
+                ids, keep = ids + seg, keep + [assistant] * len(seg)
+            rows.append(ids + [tok.eos_token_id])
+            trained.append(keep + [True])
         width = max(map(len, rows))
         comp = torch.full((len(rows), width), tok.pad_token_id)
         mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        train_mask = torch.zeros((len(rows), width), dtype=torch.bool)
         for i, r in enumerate(rows):
             comp[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
+            train_mask[i, : len(r)] = torch.tensor(trained[i])
         logits = completion_logits(model, prompts, comp, mask)
         lp = torch.log_softmax(logits.float(), -1).gather(-1, comp.unsqueeze(-1)).squeeze(-1)
-        loss = -(lp * mask).sum() / mask.sum()
+        loss = -(lp * train_mask).sum() / train_mask.sum()
         loss.backward()
         opt.step()
         opt.zero_grad()
     return model, tok, task
+
+
+def _start(cache: dict, cfg: Config, seed: int, kind: str):
+    """The warm start `kind` of a seed, built once: `plain` (the first family), `tools`
+    (calculator transcripts) or `teacher` (SOD's teacher: tools, longer, another seed)."""
+    if kind not in cache:
+        tools, steps, s = {
+            "plain": (False, None, seed),
+            "tools": (True, None, seed),
+            "teacher": (True, cfg.teacher_sft_steps, seed + 1000),
+        }[kind]
+        cache[kind] = warm_start(cfg, s, tools=tools, steps=steps)
+    return cache[kind]
 
 
 def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
@@ -211,7 +291,7 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
     t0 = time.perf_counter()
     for rep in range(cfg.seeds):
         seed = cfg.seed + rep
-        base, tok, task = warm_start(cfg, seed)
+        bases: dict = {}  # warm starts, built when a method needs one
         shared = TrainConfig(
             model="tiny",
             n_train=cfg.n_train,
@@ -228,10 +308,18 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
             threads=1,
         )
         for method in cfg.methods:
-            tc = shared.replace(
-                method=method, out=str(out / "runs" / f"{method}-s{seed}"), **METHOD_FLAGS[method]
-            )
-            hist = Trainer(tc, model=copy.deepcopy(base), tokenizer=tok, task=task).train()
+            flags = {"method": method, **METHOD_FLAGS[method]}
+            if method in TOOL_METHODS + SFT_METHODS:
+                flags["max_new_tokens"] = cfg.tool_new_tokens
+            tc = shared.replace(out=str(out / "runs" / f"{method}-s{seed}"), **flags)
+            kind = "tools" if method in TOOL_METHODS else "plain"
+            base, tok, task = _start(bases, cfg, seed, kind)
+            teacher = None
+            if method == "sod":
+                teacher = copy.deepcopy(_start(bases, cfg, seed, "teacher")[0])
+            hist = Trainer(
+                tc, model=copy.deepcopy(base), tokenizer=tok, task=task, teacher_model=teacher
+            ).train()
             train = [r for r in hist if r["kind"] == "train"]
             rewards += [
                 {"method": method, "seed": seed, "step": r["step"], "reward": r["reward"]}
@@ -257,6 +345,11 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
                     "logged": key is None or all(key in r for r in train),
                     "mean_reward": float(np.mean([r["reward"] for r in train])),
                     "median_step_s": float(np.median([r["time_step"] for r in train])),
+                    **{
+                        f"late_{name}": float(np.mean([r[name] for r in _late(train, cfg)]))
+                        for (a, b, name) in METRIC_COMPARISONS
+                        if method in (a, b)
+                    },
                 }
             )
             acc = [c["accuracy"] for c in curves if c["method"] == method and c["seed"] == seed]
@@ -266,6 +359,11 @@ def run(cfg: Config, out: Path) -> tuple[list[dict], list[dict], list[dict]]:
                 flush=True,
             )
     return curves, logs, rewards
+
+
+def _late(train: list[dict], cfg: Config) -> list[dict]:
+    """The training records of the last quarter of the steps (at least one)."""
+    return train[-max(1, cfg.steps // 4) :]
 
 
 def table(curves: list[dict], rewards: list[dict], cfg: Config) -> list[dict]:
@@ -337,6 +435,11 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
         )
         return np.array([x["accuracy"] for x in rows])
 
+    def late(m, name):
+        rows = sorted((r for r in logs if r["method"] == m), key=lambda r: r["seed"])
+        return np.array([r[f"late_{name}"] for r in rows])
+
+    needs = "--seeds 3 --steps 30 (the docstring's larger run)"
     for (a, b), c in COMPARISONS.items():
         if a in cfg.methods and b in cfg.methods:
             out.append(
@@ -345,10 +448,24 @@ def check(curves: list[dict], logs: list[dict], cfg: Config) -> list[claims.Chec
                     fin(a),
                     fin(b),
                     side=">",
-                    needs="--seeds 3 --steps 30 (the docstring's larger run)",
+                    needs=needs,
                     details=f"final held-out accuracy {a} minus {b} after {cfg.steps} steps, "
                     f"per seed: {np.round(fin(a) - fin(b), 3).tolist()}",
                     figure="curves.png",
+                )
+            )
+    for (a, b, name), c in METRIC_COMPARISONS.items():
+        if a in cfg.methods and b in cfg.methods:
+            d = late(a, name) - late(b, name)
+            out.append(
+                claims.check_paired(
+                    c,
+                    late(a, name),
+                    late(b, name),
+                    side=">",
+                    needs=needs,
+                    details=f"{name} of {a} minus {b}, mean over the last quarter of the steps, "
+                    f"per seed: {np.round(d, 4).tolist()}",
                 )
             )
     return out

@@ -4,10 +4,11 @@
 * `TeacherConfig`: which teacher and in which mode (methods with a teacher);
 * `LossConfig`: the divergence, its support or sampled-token estimator, the reduction, the
   GRPO surrogate and the mixing weights (methods whose loss is built from them);
+* `AdapterConfig`: LoRA adapters (`--lora-rank`; 0 trains every weight);
 * one config per method with options of its own, declared next to the method
   (`sdtheory.lm.methods.<file>.Config`, e.g. `PACEDConfig`).
 
-`TrainConfig` holds one of each (`run`, `teacher`, `loss`, `options`) and also accepts the flat
+`TrainConfig` holds one of each (`run`, `teacher`, `loss`, `lora`, `options`) and also accepts the flat
 field names: `TrainConfig(method="paced", steps=10, paced_alpha=2.0)`. Field names are unique
 across all configs (they are the `sdtheory train` flags), so a flat name always has one home.
 Options of another method are refused, naming the method that owns them. Flat names also read
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core._checks import check_positive, check_positive_int, check_unit_interval
+from .env import ENVS
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
 from .teachers import TEACHER_MODES
 
 __all__ = [
     "MODEL_NAMES",
+    "AdapterConfig",
     "LossConfig",
     "RunConfig",
     "TeacherConfig",
@@ -39,6 +42,7 @@ __all__ = [
 
 MODEL_NAMES = ("smollm2", "tiny", "smollm2-small")
 SCHEDULES = ("constant", "linear", "cosine")
+REPORT_TO = ("none", "tensorboard", "trackio")
 
 
 def _h(text: str, **kw):
@@ -84,6 +88,13 @@ class RunConfig:
     hidden_size: int = _h("width of the tiny/smollm2-small models", default=64)
     num_layers: int = _h("depth of the tiny/smollm2-small models", default=2)
     task: str = _h(f"task: {', '.join(TASKS)}", default="chain_sum")
+    env: str = _h(
+        "tool environment: '' = single-turn; calculator = multi-turn rollouts with a calculator "
+        "tool (<<expression>>), tool outputs attended to but never trained on "
+        "(sdtheory.lm.env)",
+        default="",
+    )
+    max_turns: int = _h("with --env: tool calls per rollout at most", default=4)
     system_prompt: str = _h(
         "system message of student and teacher prompts: 'template' = the chat template's own "
         "default (SmolLM2 adds 'You are a helpful AI assistant named SmolLM, trained by Hugging "
@@ -123,11 +134,29 @@ class RunConfig:
     seed: int = _h("seed of data order, sampling and initialisation", default=0)
     threads: int = _h("torch CPU threads (0 = leave as is)", default=0)
     progress: bool = _h("show a progress bar", default=True)
+    eval_greedy: bool = _h(
+        "also evaluate greedy accuracy (one temperature-0 sample per held-out problem)",
+        default=True,
+    )
+    report_to: str = _h(
+        "experiment tracker besides metrics.jsonl (always written): none, tensorboard "
+        "(OUT/tensorboard) or trackio (local; `track` extra); scalars keep their names",
+        default="none",
+    )
+    gradient_checkpointing: bool = _h(
+        "recompute activations in the backward pass (less memory, about a third more compute)",
+        default=False,
+    )
 
     def __post_init__(self):
         check_fields(
             self,
-            choices={"schedule": SCHEDULES, "task": tuple(TASKS)},
+            choices={
+                "schedule": SCHEDULES,
+                "task": tuple(TASKS),
+                "env": ("", *ENVS),
+                "report_to": REPORT_TO,
+            },
             ints={
                 "steps": 1,
                 "batch_problems": 1,
@@ -142,6 +171,7 @@ class RunConfig:
                 "eval_every": 0,
                 "save_every": 0,
                 "threads": 0,
+                "max_turns": 0,
             },
             nonneg=("lr", "weight_decay", "grad_clip", "temperature", "eval_temperature"),
         )
@@ -245,13 +275,47 @@ class LossConfig:
             raise ValueError(f"topk must be >= 1 with support={self.support!r}, got {self.topk}")
 
 
-_PARTS = {"run": RunConfig, "teacher": TeacherConfig, "loss": LossConfig}
+@dataclass(frozen=True)
+class AdapterConfig:
+    """LoRA adapters through `peft` (`lora` extra): only the adapters train (`sdtheory.lm.lora`)."""
+
+    _argument_group_name = "lora: parameter-efficient fine-tuning (peft)"
+
+    lora_rank: int = _h(
+        "LoRA rank r (0 = train every weight); the fixed self-teacher is then the same network "
+        "with its adapters disabled (no second copy of the weights)",
+        default=0,
+    )
+    lora_alpha: float = _h("LoRA scale alpha (the update is (alpha / r) B A)", default=16.0)
+    lora_targets: str = _h(
+        "modules that get adapters: all-linear (every linear layer but the output layer) or "
+        "comma-separated module names, e.g. q_proj,v_proj",
+        default="all-linear",
+    )
+    lora_dropout: float = _h("dropout on the adapter input while training", default=0.0)
+
+    def __post_init__(self):
+        check_fields(self, ints={"lora_rank": 0}, positive=("lora_alpha",))
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must lie in [0, 1), got {self.lora_dropout!r}")
+        names = [t.strip() for t in self.lora_targets.split(",")]
+        if not all(names):
+            raise ValueError(f"lora_targets must name modules, got {self.lora_targets!r}")
+        bad = [t for t in names if t in ("lm_head", "embed_tokens")]
+        if bad:
+            raise ValueError(
+                f"lora_targets must not include the embeddings or output layer ({bad}): the "
+                "fused loss and tied embeddings use their weights directly"
+            )
+
+
+_PARTS = {"run": RunConfig, "teacher": TeacherConfig, "loss": LossConfig, "lora": AdapterConfig}
 _HOME = {f.name: part for part, cls in _PARTS.items() for f in dataclasses.fields(cls)}
 
 
 @dataclass(frozen=True, init=False)
 class TrainConfig:
-    """A run: `run`, `teacher`, `loss` and the method's own `options` (or `None`).
+    """A run: `run`, `teacher`, `loss`, `lora` and the method's own `options` (or `None`).
 
     Built from parts, from flat field names, or both (flat names override the parts):
     `TrainConfig(method="taid", model="tiny", taid_t_start=0.2)`. Raises `ValueError` naming
@@ -262,11 +326,12 @@ class TrainConfig:
     teacher: TeacherConfig
     loss: LossConfig
     options: Any
+    lora: AdapterConfig
 
-    def __init__(self, run=None, teacher=None, loss=None, options=None, **flat):
+    def __init__(self, run=None, teacher=None, loss=None, options=None, lora=None, **flat):
         from .methods import get_method, option_owner
 
-        parts = {"run": run, "teacher": teacher, "loss": loss}
+        parts = {"run": run, "teacher": teacher, "loss": loss, "lora": lora}
         given: dict[str, dict] = {p: {} for p in _PARTS}
         own: dict[str, Any] = {}
         for key, value in flat.items():
@@ -326,7 +391,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """Flat `{field: value}` of every part (what `config.json` holds and flags set)."""
         out = {}
-        for part in (self.run, self.teacher, self.loss, self.options):
+        for part in (self.run, self.teacher, self.loss, self.lora, self.options):
             if part is not None:
                 out.update(dataclasses.asdict(part))
         return out

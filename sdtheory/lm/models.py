@@ -29,6 +29,7 @@ from ..core._checks import check_positive_int
 __all__ = [
     "CHATML_TEMPLATE",
     "build_model",
+    "check_chat_template",
     "SMOLLM2_GGUF",
     "cache_dir",
     "from_pretrained",
@@ -272,6 +273,17 @@ def tiny_tokenizer(vocab_size: int = 320):
     )
     tok.chat_template = CHATML_TEMPLATE
     return tok
+
+
+def check_chat_template(tokenizer, name: str) -> None:
+    """Refuse a tokenizer without a chat template (prompts are rendered with it), naming
+    `name` (the flag and its value, e.g. `"model './ckpt'"`)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"{name}: its tokenizer ({getattr(tokenizer, 'name_or_path', '') or 'unnamed'}) has "
+            "no chat template; save one with the checkpoint (tokenizer.chat_template = ...; "
+            "tokenizer.save_pretrained(dir))"
+        )
 
 
 def build_model(name: str, *, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):

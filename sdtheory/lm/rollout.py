@@ -15,7 +15,7 @@ teacher -- is a matter of swapping the prompt block. The completion tokens are n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +135,7 @@ def sample(
     seed: int = 0,
     row_seeds: Sequence[int] | None = None,
     k: int = 1,
+    all_done: Callable[[torch.Tensor], bool] | None = None,
 ) -> Rollouts:
     """Sample `k` completions per prompt with the KV cache.
 
@@ -151,6 +152,10 @@ def sample(
         row_seeds: one integer per row (default: the row index); a row's randomness depends only
             on `(seed, row_seeds[row])`.
         k: samples per prompt (>= 1).
+        all_done: given this process's `done` rows, whether generation may stop (default: all
+            of them are done). Sharded models (FSDP) gather weights in every forward pass, so
+            every process must run the same number of them: the trainer passes a function that
+            asks all processes; rows already done keep receiving `pad_id`.
     """
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens")
     if not (float(temperature) >= 0.0):
@@ -207,7 +212,7 @@ def sample(
         lps.append(torch.where(active, logp.gather(-1, tok[:, None]).squeeze(-1), 0.0))
         slps.append(torch.where(active, slp, 0.0))
         done = done | torch.isin(tok, stops)
-        if bool(done.all()):
+        if all_done(done) if all_done is not None else bool(done.all()):
             break
         mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], -1)
         pos = pos + 1

@@ -3,14 +3,21 @@
 * `policy(problems)`: `k` completions per problem sampled from the student (KV cache), each
   row seeded by `(seed, global row)` so that data-parallel ranks reproduce one process;
 * `demonstrations(problems)`: the dataset's worked solutions (then end of turn), one per problem,
-  marked `on_policy=False` (GKD's off-policy part; supervised methods on demonstration tokens).
-
+  marked `on_policy=False` (GKD's off-policy part; the supervised methods CurioSFT and PS-KD,
+  which train on these tokens with the same loop). They come from the task itself (the
+  generators' step solutions, champ's step solutions; else "The answer is ..."): nothing is
+  downloaded.
 * `generate(prompts, row_ids, stream)`: one completion per row after arbitrary prompt ids
   (a revision after the student's own attempt, a sample of the privileged-context teacher),
   row `i` seeded by `(seed, stream, row_ids[i])`, so each stream has its own draws.
 
-A method with another source (a multi-turn environment, a replay buffer) builds its `Rollouts`
-in `collect` from the same pieces: `sample` for generation, `prompt_ids` for student prompts.
+With a tool environment (`--env`, `sdtheory.lm.env`) `policy` and `demonstrations` are
+multi-turn: `policy` samples assistant spans and tool outputs (`env.multiturn_sample`),
+`demonstrations` turns the worked solution's arithmetic steps into tool calls; tool outputs are
+attended to but masked from every loss (`Rollouts.loss_mask`), for any method.
+
+A method with another source (a replay buffer) builds its `Rollouts` in `collect` from the same
+pieces: `sample` for generation, `prompt_ids` for student prompts.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .env import multiturn_sample
 from .rollout import Rollouts, sample
 
 __all__ = ["DataSources"]
@@ -39,6 +47,10 @@ class DataSources:
         first_row: index in the step's global batch of this process's first problem.
         stop_ids: end-of-turn token ids.
         device: where the token tensors live.
+        env: the tool environment (`None`: single-turn).
+        all_done: `sample`'s stopping rule across processes (`None`: this process's rows);
+            set under FSDP, where every process must run the same forward passes. A method
+            that calls `sample` itself passes it on.
     """
 
     model: Any
@@ -49,6 +61,8 @@ class DataSources:
     first_row: int
     stop_ids: list[int]
     device: Any
+    env: Any = None
+    all_done: Callable[[torch.Tensor], bool] | None = None
 
     def row_ids(self, problems: list) -> list[int]:
         """Global ids of the `k` rows per problem of `policy` (its row seeds)."""
@@ -59,6 +73,21 @@ class DataSources:
     def policy(self, problems: list) -> Rollouts:
         run = self.run
         seeds = self.row_ids(problems)
+        if self.env is not None:
+            return multiturn_sample(
+                self.model,
+                self.tokenizer,
+                self.env,
+                self.prompt_ids(problems),
+                max_new_tokens=run.max_new_tokens,
+                max_turns=run.max_turns,
+                stop_token_ids=self.stop_ids,
+                temperature=run.temperature,
+                top_p=run.top_p,
+                seed=run.seed,
+                row_seeds=seeds,
+                k=run.k,
+            )
         return sample(
             self.model,
             self.prompt_ids(problems),
@@ -70,6 +99,7 @@ class DataSources:
             seed=run.seed,
             row_seeds=seeds,
             k=run.k,
+            all_done=self.all_done,
         )
 
     def generate(self, prompts: list, row_ids: list[int], stream: int = 1) -> Rollouts:
@@ -89,18 +119,29 @@ class DataSources:
             top_p=run.top_p,
             seed=run.seed + 100_003 * int(stream),
             row_seeds=list(row_ids),
+            all_done=self.all_done,
         )
 
     def demonstrations(self, problems: list) -> Rollouts:
-        tok, rows = self.tokenizer, []
+        tok, rows, trained = self.tokenizer, [], []
         for p in problems:
-            text = p.solution or f"The answer is {p.answer}."
-            ids = tok(text, add_special_tokens=False)["input_ids"]
-            rows.append(list(ids)[: self.run.max_new_tokens - 1] + [tok.eos_token_id])
+            if self.env is None:
+                segments = [(p.solution or f"The answer is {p.answer}.", True)]
+            else:
+                segments = self.env.demonstration(p)
+            ids, keep = [], []
+            for text, assistant in segments:
+                seg = list(tok(text, add_special_tokens=False)["input_ids"])
+                ids, keep = ids + seg, keep + [assistant] * len(seg)
+            cut = self.run.max_new_tokens - 1
+            rows.append(ids[:cut] + [tok.eos_token_id])
+            trained.append(keep[:cut] + [True])
         comp = torch.full((len(rows), max(map(len, rows))), tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros(comp.shape, dtype=torch.bool)
+        loss_mask = torch.zeros(comp.shape, dtype=torch.bool)
         for i, r in enumerate(rows):
             comp[i, : len(r)], mask[i, : len(r)] = torch.tensor(r), True
+            loss_mask[i, : len(r)] = torch.tensor(trained[i])
         zeros = torch.zeros(comp.shape, device=self.device)
         group = torch.arange(len(rows), device=self.device)
         return Rollouts(
@@ -111,4 +152,5 @@ class DataSources:
             zeros,
             group,
             on_policy=False,
+            loss_mask=None if self.env is None else loss_mask.to(self.device),
         )

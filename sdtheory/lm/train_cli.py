@@ -1,11 +1,14 @@
 """`sdtheory train`: on-policy distillation and RL (OPSD, GKD, GRPO, PACED, TAID, SDPO, SRPO, AVSD,
-ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD) on a language model; SmolLM2-135M-Instruct
-by default.
+ATESD, SD-Zero, pi-Distill, PI-OPSD, EffOPD, UniSD, VPD; multi-turn tool use: SOD, Skill-SD) and
+supervised self-distillation on worked solutions (CurioSFT, PS-KD) on a language model;
+SmolLM2-135M-Instruct by default.
 
     sdtheory train opsd --task chain_sum --steps 50 --out runs/opsd
     sdtheory train paced --kl-switch-step 20 --out runs/paced     # PACED, two-stage KL
     sdtheory train srpo --teacher-mode ema --out runs/srpo         # see docs/lm/methods.md
     sdtheory train grpo --k 8 --out runs/grpo
+    sdtheory train sod --env calculator --teacher-model DIR        # calculator tool, multi-turn
+    sdtheory train curiosft --distill-weight 0                     # plain SFT (same loop)
     sdtheory train gkd --model smollm2-small --teacher-model smollm2 --gkd-lambda 0.5
     sdtheory train --config run.yaml --steps 100                  # a run in one file; flags win
     sdtheory train opsd --model tiny --steps 4                     # tiny random model (tests)
@@ -35,10 +38,10 @@ __all__ = ["build_parser", "config_from_argv", "main"]
 
 
 def _config_classes() -> list[type]:
-    from .config import LossConfig, RunConfig, TeacherConfig
+    from .config import AdapterConfig, LossConfig, RunConfig, TeacherConfig
     from .methods import option_configs
 
-    return [RunConfig, TeacherConfig, LossConfig, *option_configs()]
+    return [RunConfig, TeacherConfig, LossConfig, AdapterConfig, *option_configs()]
 
 
 def build_parser(prog: str = "sdtheory train"):
@@ -94,9 +97,9 @@ def config_from_argv(argv: Sequence[str]):
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     parts = {type(o): o for o in objs if dataclasses.is_dataclass(o)}
-    run, teacher, loss = (parts[c] for c in classes[:3])
+    run, teacher, loss, lora = (parts[c] for c in classes[:4])
     method = get_method(run.method)
-    for c in classes[3:]:  # options of other methods must stay at their defaults
+    for c in classes[4:]:  # options of other methods must stay at their defaults
         if c is not method.Config and parts[c] != c():
             bad = [
                 f.name
@@ -106,7 +109,7 @@ def config_from_argv(argv: Sequence[str]):
             flags = ", ".join("--" + b.replace("_", "-") for b in bad)
             raise ValueError(f"{flags}: not an option of {method.name} ({c._argument_group_name})")
     options = parts.get(method.Config) if method.Config else None
-    return TrainConfig(run=run, teacher=teacher, loss=loss, options=options)
+    return TrainConfig(run=run, teacher=teacher, loss=loss, options=options, lora=lora)
 
 
 def _write_eval_csv(out: Path) -> Path:

@@ -11,9 +11,9 @@ Losses are normalised by the *global* batch (tokens for `token_mean`, sequences 
 `sequence_mean`) and multiplied by the number of processes, so that data-parallel training
 (`accelerate launch`, gradients averaged over ranks) takes the same step as one process with the
 whole batch. All randomness is a function of `(seed, step, global row)`: data order, samples, the
-GKD on/off-policy coin. A checkpoint holds model, optimiser, LR schedule, teacher weights, the
-method's state, step and data position (and the torch RNG state), so a resumed run equals an
-uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
+GKD on/off-policy coin. A checkpoint holds model (the adapters only, with LoRA), optimiser, LR
+schedule, teacher weights, the method's state, step and data position (and the torch RNG
+state), so a resumed run equals an uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
 (`NonFiniteError`, naming the step); the last checkpoint on disk is left as it was.
 """
 
@@ -27,13 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import lora as _lora
 from .config import TrainConfig
+from .env import multiturn_sample, with_env
 from .methods import MethodContext, StepBatch, StudentOutputs, get_method
-from .models import build_model
+from .metrics import difficulty_level, eval_summary
+from .models import build_model, check_chat_template
 from .rollout import completion_hidden, pass_rates, sample, stop_ids
 from .sources import DataSources
 from .tasks import Problem, Task, chat_prompt_ids, make_task
 from .teachers import make_teacher
+from .tracking import make_tracker
 
 __all__ = ["NonFiniteError", "TrainConfig", "Trainer", "train"]
 
@@ -78,6 +82,8 @@ class Trainer:
         cfg: the run configuration.
         model, tokenizer: an already built student (default: `build_model(cfg.run.model, ...)`).
         teacher_model: an already built separate teacher (default: from `--teacher-model`).
+        teacher_tokenizer: its tokenizer, when its chat template differs from the student's
+            (it must share the student's vocabulary).
         task: an already built task (default: `make_task(cfg.run.task)`).
     """
 
@@ -88,14 +94,17 @@ class Trainer:
         model=None,
         tokenizer=None,
         teacher_model=None,
+        teacher_tokenizer=None,
         task: Task | None = None,
     ):
         from accelerate import Accelerator
+        from accelerate.utils import DistributedType
 
         self.cfg, run = cfg, cfg.run
         if run.threads:
             torch.set_num_threads(run.threads)
         self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        _check_engine(self.acc)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if run.batch_problems % self.world:
             raise ValueError(
@@ -106,8 +115,14 @@ class Trainer:
             model, tokenizer = build_model(
                 run.model, hidden_size=run.hidden_size, num_layers=run.num_layers, seed=run.seed
             )
+        check_chat_template(tokenizer, f"model {run.model!r}")
+        if run.gradient_checkpointing:
+            _enable_checkpointing(model)
+        if cfg.lora.lora_rank:
+            model = _lora.apply_lora(model, cfg.lora, seed=run.seed)
         self.tok = tokenizer
-        self.task = task or make_task(run.task)
+        self.task = with_env(task or make_task(run.task), run.env)
+        self.env = getattr(self.task, "env", None) if run.env else None
         self.system = None if run.system_prompt == "template" else run.system_prompt
         self.train_set, self.eval_set = self.task.split(run.n_train, run.n_eval, seed=run.seed)
         model.to(self.acc.device)
@@ -127,21 +142,33 @@ class Trainer:
                 self.task,
                 cfg,
                 teacher_model=teacher_model,
+                teacher_tokenizer=teacher_tokenizer,
                 system=self.system,
             )
         ctx = MethodContext(
             cfg, self.task, tokenizer, self.teacher, self.world, model, self.evaluate
         )
         self.method = method_cls(ctx)
-        groups = [{"params": list(model.parameters())}, *self.method.param_groups()]
+        trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters
+        groups = [{"params": trainable}, *self.method.param_groups()]
         opt = torch.optim.AdamW(groups, lr=run.lr, weight_decay=run.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
         self.model, self.opt = self.acc.prepare(model, opt)
+        self.sharded = self.acc.distributed_type == DistributedType.FSDP
+        if self.sharded:
+            _check_sharded(self.teacher)
+            if self.env is not None:  # a row's turns differ across ranks: no lockstep forwards
+                raise ValueError(f"env: multi-turn rollouts do not run under FSDP, got {run.env!r}")
+        # FSDP gathers weights inside every forward pass: all processes generate in lockstep
+        self.all_done = self._all_done if self.sharded else None
         self.step, self.saved_step = 0, None
         self.out = Path(run.out)
         self.stops, self.pad = stop_ids(tokenizer), tokenizer.pad_token_id
         if self.acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
+        self.tracker = make_tracker(
+            run.report_to, self.out, cfg.to_dict(), main=self.acc.is_main_process
+        )
         if run.resume and (self.out / "checkpoint" / "state.pt").is_file():
             self.load(self.out / "checkpoint")
 
@@ -161,6 +188,11 @@ class Trainer:
             return float(x)
         t = torch.tensor([float(x)], dtype=torch.float64, device=self.acc.device)
         return float(self.acc.reduce(t, reduction="sum")[0])
+
+    def _all_done(self, done: torch.Tensor) -> bool:
+        """Whether every process's rows are done (one all-reduce per generated token)."""
+        left = (~done).sum().to(self.acc.device, torch.float32).reshape(1)
+        return float(self.acc.reduce(left, reduction="sum")[0]) == 0.0
 
     @property
     def unwrapped(self):
@@ -190,6 +222,8 @@ class Trainer:
             lo,
             self.stops,
             self.acc.device,
+            self.env,
+            self.all_done,
         )
         ro = self.method.collect(sources, problems, step)
         rows = [problems[int(g)] for g in ro.group]
@@ -287,54 +321,88 @@ class Trainer:
             if self.saved_step is not None
             else "no checkpoint had been written (--save-every N writes one every N steps)"
         )
+        self.tracker.close()
         raise NonFiniteError(
             f"step {n}: non-finite loss ({loss}) or gradient norm ({grad_norm}); stopped before "
             f"the optimiser step, {kept}"
         )
 
     # --- evaluation -------------------------------------------------------------------------
-    def evaluate(self, problems: list[Problem] | None = None) -> dict:
-        """avg@k accuracy on held-out problems (main process; same samples at every call)."""
+    def _correct(self, problems: list[Problem], k: int, temperature: float):
+        """Correct samples per problem out of `k` (same samples at every call), and the texts;
+        multi-turn in the tool environment (`--env`)."""
         run = self.cfg.run
-        problems = self.eval_set if problems is None else problems
-        if not problems:
-            return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
-        ro = sample(
-            self.unwrapped,
-            self.student_prompts(problems),
+        kw = dict(
             max_new_tokens=run.max_new_tokens,
             stop_token_ids=self.stops,
-            pad_id=self.pad,
-            temperature=run.eval_temperature,
+            temperature=temperature,
             top_p=run.top_p,
             seed=run.seed + 7919,
-            k=run.eval_k,
+            k=k,
         )
+        prompts = self.student_prompts(problems)
+        if self.env is None:
+            ro = sample(self.unwrapped, prompts, pad_id=self.pad, all_done=self.all_done, **kw)
+        else:
+            ro = multiturn_sample(
+                self.unwrapped, self.tok, self.env, prompts, max_turns=run.max_turns, **kw
+            )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]
         )
         pr = pass_rates(rewards, ro.group.cpu(), len(problems))
-        return {
-            "kind": "eval",
-            "step": self.step,
-            "accuracy": float(rewards.mean()),
-            "pass_at_k": float((pr > 0).double().mean()),
-            "k": run.eval_k,
-            "n": len(problems),
-            "example": texts[0][:200],
-        }
+        return [round(float(x) * k) for x in pr], texts
+
+    def evaluate(self, problems: list[Problem] | None = None) -> dict:
+        """Held-out accuracy (main process; same samples at every call): avg@k with its 95 %
+        band over problems, the unbiased pass@k for k = 1, 2, 4, ..., `eval_k`
+        (`sdtheory.lm.metrics`), greedy accuracy, and the same per difficulty level when the
+        task has levels."""
+        run = self.cfg.run
+        problems = self.eval_set if problems is None else problems
+        if not problems:
+            return {"kind": "eval", "step": self.step, "accuracy": float("nan")}
+        correct, texts = self._correct(problems, run.eval_k, run.eval_temperature)
+        rec = {"kind": "eval", "step": self.step, **eval_summary(correct, run.eval_k)}
+        rec["pass_at_k"] = rec[f"pass_at_{run.eval_k}"]
+        greedy = self._correct(problems, 1, 0.0)[0] if run.eval_greedy else None
+        if greedy is not None:
+            rec["greedy_accuracy"] = float(np.mean(greedy))
+        levels = [difficulty_level(p.meta) for p in problems]
+        if None not in levels and len(set(levels)) > 1:
+            by = {}
+            for lvl in sorted(set(levels)):
+                idx = [i for i, v in enumerate(levels) if v == lvl]
+                part = eval_summary([correct[i] for i in idx], run.eval_k, ks=[run.eval_k])
+                part = {
+                    "n": len(idx),
+                    "accuracy": part["accuracy"],
+                    "pass_at_k": part[f"pass_at_{run.eval_k}"],
+                }
+                if greedy is not None:
+                    part["greedy_accuracy"] = float(np.mean([greedy[i] for i in idx]))
+                by[lvl] = part
+            rec["by_difficulty"] = by
+        rec.update(k=run.eval_k, n=len(problems), example=texts[0][:200])
+        return rec
 
     # --- checkpoints ------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> Path:
         """Write `path/state.pt` (model, optimiser, schedule, teacher, method, step, data, RNG)."""
         path = Path(path or self.out / "checkpoint")
         self.acc.wait_for_everyone()
+        if self.sharded:  # FSDP (GPU only): every rank writes its shards of model and optimiser
+            self.acc.save_state(str(path / "sharded"))
         if self.acc.is_main_process:
             path.mkdir(parents=True, exist_ok=True)
+            lora = _lora.is_lora(self.unwrapped)
+            model_state = (
+                _lora.adapter_state_dict(self.unwrapped) if lora else self.unwrapped.state_dict()
+            )
             state = {
-                "model": self.unwrapped.state_dict(),
-                "optimizer": self.opt.state_dict(),
+                "model": None if self.sharded else model_state,
+                "optimizer": None if self.sharded else self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else {},
                 "method": self.method.state_dict(),
@@ -346,6 +414,8 @@ class Trainer:
             tmp = path / "state.pt.tmp"
             torch.save(state, tmp)
             tmp.replace(path / "state.pt")
+            if lora and not self.sharded:  # peft's own format too (PeftModel.from_pretrained)
+                self.unwrapped.save_pretrained(path / "adapter")
         self.saved_step = self.step
         self.acc.wait_for_everyone()
         return path
@@ -373,8 +443,14 @@ class Trainer:
                 f"resume: the config differs from the checkpoint's in {changed} "
                 "(old, new); only run-control fields may change"
             )
-        self.unwrapped.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        if self.sharded:
+            self.acc.load_state(str(Path(path) / "sharded"))
+        elif _lora.is_lora(self.unwrapped):
+            _lora.load_adapter_state(self.unwrapped, state["model"])
+        else:
+            self.unwrapped.load_state_dict(state["model"])
+        if not self.sharded:
+            self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         if self.teacher is not None:
             self.teacher.load_state_dict(state["teacher"])
@@ -389,6 +465,7 @@ class Trainer:
         if self.acc.is_main_process:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
+            self.tracker.log(rec)
 
     def _write_run_files(self) -> None:
         """config.json (the resolved config, loadable with --config), prompts.txt, and
@@ -419,13 +496,16 @@ class Trainer:
         history = []
 
         def do_eval():
-            if main and run.n_eval:
+            # the main process evaluates; under FSDP every process runs the (same) forward
+            # passes, since each holds only a shard of the weights
+            if (main or self.sharded) and run.n_eval:
                 rec = self.evaluate()
                 self._log(rec)
                 history.append(rec)
-                bar.write(
-                    f"step {self.step}: eval accuracy avg@{run.eval_k} = {rec['accuracy']:.3f}"
-                )
+                if main:
+                    bar.write(
+                        f"step {self.step}: eval accuracy avg@{run.eval_k} = {rec['accuracy']:.3f}"
+                    )
             self.acc.wait_for_everyone()
 
         bar = tqdm(
@@ -453,11 +533,50 @@ class Trainer:
             bar.close()
         if stop < run.steps:
             self.save()
+            self.tracker.close()
             return history
         if not history or history[-1].get("kind") != "eval" or history[-1]["step"] != self.step:
             do_eval()
         self.save()
+        self.tracker.close()
         return history
+
+
+def _enable_checkpointing(model) -> None:
+    """Activation (gradient) checkpointing with non-reentrant `torch.utils.checkpoint`; the
+    method is `activation_checkpointing_enable` from transformers 5.x on (the old name is
+    deprecated there), `gradient_checkpointing_enable` before."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _check_sharded(teacher) -> None:
+    """Refuse what FSDP does not support here: an EMA self-teacher averages (or swaps in)
+    parameters that FSDP holds as shards and re-registers in every forward pass."""
+    if getattr(teacher, "mode", None) == "ema":
+        raise ValueError(
+            "teacher_mode='ema': the EMA self-teacher averages the student's parameters, which "
+            "FSDP shards; under FSDP use --teacher-mode fixed or live (or the DDP config)"
+        )
+
+
+def _check_engine(acc) -> None:
+    """Refuse an FSDP launch that accelerate turned into something else (it enables FSDP only
+    on accelerators: on CPU processes it would silently run plain data parallel)."""
+    import os
+
+    from accelerate.utils import DistributedType
+
+    wants = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if wants and acc.distributed_type != DistributedType.FSDP:
+        raise ValueError(
+            f"accelerate config: FSDP was requested but accelerate runs {acc.distributed_type} "
+            "(it enables FSDP only on GPUs and other accelerators); on CPU use the DDP config "
+            "(sdtheory/lm/launch/ddp.yaml)"
+        )
 
 
 def train(cfg: TrainConfig, **kwargs) -> list[dict]:

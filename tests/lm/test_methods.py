@@ -314,6 +314,10 @@ _LOGGED = {
     "srpo": ("srpo_frac_distill", "srpo_frac_grpo", "teacher_entropy", "grpo_loss"),
     "avsd": ("avsd_gate", "avsd_alignment", "avsd_proportionality", "avsd_jensen"),
     "atesd": ("atesd_rho",),
+    "sod": ("sod_weight_mean", "sod_steps_mean", "sod_clip_frac", "grpo_loss"),
+    "skillsd": ("skillsd_memory_size", "skillsd_memory_size_after", "is_ratio_mean", "grpo_loss"),
+    "curiosft": ("curio_nll", "curio_tau_mean", "student_entropy", "curio_synced"),
+    "pskd": ("pskd_alpha", "pskd_stored_frac", "pskd_label_mass"),
 }
 # per-method flags of the CLI and resume runs: a tiny separate teacher, short ATESD holds
 _EXTRA = {
@@ -327,6 +331,10 @@ _EXTRA = {
     "srpo": dict(teacher_mode="ema"),
     "paced": dict(paced_memory=0.5),
     "atesd": dict(atesd_hold=2, teacher_mode="ema"),
+    "sod": dict(teacher_model="tiny", env="calculator", max_turns=2),
+    "skillsd": dict(env="calculator", skillsd_sync_every=2),
+    "curiosft": dict(curio_sync_every=2, curio_topk=8),
+    "pskd": dict(n_train=4, pskd_topk=8),  # epoch 1 (steps 3-4) trains on stored predictions
 }
 
 
@@ -389,7 +397,7 @@ def test_every_method_resumes_exactly(tmp_path, method):
         assert _same(full.teacher.model.state_dict(), resumed.teacher.model.state_dict())
     assert _same(full.method.state_dict(), resumed.method.state_dict())
     stateful = {"paced": "table", "taid": "schedule", "atesd": "controller"}
-    stateful |= {"effopd": "extrapolation", "vpd": "shift"}
+    stateful |= {"effopd": "extrapolation", "vpd": "shift", "skillsd": "memory", "pskd": "store"}
     assert list(full.method.state_dict()) == ([stateful[method]] if method in stateful else [])
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
 
@@ -417,8 +425,27 @@ def test_help_lists_every_method_flag():
         "--avsd-views",
         "--atesd-hold",
         "--atesd-gamma",
+        "--env",
+        "--max-turns",
+        "--sod-delta",
+        "--skillsd-skills",
+        "--curio-tau-min",
+        "--pskd-alpha-max",
     ):
         assert flag in text
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_train_method_help(method, capsys):
+    """`sdtheory train METHOD --help` exits 0 and shows the method's own flag group."""
+    from sdtheory import cli
+    from sdtheory.lm.methods import get_method
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", method, "--help"])
+    assert e.value.code == 0
+    group = getattr(get_method(method).Config, "_argument_group_name", None)
+    assert group is None or f"{group}:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

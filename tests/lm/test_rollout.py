@@ -82,6 +82,31 @@ def test_rows_stop_at_end_of_turn_and_pad_after():
             assert (row[n:] == eos).all() and not m[n:].any()
 
 
+def test_generation_runs_on_while_other_processes_generate(setup):
+    """`all_done` (FSDP: every process runs the same forward passes): rows that stopped get pad
+    tokens while generation goes on, and the live tokens are those of a solo run."""
+    tok, model, _ = setup
+    # every other token id stops a row: rows stop after a few tokens, at different steps
+    stops, pad = list(range(0, len(tok), 2)), tok.pad_token_id
+    args = dict(max_new_tokens=12, stop_token_ids=stops, pad_id=pad, temperature=1.0, k=4)
+    solo = rollout.sample(model, [[1, 5, 6]], **args)
+    calls = []
+
+    def others_still_going(done):  # another process needs every one of the 12 steps
+        calls.append(bool(done.all()))
+        return False
+
+    synced = rollout.sample(model, [[1, 5, 6]], **args, all_done=others_still_going)
+    t = solo.completions.shape[1]
+    assert len(set(solo.completion_mask.sum(1).tolist())) > 1  # rows stopped at different steps
+    assert t < 12 and synced.completions.shape[1] == 12 and len(calls) == 12 and calls[-1]
+    assert torch.equal(synced.completions[:, :t], solo.completions)
+    assert torch.equal(synced.completion_mask[:, :t], solo.completion_mask)
+    assert not synced.completion_mask[:, t:].any() and (synced.completions[:, t:] == pad).all()
+    assert torch.equal(synced.logprobs[:, :t], solo.logprobs)
+    assert (synced.logprobs[:, t:] == 0).all()
+
+
 def test_row_sample_independent_of_batch_composition(setup):
     tok, model, prompts = setup
     both = _sample(setup, row_seeds=[10, 11, 12, 20, 21, 22])

@@ -9,6 +9,8 @@ clamped. See `docs/lm/losses.md` for the formulas, the conventions table and the
 * `reduce_loss`: masks, per-token or per-sequence weights, token/sequence mean, sum / num_items.
 * `distillation_loss`: the two steps above in one call.
 * `fused_linear_distillation_loss`: the same from hidden states and lm_head weights, chunked.
+* `soft_target_cross_entropy`, `fused_linear_soft_target_cross_entropy`: cross-entropy to a
+  stored sparse target distribution (label smoothing, PS-KD's refined targets), plain and fused.
 """
 
 from ._fused import fused_linear_distillation_loss as fused_linear_distillation_loss
@@ -16,6 +18,10 @@ from ._reduce import REDUCTIONS as REDUCTIONS
 from ._reduce import distillation_loss as distillation_loss
 from ._reduce import reduce_loss as reduce_loss
 from ._reduce import token_coefficients as token_coefficients
+from ._soft import (
+    fused_linear_soft_target_cross_entropy as fused_linear_soft_target_cross_entropy,
+)
+from ._soft import soft_target_cross_entropy as soft_target_cross_entropy
 from ._token import DIVERGENCES as DIVERGENCES
 from ._token import ESTIMATORS as ESTIMATORS
 from ._token import SUPPORTS as SUPPORTS
@@ -31,8 +37,10 @@ __all__ = [
     "DivergenceSpec",
     "distillation_loss",
     "fused_linear_distillation_loss",
+    "fused_linear_soft_target_cross_entropy",
     "reduce_loss",
     "sampled_token_loss",
+    "soft_target_cross_entropy",
     "token_coefficients",
     "token_divergence",
 ]

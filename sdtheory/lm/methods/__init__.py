@@ -11,6 +11,10 @@
 | `srpo` | `srpo.py` | as SDPO | correct -> GRPO, failed -> SDPO |
 | `avsd` | `avsd.py` | self under several views | sampled reverse KL to a consensus |
 | `atesd` | `atesd.py` | self, learned solution prefix | divergence |
+| `sod` | `sod.py` | separate model | GRPO + step-weighted sampled log-ratio, clipped |
+| `skillsd` | `skillsd.py` | self, prompted with retrieved skills | GRPO + IW sampled reverse KL |
+| `curiosft` | `curiosft.py` | self reference, per-token temperature | NLL + squared log-ratio (SFT) |
+| `pskd` | `pskd.py` | none (stored past predictions) | CE to refined targets (SFT) |
 | `sdzero` | `sdzero.py` | self after self-revision training, reviser context | CE, then FKL+RKL top-k |
 | `pidistill` | `pidistill.py` | the student's network + PI, trained jointly | teacher + IS student PG, KL |
 | `piopsd` | `pidistill.py` | the student's network + PI (shared) | GRPO + reverse KL |
@@ -57,6 +61,10 @@ REGISTRY: dict[str, str] = {
     "srpo": "srpo:SRPO",
     "avsd": "avsd:AVSD",
     "atesd": "atesd:ATESD",
+    "sod": "sod:SOD",
+    "skillsd": "skillsd:SkillSD",
+    "curiosft": "curiosft:CurioSFT",
+    "pskd": "pskd:PSKD",
 }
 
 

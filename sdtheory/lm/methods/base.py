@@ -11,12 +11,12 @@ through five calls, in this order in each optimiser step:
     method.state_dict() / method.load_state_dict(state)   # at checkpoints (exact resume)
 
 plus class attributes that say what the method needs: its own options (`Config`), its teacher
-(`teacher_kind`: `"self"`, `"model"` or `None`), its default loss weights and JSD $\beta$, the
-fewest samples per problem it works with, and which loss weights it can use. `param_groups()`
-adds method-owned trainable parameters to the optimiser. A method never touches the trainer or
-the teacher's network: it gets the student's outputs from the batch (`batch.student`) and the
-teacher's through `sdtheory.lm.teachers.Teacher`; the student network itself
-(`MethodContext.student`) is there only for methods that act on the weights.
+(`teacher_kind`: `"self"`, `"reference"`, `"model"` or `None`), its default loss weights and JSD
+$\beta$, the fewest samples per problem it works with, and which loss weights it can use.
+`param_groups()` adds method-owned trainable parameters to the optimiser. A method never touches
+the trainer or the teacher's network: it gets the student's outputs from the batch
+(`batch.student`) and the teacher's through `sdtheory.lm.teachers.Teacher`; the student network
+itself (`MethodContext.student`) is there only for methods that act on the weights.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type | None] = None  # the method's own options (a frozen dataclass)
-    teacher_kind: ClassVar[str | None] = "self"  # "self", "model" (separate network) or None
+    # "self" (privileged view), "reference" (student's prompt), "model" (separate network) or None
+    teacher_kind: ClassVar[str | None] = "self"
     default_weights: ClassVar[tuple[float, float]] = (1.0, 0.0)  # (distill, grpo)
     default_beta: ClassVar[float] = 0.5  # JSD beta when --beta is not given
     min_k: ClassVar[int] = 1  # fewest samples per problem
@@ -203,7 +204,8 @@ class Method:
 
     @classmethod
     def needs_teacher(cls, cfg) -> str | None:
-        """The teacher to build (`"self"`, `"model"`) or `None` (no distillation term)."""
+        """The teacher to build (`"self"`, `"reference"`, `"model"`) or `None` (no distillation
+        term)."""
         return cls.teacher_kind if cls.weights(cfg)[0] > 0 else None
 
     @classmethod

@@ -145,10 +145,11 @@ class EffOPD(OPSD):
                 f"effopd_val_problems: the task has only {len(self.val)} problems outside the "
                 f"training and evaluation sets, got {o.effopd_val_problems}"
             )
-        self.names = [
+        self.names = [  # trainable ones only: with LoRA the adapters, never the frozen base
             n
-            for n, _ in ctx.student.named_parameters()
-            if o.effopd_params == "all" or any(k in n.lower() for k in _KEYWORDS)
+            for n, p in ctx.student.named_parameters()
+            if p.requires_grad
+            and (o.effopd_params == "all" or any(k in n.lower() for k in _KEYWORDS))
         ]
         self.base = self._weights()  # theta_b: the initial weights
         self.val_rollouts, self.train_rollouts = 0, 0

@@ -99,6 +99,18 @@ class PACEDConfig:
             raise ValueError(f"paced_memory must lie in [0, 1), got {self.paced_memory!r}")
 
 
+def weight_histogram(w, alpha: float, beta: float, bins: int = 10) -> list[int]:
+    r"""Problems per weight bin: counts of $w / w^*$ in `bins` equal bins of $[0, 1]$, with
+    $w^* = \max_p p^\alpha (1-p)^\beta$ (at $p = \alpha/(\alpha+\beta)$) the kernel's peak
+    (logged as `paced_weight_hist`; `sdtheory plot` draws it as a heat map over steps)."""
+    peak = float(
+        beta_kernel_weight(alpha / (alpha + beta) if alpha + beta > 0 else 0.5, alpha, beta)
+    )
+    # w <= peak exactly; the clip only absorbs rounding at the peak
+    rel = np.clip(np.asarray(w, dtype=float) / peak, 0.0, 1.0) if peak > 0 else np.zeros(len(w))
+    return np.histogram(rel, bins=bins, range=(0.0, 1.0))[0].tolist()
+
+
 class PACED(OPSD):
     """OPSD whose divergence is weighted per rollout by its problem's pass-rate weight."""
 
@@ -124,6 +136,7 @@ class PACED(OPSD):
             pass_rate_mean=float(np.mean(p_hat)),
             paced_weight_mean=float(np.mean(w_prob)),
             paced_zero_frac=float(np.mean(w_prob == 0)),
+            paced_weight_hist=weight_histogram(w_prob, o.paced_alpha, o.paced_beta),
         )
         return w, metrics
 

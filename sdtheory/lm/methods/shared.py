@@ -18,6 +18,7 @@ __all__ = [
     "kl_direction",
     "masked_mean",
     "policy_temperature",
+    "teacher_rows",
     "token_logprobs",
 ]
 
@@ -180,3 +181,14 @@ class DivergenceLoss:
             return fused_linear_distillation_loss(s.hidden(), s.weight, teacher_out, w_t, m, **kw)
         tokens = batch.rollouts.completions if self.loss.estimator else None
         return distillation_loss(s.logits(), teacher_out, m, sampled_tokens=tokens, **kw)
+
+
+@torch.no_grad()
+def teacher_rows(teacher, batch, fn, messages=None) -> torch.Tensor:
+    """`fn(logits, tokens)` of each completion row under the teacher, stacked: the teacher's
+    hidden states are projected one row `(T, V)` at a time, so no `(N, T, V)` tensor is formed.
+    E.g. `fn = token_logprobs` gives the teacher's log-probabilities of the sampled tokens."""
+    ro = batch.rollouts
+    h = teacher.hidden(batch.rows, ro.completions, ro.completion_mask, messages=messages)
+    head = teacher.model.get_output_embeddings()
+    return torch.stack([fn(head(h[i]), ro.completions[i]) for i in range(h.shape[0])])
