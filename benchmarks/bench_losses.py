@@ -32,12 +32,15 @@ Usage:
   python benchmarks/bench_losses.py                       # the full grid, CPU or CUDA
   python benchmarks/bench_losses.py --T 2048 --H 576 --V 49152 --rounds 5 --threads 2 \
       --out results/bench_losses.json                     # the headline case of docs/lm/losses.md
+  python benchmarks/bench_losses.py --device cuda --T 4096 --H 1024 --V 151936 \
+      --dtype bfloat16 --methods plain fused liger        # the GPU session's case
 Prints one JSON line per measurement and a JSON summary with the ratios; `--out` writes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -102,6 +105,10 @@ def worker(args) -> dict:
 
         liger = LigerFusedLinearJSDLoss(weight_hard_loss=0.0, weight_soft_loss=1.0, beta=beta)
         labels = torch.zeros(T, dtype=torch.long, device=dev)
+        # newer versions take the output biases as positional arguments
+        no_bias = (
+            (None, None) if "student_bias" in inspect.signature(liger.forward).parameters else ()
+        )
 
     def step():
         if args.method == "plain":
@@ -119,7 +126,7 @@ def worker(args) -> dict:
                 hs, ws, ht, wt, mask, divergence="jsd", beta=beta, chunk_size=args.chunk_size
             )
         else:
-            loss = liger(hs.view(T, H), ws, ht.view(T, H), wt, labels)
+            loss = liger(hs.view(T, H), ws, ht.view(T, H), wt, labels, *no_bias)
         loss.backward()
         return loss.item()
 

@@ -129,8 +129,9 @@ def render_readme(snaps: Sequence[dict]) -> str:
         lines.append(line + ".")
     if not any(s["scale"] == "gpu" for s in snaps):
         lines.append(
-            "- The GPU scale (`scripts/gpu_validate.sh`) **has not been run on a GPU**: no "
-            "results at scale `gpu` are committed, and its time budget is an estimate."
+            "- The GPU scale (`scripts/gpu_validate.sh`, the bundle's `gpu_session.sh`) **has "
+            "not been run on a GPU**: no results at scale `gpu` are committed; its sizes are "
+            "estimates (`docs/lm/gpu.md`) and its 300 s budget is what bounds the run."
         )
     lines.append("")
     lines.append("Per paper and scale: `papers/README.md`; claim by claim: each paper's page.")

@@ -16,6 +16,7 @@ import datetime as _dt
 import hashlib
 import importlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -139,8 +140,24 @@ def _default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def finite_json(o: Any) -> Any:
+    """`o` with numpy values as Python ones and non-finite floats as the strings 'nan', 'inf',
+    '-inf' (the convention of `CheckResult.to_json`), so the file is strict JSON."""
+    if isinstance(o, (np.ndarray, np.generic)):
+        o = o.tolist()
+    if isinstance(o, float):
+        return o if math.isfinite(o) else str(o)
+    if isinstance(o, dict):
+        return {k: finite_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite_json(v) for v in o]
+    return o
+
+
 def save_json(path: Path, obj: Any) -> Path:
-    Path(path).write_text(json.dumps(obj, indent=2, default=_default) + "\n")
+    """Write `obj` as strict JSON (non-finite floats as 'nan', 'inf', '-inf' strings)."""
+    text = json.dumps(finite_json(obj), indent=2, default=_default, allow_nan=False)
+    Path(path).write_text(text + "\n")
     return Path(path)
 
 

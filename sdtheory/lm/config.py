@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core._checks import check_positive, check_positive_int, check_unit_interval
+from .device import DEVICES, PRECISIONS
 from .env import ENVS
 from .losses import DIVERGENCES, ESTIMATORS, REDUCTIONS, SUPPORTS
 from .tasks import TASKS, VIEWS
@@ -88,6 +89,11 @@ class RunConfig:
     hidden_size: int = _h("width of the tiny/smollm2-small models", default=64)
     num_layers: int = _h("depth of the tiny/smollm2-small models", default=2)
     task: str = _h(f"task: {', '.join(TASKS)}", default="chain_sum")
+    task_file: str = _h(
+        "read the problems from this task-set file (JSONL, `sdtheory.lm.taskfile`; written by "
+        "`sdtheory bundle` or `write_task_set`) instead of generating them; --task is then unused",
+        default="",
+    )
     env: str = _h(
         "tool environment: '' = single-turn; calculator = multi-turn rollouts with a calculator "
         "tool (<<expression>>), tool outputs attended to but never trained on "
@@ -133,6 +139,12 @@ class RunConfig:
     )
     seed: int = _h("seed of data order, sampling and initialisation", default=0)
     threads: int = _h("torch CPU threads (0 = leave as is)", default=0)
+    device: str = _h("auto (CUDA when visible, else the CPU), cpu or cuda", default="auto")
+    precision: str = _h(
+        "auto (bf16 autocast on CUDA, fp32 on the CPU), fp32 or bf16 (weights, optimiser and "
+        "divergences stay fp32; autocast runs the matrix products in bf16)",
+        default="auto",
+    )
     progress: bool = _h("show a progress bar", default=True)
     eval_greedy: bool = _h(
         "also evaluate greedy accuracy (one temperature-0 sample per held-out problem)",
@@ -154,6 +166,8 @@ class RunConfig:
             choices={
                 "schedule": SCHEDULES,
                 "task": tuple(TASKS),
+                "device": DEVICES,
+                "precision": PRECISIONS,
                 "env": ("", *ENVS),
                 "report_to": REPORT_TO,
             },
@@ -178,6 +192,8 @@ class RunConfig:
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must lie in (0, 1], got {self.top_p!r}")
         _check_model("model", self.model)
+        if self.task_file and not Path(self.task_file).is_file():
+            raise ValueError(f"task_file must be an existing file, got {self.task_file!r}")
 
 
 def _check_model(name: str, value: str) -> None:

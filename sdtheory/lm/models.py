@@ -103,7 +103,7 @@ def from_pretrained(path_or_id: str | os.PathLike, *, dtype: torch.dtype = torch
     if not src:
         raise ValueError(f"path_or_id must be a non-empty path or id, got {path_or_id!r}")
     tok = AutoTokenizer.from_pretrained(src)
-    model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, attn_implementation="sdpa")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     model.eval()
@@ -210,6 +210,7 @@ def small_config(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa",
     )
 
 

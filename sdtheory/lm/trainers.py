@@ -15,6 +15,12 @@ GKD on/off-policy coin. A checkpoint holds model (the adapters only, with LoRA),
 schedule, teacher weights, the method's state, step and data position (and the torch RNG
 state), so a resumed run equals an uninterrupted one. A non-finite loss or gradient norm stops the run before the optimiser step
 (`NonFiniteError`, naming the step); the last checkpoint on disk is left as it was.
+
+Device and precision (`--device`, `--precision`; `sdtheory.lm.device`): the rollouts, the
+teacher's and the student's forward passes and the loss run under bf16 autocast on CUDA
+(weights, optimiser and divergences in fp32; backward outside autocast), TF32 on; fp32 on the
+CPU. Each step also logs `tokens` (prompt + completion tokens, all processes), `tokens_per_s`
+and `peak_memory_gib` (`sdtheory.lm.device.memory_stats`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import device as D
 from . import lora as _lora
 from .config import TrainConfig
 from .env import multiturn_sample, with_env
@@ -52,6 +59,7 @@ _FREE_ON_RESUME = {
     "n_eval",
     "eval_k",
     "eval_temperature",
+    "device",
 }
 
 
@@ -103,8 +111,11 @@ class Trainer:
         self.cfg, run = cfg, cfg.run
         if run.threads:
             torch.set_num_threads(run.threads)
-        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        dev = D.resolve_device(run.device)
+        self.acc = Accelerator(cpu=dev.type == "cpu")
         _check_engine(self.acc)
+        D.configure(self.acc.device)
+        self.precision = D.resolve_precision(run.precision, self.acc.device)
         self.world, self.rank = self.acc.num_processes, self.acc.process_index
         if run.batch_problems % self.world:
             raise ValueError(
@@ -121,6 +132,10 @@ class Trainer:
         if cfg.lora.lora_rank:
             model = _lora.apply_lora(model, cfg.lora, seed=run.seed)
         self.tok = tokenizer
+        if task is None and run.task_file:
+            from .taskfile import FileTask
+
+            task = FileTask(run.task_file)
         self.task = with_env(task or make_task(run.task), run.env)
         self.env = getattr(self.task, "env", None) if run.env else None
         self.system = None if run.system_prompt == "template" else run.system_prompt
@@ -241,14 +256,19 @@ class Trainer:
         )
 
     # --- one step ---------------------------------------------------------------------------
+    def autocast(self):
+        """bf16 autocast when the run's precision is bf16 (`sdtheory.lm.device.autocast`)."""
+        return D.autocast(self.acc.device, self.precision)
+
     def train_step(self) -> dict:
         """One collect -> verify -> loss -> update step; returns its metrics."""
         run = self.cfg.run
         t0 = time.perf_counter()
         t_teacher0 = self.teacher.seconds if self.teacher is not None else 0.0
-        batch = self.make_batch(self.step)
-        t1 = time.perf_counter()
-        loss, metrics = self.method.loss(batch)
+        with self.autocast():
+            batch = self.make_batch(self.step)
+            t1 = time.perf_counter()
+            loss, metrics = self.method.loss(batch)
         self.acc.backward(loss * self.world)
         grad_norm = float(
             self.acc.clip_grad_norm_(self.model.parameters(), run.grad_clip or math.inf)
@@ -274,6 +294,7 @@ class Trainer:
                 t_teacher,
                 t3 - t1 - t_teacher,
                 *parts,
+                float(sum(len(p) for p in ro.prompts)) + float(ro.completion_mask.sum()),
             ],
             dtype=torch.float64,
             device=mask.device,
@@ -304,6 +325,10 @@ class Trainer:
         metrics["time_step"] = (
             metrics["time_generate"] + metrics["time_teacher"] + metrics["time_student"]
         )
+        # throughput and memory: prompt + completion tokens of the whole step (all processes)
+        metrics["tokens"] = int(stats[-1])
+        metrics["tokens_per_s"] = float(stats[-1]) / max(metrics["time_step"], 1e-9)
+        metrics.update(D.memory_stats(self.acc.device))
         metrics.update(self.method.after_step(batch, metrics))
         return metrics
 
@@ -341,12 +366,13 @@ class Trainer:
             k=k,
         )
         prompts = self.student_prompts(problems)
-        if self.env is None:
-            ro = sample(self.unwrapped, prompts, pad_id=self.pad, all_done=self.all_done, **kw)
-        else:
-            ro = multiturn_sample(
-                self.unwrapped, self.tok, self.env, prompts, max_turns=run.max_turns, **kw
-            )
+        with self.autocast():
+            if self.env is None:
+                ro = sample(self.unwrapped, prompts, pad_id=self.pad, all_done=self.all_done, **kw)
+            else:
+                ro = multiturn_sample(
+                    self.unwrapped, self.tok, self.env, prompts, max_turns=run.max_turns, **kw
+                )
         texts = ro.texts(self.tok)
         rewards = torch.tensor(
             [self.task.verify(t, problems[int(g)]) for t, g in zip(texts, ro.group, strict=True)]
@@ -485,9 +511,13 @@ class Trainer:
             ]
             log.write_text("".join(k + "\n" for k in keep))
 
-    def train(self, until: int | None = None) -> list[dict]:
+    def train(self, until: int | None = None, *, before_step=None) -> list[dict]:
         """Run to `steps` (or stop after step `until`, checkpointing as an interrupted run
-        would); returns the metric records of this call (train and eval)."""
+        would); returns the metric records of this call (train and eval).
+
+        `before_step(step)`, if given, is called before each optimiser step (e.g. a time
+        budget's `check`, which may raise to end the run; the steps done are in metrics.jsonl).
+        """
         from tqdm.auto import tqdm
 
         run, main = self.cfg.run, self.acc.is_main_process
@@ -520,6 +550,8 @@ class Trainer:
         stop = run.steps if until is None else min(int(until), run.steps)
         try:
             while self.step < stop:
+                if before_step is not None:
+                    before_step(self.step)
                 rec = self.train_step()
                 self._log(rec)
                 history.append(rec)

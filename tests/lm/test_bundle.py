@@ -116,6 +116,15 @@ def test_missing_and_corrupt_files_are_named(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "MISSING model shard 2 of 3: model/m.gguf.part02of03 (0.1 MiB) (transfer 1)" in said
     assert "shard 1 of 3" not in said and "1 missing and 0 corrupt of 3 files" in said
+    # the smoke test needs no model: a missing shard is named and does not stop it
+    assert entry._report_check(manifest, tmp_path, need_model=False) == 0
+    assert "not yet here (the smoke test does not need it): model shard 2 of 3" in (
+        capsys.readouterr().out
+    )
+    files.append(dict(path="tasks/t.jsonl", kind="tasks", bytes=1, sha256="0"))
+    assert entry._report_check(manifest, tmp_path, need_model=False) == 2  # anything else stops
+    assert "MISSING tasks: tasks/t.jsonl" in capsys.readouterr().out
+    files.pop()
     parts[1].write_bytes(b"x" * 100_000)  # right size, wrong bytes
     assert entry._report_check(manifest, tmp_path) == 3
     assert "CORRUPT model shard 2 of 3" in capsys.readouterr().out
@@ -194,23 +203,36 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     m = bundle.build_bundle(out, scale="fast", model="none", wheels=[str(wheel)], only=["opsd"])
     assert m["model"] is None and m["task_errors"] == [] and m["only"] == ["opsd"]
     assert [w["name"] for w in m["wheels"]] == ["bundled_probe"]
-    kinds = sorted(f["kind"] for f in m["files"])
-    assert kinds == ["entry", "readme", "source", "tasks", "tasks", "wheel"]  # a set per seed
+    kinds = sorted(set(f["kind"] for f in m["files"]))
+    assert kinds == ["entry", "readme", "source", "tasks", "wheel"]
     for f in m["files"]:
         assert entry.sha256_file(out / f["path"]) == f["sha256"]
-    # the bundled task set is exactly what the generator gives
-    assert sorted(t["seed"] for t in m["task_sets"]) == [0, 1]
-    for ts in m["task_sets"]:
+    # the opsd set (also the smoke's fast opsd set) and the smoke's method checks' sets (recorded
+    # by building every method's trainer: EffOPD draws a validation pool too), once each
+    reqs = bundle.validate_task_requests("fast", ["opsd"]) + bundle.smoke_task_requests(["opsd"])
+    keys = {taskfile.task_key(taskfile.task_spec(r.task), r.size, r.seed) for r in reqs}
+    assert len(m["task_sets"]) == len(keys) >= 3
+    opsd_sets = [t for t in m["task_sets"] if "opsd" in t["experiments"]]
+    assert sorted(t["seed"] for t in opsd_sets) == [0, 1]  # one set per seed
+    assert all(t["experiments"] == ["opsd", "smoke"] for t in opsd_sets)
+    # the bundled task sets are exactly what the generator gives
+    for ts in opsd_sets:
         got = taskfile.read_task_set(out / ts["path"])
         want = tasks.make_task("graded_sum_easy").problems(ts["size"], ts["seed"])
         assert list(got.problems) == want
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    r = _run(out, fresh, blocker, "--out", "results")
+    r = _run(out, fresh, blocker, "--out", "results", "--budget-s", "600")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = fresh / "results"
     run = json.loads((res / "bundle_run.json").read_text())
+    # the budget counts from run.py's start: its stages and validate's start-up are spent from it
+    timing = json.loads((res / "timing.json").read_text())
+    secs = run["seconds"]
+    assert timing["budget_s"] == run["budget_s"] == 600.0 and "--budget-from" in run["validate"]
+    assert secs["check"] + secs["install"] < timing["total_seconds"] < secs["total"]
+    assert timing["total_seconds"] > secs["total"] - secs["validate"]
     env_dir = out / "cache" / f"env-{m['id'][:12]}"
     assert run["sdtheory"] == str(env_dir / "src" / "sdtheory")  # not the test environment's
     assert run["exit_code"] == 0 and run["oversized"] == []
@@ -224,6 +246,18 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     for name in ("report.md", "report.html", "timing.json", "opsd/config.json", "opsd/checks.json"):
         assert (res / name).is_file(), name
     assert all(p.stat().st_size <= 16 * 2**20 for p in res.rglob("*") if p.is_file())
+
+    # the smoke through run.py: every code path with the tiny model, the bundle's task sets only
+    from sdtheory.lm.methods import method_names
+
+    r = _run(out, fresh, blocker, "--out", "smoke", "--smoke")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    smoke = json.loads((fresh / "smoke" / "smoke.json").read_text())
+    assert smoke["ok"] and smoke["device"].startswith("CPU")
+    names = {c["name"]: c["status"] for c in smoke["checks"]}
+    assert names["losses"] == "ok" and names["experiments"] == "ok"
+    assert all(names[f"method/{n}"] == "ok" for n in method_names())
+    assert json.loads((fresh / "smoke" / "bundle_run.json").read_text())["smoke"] is True
 
     # a second run reuses the install; a missing file is named and stops the run
     (out / ts["path"]).unlink()
@@ -270,3 +304,44 @@ def test_bundle_cost_and_taskfile_imports_are_light_and_cli_has_help(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["bundle", "--help"])
     assert e.value.code == 0 and "--shard-mb" in capsys.readouterr().out
+
+
+def test_gpu_session_script_runs_each_step_with_a_limit(tmp_path):
+    """gpu_session.sh against a stand-in bundle (run.py and the benchmark echo their
+    arguments): every step runs in order, with its time limit, logged as it goes, and the
+    limits add up to less than the 10 minutes one device command may take."""
+    fake = tmp_path / "bundle"
+    (fake / "cache" / "env-x" / "src" / "benchmarks").mkdir(parents=True)
+    echo = "import sys; print('ARGS', ' '.join(sys.argv[1:]))\n"
+    (fake / "run.py").write_text(echo)
+    (fake / "cache" / "env-x" / "src" / "benchmarks" / "bench_losses.py").write_text(echo)
+    script = Path(entry.__file__).with_name("gpu_session.sh")
+    out = tmp_path / "out"
+    env = {**os.environ, "BUNDLE": str(fake), "PYTHON": sys.executable}
+    r = subprocess.run(
+        ["bash", str(script), str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
+    steps = [json.loads(x) for x in (out / "session.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == ["device", "check", "smoke", "validate", "bench"]
+    assert sum(s["limit_s"] for s in steps) <= 600 and not any(s["timed_out"] for s in steps)
+    assert all(s["exit"] == 0 for s in steps[1:])  # (no GPU here: the device step may fail)
+    assert r.returncode == int(steps[0]["exit"] != 0)
+    logs = {s["step"]: (out / f"{s['step']}.log").read_text() for s in steps}
+    assert f"ARGS --out {out}/smoke --smoke" in logs["smoke"]
+    assert f"ARGS --out {out}/validate --budget-s 300" in logs["validate"]
+    bench = "--device cuda --T 4096 --H 1024 --V 151936 --dtype bfloat16 --methods plain fused"
+    assert bench + " liger" in logs["bench"] and "--check" in logs["check"]
+    # in two calls (the second model shard arriving in between): STEPS picks the steps
+    split = tmp_path / "split"
+    for steps in ("device smoke", "check validate bench"):
+        r = subprocess.run(
+            ["bash", str(script), str(split)],
+            env={**env, "STEPS": steps, "BUDGET_S": "240"},
+            capture_output=True,
+        )
+    steps = [json.loads(x) for x in (split / "session.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps] == ["device", "smoke", "check", "validate", "bench"]
+    assert {s["step"]: s["limit_s"] for s in steps}["validate"] == 240 + 20  # budget + 20 s
+    assert "--budget-s 240" in (split / "validate.log").read_text()
+    r = subprocess.run(["bash", str(script), str(split)], env={**env, "STEPS": "smoke bnch"})
+    assert r.returncode == 64

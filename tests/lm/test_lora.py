@@ -13,23 +13,9 @@ pytest.importorskip("peft")
 from sdtheory.lm import export, lora, models  # noqa: E402
 from sdtheory.lm.rollout import completion_logits  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=2,
-    batch_problems=2,
-    k=2,
-    max_new_tokens=8,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    lr=3e-2,
-    lora_rank=4,
-)
+FAST = tiny(n_eval=2, k=2, max_new_tokens=8, lr=3e-2, lora_rank=4)
 
 
 def _base():

@@ -28,23 +28,9 @@ from sdtheory.lm.methods.taid import taid_loss  # noqa: E402
 from sdtheory.lm.tasks import Problem, make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 from sdtheory.theory.taid import TAIDSchedule  # noqa: E402
+from tests.lm._tiny import EvenTask, tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=6,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    steps=3,
-    lr=1e-2,
-)
+FAST = tiny(steps=3, lr=1e-2)
 
 
 # ----------------------------------------------------------------------------- PACED
@@ -239,22 +225,6 @@ def test_exposure_controller_holds_and_learns():
 
 
 # ----------------------------------------------------------------------------- trainer runs
-class _RecordingTask:
-    """chain_sum with a hand-made verifier (reward 1 iff the completion is non-empty with an even
-    number of characters), so a tiny random model gets mixed rewards; records every reward."""
-
-    def __init__(self):
-        self.base, self.rewards = make_task("chain_sum"), []
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        r = float(len(completion) > 0 and len(completion) % 2 == 0)
-        self.rewards.append(r)
-        return r
-
-
 def _per_step(task, n_steps, rows):
     r = torch.tensor(task.rewards, dtype=torch.float64).reshape(n_steps, rows)
     g = torch.arange(FAST["batch_problems"]).repeat_interleave(FAST["k"])
@@ -263,7 +233,7 @@ def _per_step(task, n_steps, rows):
 
 @pytest.mark.parametrize("method", ["paced", "sdpo", "srpo"])
 def test_routing_and_weights_follow_rewards(tmp_path, method):
-    task = _RecordingTask()
+    task = EvenTask()
     cfg = TrainConfig(method=method, out=str(tmp_path), **FAST)
     hist = [r for r in Trainer(cfg, task=task).train() if r["kind"] == "train"]
     rows = FAST["batch_problems"] * FAST["k"]
@@ -288,7 +258,7 @@ def test_routing_and_weights_follow_rewards(tmp_path, method):
 
 def test_paced_two_stage_switch_in_run(tmp_path):
     cfg = TrainConfig(method="paced", kl_switch_step=2, out=str(tmp_path), **{**FAST, "steps": 3})
-    hist = [r for r in Trainer(cfg, task=_RecordingTask()).train() if r["kind"] == "train"]
+    hist = [r for r in Trainer(cfg, task=EvenTask()).train() if r["kind"] == "train"]
     assert [r["divergence"] for r in hist] == ["forward_kl", "forward_kl", "reverse_kl"]
 
 
@@ -400,6 +370,7 @@ def test_every_method_resumes_exactly(tmp_path, method):
     stateful |= {"effopd": "extrapolation", "vpd": "shift", "skillsd": "memory", "pskd": "store"}
     assert list(full.method.state_dict()) == ([stateful[method]] if method in stateful else [])
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
 
     def records(run):
         lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
@@ -470,7 +441,7 @@ def test_config_rejects_bad_method_values(bad, match):
 def test_sdpo_teacher_sees_the_sibling_and_the_student_does_not(tmp_path):
     """The teacher prompt of each rollout with a successful sibling contains that sibling's
     decoded completion; the student prompt never does."""
-    task = _RecordingTask()
+    task = EvenTask()
     tr = Trainer(TrainConfig(method="sdpo", out=str(tmp_path), **{**FAST, "steps": 1}), task=task)
     seen = {}
     orig = tr.teacher.prompts
@@ -496,7 +467,7 @@ def test_sdpo_teacher_sees_the_sibling_and_the_student_does_not(tmp_path):
 
 
 def test_sdpo_feedback_gives_every_failed_rollout_a_teacher(tmp_path):
-    task = _RecordingTask()
+    task = EvenTask()
     cfg = TrainConfig(method="sdpo", sdpo_feedback=True, out=str(tmp_path), **FAST)
     hist = [r for r in Trainer(cfg, task=task).train() if r["kind"] == "train"]
     rewards, g = _per_step(task, cfg.steps, FAST["batch_problems"] * FAST["k"])

@@ -31,23 +31,9 @@ from sdtheory.lm.sources import DataSources  # noqa: E402
 from sdtheory.lm.tasks import Problem, make_task  # noqa: E402
 from sdtheory.lm.teachers import skill_messages  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=8,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    steps=2,
-    lr=1e-2,
-)
+FAST = tiny(max_new_tokens=8, steps=2, lr=1e-2)
 P = Problem("What is 1 + 5?", "6", ("1 + 5 = 6", "The answer is 6."))
 
 

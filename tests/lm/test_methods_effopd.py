@@ -16,23 +16,9 @@ from sdtheory.lm.methods.effopd import (  # noqa: E402
     validation_cost,
 )
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=2,
-    batch_problems=2,
-    k=2,
-    max_new_tokens=6,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    lr=1e-2,
-    effopd_val_problems=3,
-)
+FAST = tiny(n_eval=2, k=2, lr=1e-2, effopd_val_problems=3)
 
 
 @pytest.mark.claim("methods.effopd-checkpoints")

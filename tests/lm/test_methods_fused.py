@@ -16,23 +16,11 @@ pytest.importorskip("reasoning_gym")
 from sdtheory.lm import models  # noqa: E402
 from sdtheory.lm.methods import get_method  # noqa: E402
 from sdtheory.lm.methods.shared import DivergenceLoss  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 from sdtheory.testing.asserts import tolerance  # noqa: E402
+from tests.lm._tiny import EvenTask, tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=6,
-    progress=False,
-    threads=1,
-    steps=3,
-)
+FAST = tiny(steps=3)
 DIVERGENCE_METHODS = {
     "opsd": {},
     "gkd": {},
@@ -49,19 +37,6 @@ DIVERGENCE_METHODS = {
     "srpo": dict(sdpo_feedback=True),
     "atesd": {},
 }
-
-
-class _EvenTask:
-    """chain_sum whose verifier rewards completions of even length: mixed rewards."""
-
-    def __init__(self):
-        self.base = make_task("chain_sum")
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        return float(len(completion) > 0 and len(completion) % 2 == 0)
 
 
 def _loss_and_grads(tmp_path, method, fused, dtype, **extra):
@@ -82,7 +57,7 @@ def _loss_and_grads(tmp_path, method, fused, dtype, **extra):
         **DIVERGENCE_METHODS[method],
         **extra,
     )
-    tr = Trainer(cfg, model=net(0), tokenizer=tok, teacher_model=teacher, task=_EvenTask())
+    tr = Trainer(cfg, model=net(0), tokenizer=tok, teacher_model=teacher, task=EvenTask())
     batch = tr.make_batch(0)
     loss, metrics = tr.method.loss(batch)
     loss.backward()

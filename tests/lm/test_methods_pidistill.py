@@ -14,34 +14,10 @@ from hypothesis import strategies as st  # noqa: E402
 
 from sdtheory.lm.methods import base  # noqa: E402
 from sdtheory.lm.methods.pidistill import pidistill_surrogate  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import EvenTask, tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=6,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    steps=1,
-)
-
-
-class _EvenTask:
-    def __init__(self):
-        self.base = make_task("chain_sum")
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        return float(len(completion) > 0 and len(completion) % 2 == 0)
+FAST = tiny(steps=1)
 
 
 @pytest.mark.claim("methods.pidistill-is-weight")
@@ -79,7 +55,7 @@ def test_surrogate_gradients(lt, ls, a, alpha, clip):
 def _loss_with_forwards(tmp_path, monkeypatch, method, **kw):
     """One batch's loss with the two forwards' hidden states kept for their gradients."""
     cfg = TrainConfig(method=method, out=str(tmp_path / method), **FAST, **kw)
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     batch = tr.make_batch(0)
     under, orig = [], base.StudentOutputs.under
 

@@ -14,36 +14,10 @@ from sdtheory.lm import teachers  # noqa: E402
 from sdtheory.lm.losses import token_divergence  # noqa: E402
 from sdtheory.lm.methods.sdzero import attempt_tokens, revision_rows  # noqa: E402
 from sdtheory.lm.models import tiny_tokenizer  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import EvenTask, tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=4,
-    max_new_tokens=6,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    lr=1e-2,
-)
-
-
-class _EvenTask:
-    """chain_sum whose verifier rewards completions of even length (mixed rewards)."""
-
-    def __init__(self):
-        self.base = make_task("chain_sum")
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        return float(len(completion) > 0 and len(completion) % 2 == 0)
+FAST = tiny(k=4, lr=1e-2)
 
 
 @pytest.mark.claim("methods.sdzero-reviser-context")
@@ -76,7 +50,7 @@ def test_teacher_scores_the_attempt_after_the_reviser_context(tmp_path):
     """Phase 2: each rollout's teacher prompt = its own prompt + its attempt (no end-of-turn)
     + the cue of its reward; the completion block scored is the rollout itself."""
     cfg = TrainConfig(method="sdzero", sdzero_srt_steps=0, out=str(tmp_path), steps=1, **FAST)
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     seen = {}
     orig = tr.teacher._score
 
@@ -107,7 +81,7 @@ def test_srt_batch_rows_and_loss(tmp_path, monkeypatch):
     from sdtheory.lm.sources import DataSources
 
     cfg = TrainConfig(method="sdzero", sdzero_revise_correct=True, out=str(tmp_path), **FAST)
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     gens, orig = [], DataSources.generate
 
     def spy(self, prompts, row_ids, stream=1):
@@ -122,7 +96,7 @@ def test_srt_batch_rows_and_loss(tmp_path, monkeypatch):
             break
     gen = tr.method._srt["gen"]
     (att_p, att), (rev_p, rev) = gens
-    task, tok = _EvenTask(), tr.tok
+    task, tok = EvenTask(), tr.tok
     exp_p, exp_c, exp_gen = [], [], []
     for n, rp in enumerate(rev_p):  # revise_correct: revision n is of attempt n
         if task.verify(rev.texts(tok)[n], None) < 0.5:
@@ -152,7 +126,7 @@ def test_teacher_is_the_srt_model_and_resyncs(tmp_path):
     cfg = TrainConfig(
         method="sdzero", sdzero_srt_steps=2, sdzero_sync_every=2, out=str(tmp_path), steps=5, **FAST
     )
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
 
     def same():
         return all(
@@ -190,7 +164,7 @@ def test_distill_loss_is_mixed_kl_on_teacher_topk(tmp_path):
         steps=1,
         **FAST,
     )
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     batch = tr.make_batch(0)
     loss, _ = tr.method.loss(batch)
     ro = batch.rollouts

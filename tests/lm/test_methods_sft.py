@@ -27,23 +27,9 @@ from sdtheory.lm.methods.pskd import TargetStore, pskd_alpha, refined_targets  #
 from sdtheory.lm.methods.shared import token_logprobs  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
 from sdtheory.testing.asserts import tolerance  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=1,
-    max_new_tokens=16,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    steps=2,
-    lr=1e-2,
-)
+FAST = tiny(k=1, max_new_tokens=16, steps=2, lr=1e-2)
 
 
 # ----------------------------------------------------------------------------- CurioSFT

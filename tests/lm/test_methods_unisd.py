@@ -18,21 +18,9 @@ from sdtheory.lm.methods.unisd import agreement_weights, clip_keep  # noqa: E402
 from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.teachers import view_messages  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=6,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    lr=1e-2,
-)
+FAST = tiny(lr=1e-2)
 
 
 @pytest.mark.claim("methods.unisd-agreement-weights")

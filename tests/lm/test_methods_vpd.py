@@ -15,34 +15,10 @@ from sdtheory.lm.methods.sdpo import FEEDBACK, successful_siblings  # noqa: E402
 from sdtheory.lm.methods.shared import token_logprobs  # noqa: E402
 from sdtheory.lm.methods.vpd import CORRECT, RewardShift, bco_loss  # noqa: E402
 from sdtheory.lm.rollout import completion_logits  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import EvenTask, tiny  # noqa: E402
 
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=0,
-    batch_problems=2,
-    k=3,
-    max_new_tokens=6,
-    eval_every=0,
-    progress=False,
-    threads=1,
-    lr=1e-2,
-)
-
-
-class _EvenTask:
-    def __init__(self):
-        self.base = make_task("chain_sum")
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        return float(len(completion) > 0 and len(completion) % 2 == 0)
+FAST = tiny(lr=1e-2)
 
 
 @pytest.mark.claim("methods.vpd-bco-loss")
@@ -83,7 +59,7 @@ def test_estep_uses_todays_student_as_reference(tmp_path, monkeypatch):
     log-probabilities from the weights of that step (the reference moves with the student);
     the logged means, shift and loss are recomputed here from the network."""
     cfg = TrainConfig(method="vpd", vpd_e_every=1, vpd_beta=0.5, out=str(tmp_path), steps=3, **FAST)
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     m = tr.method
     shift, orig, seen = RewardShift(0.9), m.loss, []
 
@@ -128,7 +104,7 @@ def test_estep_uses_todays_student_as_reference(tmp_path, monkeypatch):
 @pytest.mark.claim("methods.vpd-mstep")
 def test_feedback_prompts_and_mstep_stop_gradient(tmp_path, monkeypatch):
     cfg = TrainConfig(method="vpd", vpd_e_every=2, out=str(tmp_path), steps=2, **FAST)
-    tr = Trainer(cfg, task=_EvenTask())
+    tr = Trainer(cfg, task=EvenTask())
     batch = tr.make_batch(1)  # not an E-step
     texts = batch.rollouts.texts(tr.tok)
     sib = successful_siblings(batch.rewards, batch.groups)

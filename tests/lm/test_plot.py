@@ -23,24 +23,10 @@ pytest.importorskip("matplotlib")
 from sdtheory import cli  # noqa: E402
 from sdtheory.lm.tracking import scalars  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=6,
-    batch_problems=2,
-    k=2,
-    max_new_tokens=8,
-    eval_k=2,
-    eval_every=1,
-    steps=3,
-    lr=1e-2,
-    progress=False,
-    threads=1,
-)
+FAST = tiny(n_eval=6, k=2, max_new_tokens=8, eval_k=2, eval_every=1, steps=3, lr=1e-2)
 
 
 def _records(run: Path) -> list[dict]:
@@ -100,9 +86,10 @@ def test_plot_two_runs_writes_pngs_and_html(two_runs, tmp_path):
         assert all(
             lo <= v <= hi for lo, v, hi in zip(acc["lo"], acc["value"], acc["hi"], strict=True)
         )
-        thr = series["train/throughput"][run.name]
-        want = [r["completion_tokens"] * 4 / r["time_step"] for r in train]  # 2 problems x k=2
-        assert thr["value"] == pytest.approx(want)
+        thr = series["train/throughput"][run.name]  # the trainer logs it (prompt + completion)
+        assert thr["key"] == "tokens_per_s"
+        assert thr["value"] == pytest.approx([r["tokens_per_s"] for r in train])
+        assert all(r["tokens_per_s"] > r["completion_tokens"] * 4 / r["time_step"] for r in train)
     hist = series["train/paced_weight_hist"]["paced"]["matrix"]
     assert len(hist) == 3 and all(sum(row) == 2 for row in hist)  # 2 problems per step
     assert "opsd" not in series["train/paced_weight_hist"]

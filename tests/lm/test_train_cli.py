@@ -41,6 +41,7 @@ def _argv(d: dict) -> list[str]:
 
 def _train_records(out):
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k not in drop} for r in recs if r["kind"] == "train"]
 
@@ -182,3 +183,49 @@ def test_extending_a_finished_run(tmp_path, capsys):
     assert train_cli.main([*cos, "--steps", "4", "--resume", "true"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "steps changed from 2 to 4" in err and "constant" in err
+
+
+# ----------------------------------------------------------------------------- tasks, devices
+def test_task_file_runs_the_problems_of_the_file(tmp_path, capsys):
+    """`--task-file` trains and evaluates on the file's problems (`taskfile.FileTask`), with
+    the file's verifier; a missing file is one error line naming the field."""
+    from sdtheory.lm import taskfile
+    from sdtheory.lm.tasks import make_task
+    from sdtheory.lm.trainers import Trainer
+
+    path = tmp_path / "basic.jsonl"
+    taskfile.write_task_set(path, make_task("basic_arithmetic"), 12, seed=5)
+    want = taskfile.read_task_set(path).problems
+    cfg = train_cli.config_from_argv(
+        ["opsd", *_argv({**TINY, "task_file": str(path), "steps": 1, "seed": 5})]
+    )
+    assert cfg.run.task_file == str(path) and cfg.run.device == "auto"
+    t = Trainer(cfg)
+    assert type(t.task).__name__ == "FileTask" and t.task.name == "basic_arithmetic"
+    assert t.train_set + t.eval_set == list(want[:10])  # n_train 8 + n_eval 2, the file's order
+    argv = _argv({**TINY, "task_file": str(path), "steps": 1, "out": str(tmp_path / "run")})
+    assert train_cli.main(["opsd", *argv]) == 0
+    capsys.readouterr()
+    assert train_cli.main(["opsd", "--model", "tiny", "--task-file", str(tmp_path / "no")]) == 2
+    assert "task_file must be an existing file" in capsys.readouterr().err
+
+
+def test_device_and_precision_flags(tmp_path, capsys):
+    """`--device cpu --precision bf16` trains under bf16 autocast (weights stay fp32) and logs
+    throughput and memory per step; a bad device or precision is one error line."""
+    from sdtheory.lm.trainers import Trainer
+
+    out = tmp_path / "bf16"
+    cfg = TrainConfig(method="opsd", device="cpu", precision="bf16", steps=1, out=str(out), **TINY)
+    t = Trainer(cfg)
+    assert t.precision == "bf16" and t.acc.device.type == "cpu"
+    (rec,) = [r for r in t.train() if r["kind"] == "train"]
+    assert rec["tokens"] > 0 and rec["tokens_per_s"] > 0 and rec["peak_memory_gib"] > 0
+    assert all(p.dtype == torch.float32 for p in t.unwrapped.parameters())
+    with pytest.raises(ValueError, match="device must be one of"):
+        TrainConfig(method="opsd", device="tpu")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(method="opsd", precision="fp8")
+    if not torch.cuda.is_available():
+        assert train_cli.main(["opsd", "--model", "tiny", "--device", "cuda"]) == 2
+        assert "torch sees no CUDA device" in capsys.readouterr().err

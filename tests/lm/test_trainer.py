@@ -14,22 +14,10 @@ pytest.importorskip("reasoning_gym")
 from sdtheory.lm import models, teachers  # noqa: E402
 from sdtheory.lm.methods.shared import grpo_advantages  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
+from tests.lm._tiny import tiny  # noqa: E402
 
 # small, fast defaults: 2 problems x 2 samples x <= 8 new tokens per step on a 2-layer model
-FAST = dict(
-    model="tiny",
-    hidden_size=32,
-    num_layers=2,
-    n_train=16,
-    n_eval=2,
-    batch_problems=2,
-    k=2,
-    max_new_tokens=8,
-    eval_k=1,
-    eval_every=0,
-    progress=False,
-    threads=1,
-)
+FAST = tiny(n_eval=2, k=2, max_new_tokens=8)
 
 
 def _params(trainer):
@@ -40,6 +28,7 @@ def _train_records(out):
     lines = (out / "metrics.jsonl").read_text().splitlines()
     recs = [json.loads(x) for x in lines]
     drop = ("time_generate", "time_teacher", "time_student", "time_step", "example")
+    drop += ("tokens_per_s", "peak_memory_gib")  # measurements of the machine
     return [{k: v for k, v in r.items() if k not in drop} for r in recs]
 
 

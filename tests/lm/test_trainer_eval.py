@@ -13,24 +13,8 @@ pytest.importorskip("accelerate")
 pytest.importorskip("reasoning_gym")
 
 from sdtheory.lm.metrics import difficulty_level  # noqa: E402
-from sdtheory.lm.tasks import make_task  # noqa: E402
 from sdtheory.lm.trainers import TrainConfig, Trainer  # noqa: E402
-
-
-class _RecordingTask:
-    """chain_sum (problems with two difficulty levels) whose verifier rewards completions of even
-    length, so a tiny random model gets mixed verdicts; records `(problem, reward)` per call."""
-
-    def __init__(self):
-        self.base, self.calls = make_task("chain_sum"), []
-
-    def __getattr__(self, name):
-        return getattr(self.base, name)
-
-    def verify(self, completion, problem):
-        r = float(len(completion) > 0 and len(completion) % 2 == 0)
-        self.calls.append((problem, r))
-        return r
+from tests.lm._tiny import EvenTask  # noqa: E402
 
 
 def _enumerated_pass_at_k(verdicts: list[float], k: int) -> Fraction:
@@ -40,7 +24,7 @@ def _enumerated_pass_at_k(verdicts: list[float], k: int) -> Fraction:
 
 def test_evaluate_recomputes_from_the_verdicts(tmp_path):
     n_eval, k = 8, 4
-    task = _RecordingTask()
+    task = EvenTask()
     cfg = TrainConfig(
         method="opsd",
         model="tiny",

@@ -365,6 +365,18 @@ def test_fast_validation_writes_the_report(tmp_path):
     data = json.loads(res.read_text())
     assert data["name"] == "validate-fast" and data["results"]
     assert all(r["paper"] for r in data["results"])  # every validate claim is on a paper page
+    # --decide measures nothing: the same verdicts from the recorded units, the measuring times
+    rc = cli.main(["--scale", "cpu", "--fast", "--decide", "--out", str(tmp_path)])
+    assert rc == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    key = lambda r: (r["claim_id"], r["verdict"], r["measured"])  # noqa: E731
+    assert sorted(map(key, again)) == sorted(map(key, results))
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert timing["decide_only"] and timing["budget_s"] is None
+    for name in validate.EXPERIMENTS:
+        seconds = json.loads((tmp_path / name / "seconds.json").read_text())["seconds"]
+        assert timing["seconds"][name] == seconds
+    assert cli.main(["--scale", "cpu", "--decide"]) == 2  # --decide needs --out
 
 
 def test_cpu_scale_turns_an_undecided_band_into_needs_cpu_long():
@@ -382,5 +394,6 @@ def test_cpu_scale_turns_an_undecided_band_into_needs_cpu_long():
     long = C.with_scale([undecided, cpu[0]], "cpu-long")
     assert [r.verdict for r in long] == ["needs-scale", "needs-scale"]
     assert [r.needs for r in long] == ["gpu", "gpu"] and long[0].scale == "lm-cpu-long"
-    gpu = C.with_scale([undecided], "gpu")
+    gpu = C.with_scale([undecided, cpu[0]], "gpu")
     assert gpu[0].verdict == "inconclusive" and gpu[0].scale == "lm-gpu"
+    assert gpu[1].verdict == "needs-scale" and gpu[1].needs == "gpu"  # more time at gpu

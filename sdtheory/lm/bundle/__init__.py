@@ -11,6 +11,7 @@ transfer. A bundle carries, for `sdtheory validate --scale gpu` (or `cpu`, or th
 | `wheels/*.whl` | pure-Python wheels the image lacks: `gguf` (to read the model), `liger-kernel` |
 | `sdtheory-<version>-src.tar.gz` | the package, the benchmarks, pyproject.toml |
 | `run.py` | the entry script (`sdtheory.lm.bundle.entry`, standard library only) |
+| `gpu_session.sh` | one GPU session with time limits: smoke, budgeted validate, losses benchmark |
 | `manifest.json`, `README.txt` | sizes, sha256, versions, task sets, a transfer plan |
 
 On the GPU machine `python run.py --out RESULTS` checks the files (naming any that are missing),
@@ -26,7 +27,7 @@ from ._build import (
     split_file,
     weights_sha256,
 )
-from ._requests import REQUESTS, TaskRequest, validate_task_requests
+from ._requests import REQUESTS, TaskRequest, smoke_task_requests, validate_task_requests
 
 __all__ = [
     "CONVERTED_STAMP",
@@ -35,6 +36,7 @@ __all__ = [
     "TaskRequest",
     "build_bundle",
     "plan_transfers",
+    "smoke_task_requests",
     "split_file",
     "validate_task_requests",
     "weights_sha256",

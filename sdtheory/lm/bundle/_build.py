@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import entry
-from ._requests import validate_task_requests
+from ._requests import smoke_task_requests, validate_task_requests
 
 MiB = entry.MiB
 SCALES = ("gpu", "cpu", "fast")
@@ -132,7 +132,8 @@ def _task_sets(out: Path, scale: str, only, log) -> tuple[list, list]:
     from .. import taskfile
 
     sets, errors, by_key = [], [], {}
-    for r in validate_task_requests(scale, only):
+    # the scale's own sets, then the smoke's (`run.py --smoke`), each set written once
+    for r in validate_task_requests(scale, only) + smoke_task_requests(only):
         spec = taskfile.task_spec(r.task)
         key = taskfile.task_key(spec, r.size, r.seed)
         if key in by_key:
@@ -276,6 +277,8 @@ def build_bundle(
     files.append(dict(path=source.name, kind="source"))
     shutil.copy2(Path(entry.__file__), out / "run.py")
     files.append(dict(path="run.py", kind="entry"))
+    shutil.copy2(Path(entry.__file__).with_name("gpu_session.sh"), out / "gpu_session.sh")
+    files.append(dict(path="gpu_session.sh", kind="entry"))
     for f in files:
         p = out / f["path"]
         f["bytes"], f["sha256"] = p.stat().st_size, entry.sha256_file(p)
@@ -331,7 +334,9 @@ lists a plan), then, with the machine's Python (CUDA torch, transformers, safete
 accelerate, numpy, scipy, matplotlib):
 
   python run.py --check                   # names every missing or corrupt file, then stops
+  python run.py --out SMOKE --smoke       # install offline, every code path (tiny model)
   python run.py --out RESULTS             # install offline, {"reassemble + convert the model, " if has_model else ""}validate
+  bash gpu_session.sh RESULTS             # all of it with time limits, + the losses benchmark
 
 Nothing is installed into the machine's Python: packages go to <bundle>/cache (or --cache DIR).
 Arguments after `--` go to `sdtheory validate`. RESULTS/bundle_run.json records the times.

@@ -74,3 +74,16 @@ def validate_task_requests(scale: str, only: Sequence[str] | None = None) -> lis
             )
         out += [TaskRequest(name, t, int(n), int(s)) for t, n, s in REQUESTS[name](configs[scale])]
     return out
+
+
+def smoke_task_requests(only: Sequence[str] | None = None) -> list[TaskRequest]:
+    """The task sets `sdtheory validate --smoke` asks for: every experiment's `fast` sets (or
+    those of `only`) and those of its method checks (`sdtheory.lm.validate.smoke.task_calls`,
+    recorded by building each method's trainer)."""
+    from ..validate.smoke import task_calls
+
+    out = [
+        TaskRequest("smoke", r.task, r.size, r.seed) for r in validate_task_requests("fast", only)
+    ]
+    out += [TaskRequest("smoke", task, size, seed) for task, size, seed in task_calls()]
+    return out

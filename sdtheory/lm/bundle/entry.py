@@ -1,7 +1,9 @@
 """The entry script of an air-gapped bundle (copied into it as `run.py`; standard library only).
 
     python run.py --check                       # which files are there, which are missing
+    python run.py --out SMOKE --smoke           # install, then every code path (tiny model)
     python run.py --out RESULTS [--cache DIR]   # install, reassemble, convert, validate
+    python run.py --out RESULTS --budget-s 240  # the same within 240 s from the start
 
 Steps, each skipped when its result is already in the cache (default `<bundle>/cache`):
 
@@ -17,9 +19,19 @@ Steps, each skipped when its result is already in the cache (default `<bundle>/c
 4. **validate**: `sdtheory validate` at the bundle's scale, with every task set read from the
    bundle's files (reasoning-gym and champ are never imported), results into `--out`. Every
    result file must be at most 16 MiB (exit 5 names any that is larger); `bundle_run.json` in
-   `--out` records the stages' times, versions and paths.
+   `--out` records the stages' times, versions and paths. At `--scale gpu` the run has a
+   wall-clock budget (`--budget-s`, default 300 s) counted from the start of `run.py`: the
+   check, install, reassembly and conversion are spent from it and validate gets the rest
+   (`run.py` passes its start time as `--budget-from`, so validate's start-up counts too).
 
-Arguments after `--` go to `sdtheory validate` unchanged.
+`--smoke` skips step 3 (so it runs before the model's shards have arrived: step 1 lists them
+as not yet here) and runs `sdtheory validate --smoke` instead (the tiny model: each
+method, the losses in bf16 and fp32, fused vs plain vs Liger, every experiment's fast version),
+with the smoke's task sets from the bundle.
+
+Arguments after `--` go to `sdtheory validate` unchanged (e.g. `-- --size opsd=40`).
+`gpu_session.sh`, beside this script, runs a whole GPU session: the smoke test, then the
+budgeted run, then the losses benchmark, each with a time limit (`docs/lm/gpu.md`).
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 MiB = 1 << 20
 RESULT_LIMIT = 16 * MiB
+GPU_BUDGET_S = 300.0  # = sdtheory.lm.validate.cli.GPU_BUDGET_S (this file imports no sdtheory)
 
 
 # --- helpers shared with the builder (sdtheory.lm.bundle imports them) ------------------------
@@ -117,8 +130,15 @@ def _say(msg: str) -> None:
     print(f"[bundle] {msg}", flush=True)
 
 
-def _report_check(manifest: dict, root: Path) -> int:
+def _report_check(manifest: dict, root: Path, *, need_model: bool = True) -> int:
     missing, corrupt = check_files(manifest, root)
+    if not need_model:  # the smoke test: the model's shards may still be on their way
+        later = [e for e in missing if e["kind"] == "model-shard"]
+        for e in later:
+            _say(f"not yet here (the smoke test does not need it): {describe(e)}")
+        missing = [e for e in missing if e["kind"] != "model-shard"]
+        if later and not missing and not corrupt:
+            return 0
     if not missing and not corrupt:
         total = sum(e["bytes"] for e in manifest["files"])
         _say(f"all {len(manifest['files'])} files present and verified ({total / MiB:.1f} MiB)")
@@ -182,6 +202,7 @@ def _child_env(env: Path, cache: Path) -> dict:
     e["SDTHEORY_CACHE"] = str(cache / "models")
     e.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
     e.setdefault("MPLBACKEND", "Agg")
+    e.setdefault("TQDM_DISABLE", "1")  # the GGUF conversion's per-tensor bar, in every log
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
         e[k] = "1"
     return e
@@ -235,14 +256,29 @@ def stage_convert(root: Path, gguf: Path, allow_mismatch: bool) -> int:
     return 0
 
 
-def validate_args(manifest: dict, out: Path, only: list[str] | None, rest: list[str]) -> list:
-    """The `sdtheory validate` arguments for this bundle."""
+def validate_args(
+    manifest: dict,
+    out: Path,
+    only: list[str] | None,
+    rest: list[str],
+    *,
+    smoke: bool = False,
+    budget_s: float | None = None,
+    budget_from: float | None = None,
+) -> list:
+    """The `sdtheory validate` arguments for this bundle: `budget_s` is the whole budget and
+    `budget_from` the wall-clock time (`time.time()`) at which it started (run.py's start)."""
     scale = manifest["scale"]
-    args = (
-        ["validate", "--scale", "cpu", "--fast"]
-        if scale == "fast"
-        else ["validate", "--scale", scale]
-    )
+    if smoke:
+        args = ["validate", "--smoke"]
+    elif scale == "fast":
+        args = ["validate", "--scale", "cpu", "--fast"]
+    else:
+        args = ["validate", "--scale", scale]
+    if budget_s is not None and not smoke:
+        args += ["--budget-s", f"{budget_s:.1f}"]
+        if budget_from is not None:
+            args += ["--budget-from", f"{budget_from:.3f}"]
     args += ["--out", str(out)]
     names = only or manifest.get("only")
     if names:
@@ -275,6 +311,7 @@ def stage_validate(root: Path, args: list[str], env_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    t_all, epoch0 = time.perf_counter(), time.time()  # the budget counts from here
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
@@ -283,6 +320,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None, help="work directory (<bundle>/cache)")
     p.add_argument("--check", action="store_true", help="only check the files and stop")
     p.add_argument("--only", nargs="+", default=None, help="run only these experiments")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run `sdtheory validate --smoke` (every code path, tiny model; no model conversion)",
+    )
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help=f"wall-clock budget from the start of run.py, conversion included (default "
+        f"{GPU_BUDGET_S:.0f} at scale gpu, none otherwise; 0 = none)",
+    )
     p.add_argument("--allow-model-mismatch", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     p.add_argument("stage_args", nargs="*", help=argparse.SUPPRESS)
@@ -295,15 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.stage == "validate":
         return stage_validate(root, rest, Path(a.stage_args[0]))
     manifest = json.loads((root / MANIFEST).read_text())
-    t_all = time.perf_counter()
     times = {}
     t0 = time.perf_counter()
-    rc = _report_check(manifest, root)
+    rc = _report_check(manifest, root, need_model=not a.smoke or a.check)
     times["check"] = time.perf_counter() - t0
     if rc or a.check:
         return rc
     if a.out is None:
         p.error("--out is required (the results directory)")
+    budget = a.budget_s
+    if budget is None and manifest["scale"] == "gpu":
+        budget = GPU_BUDGET_S
+    if budget is not None and budget <= 0:
+        budget = None
     for e in manifest.get("task_errors", []):
         _say(f"WARNING: no task set for {e['experiment']}: {e['error']}")
     out = a.out.resolve()
@@ -314,12 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     times["install"] = time.perf_counter() - t0
     env = _child_env(env_dir, cache)
     _say(f"to run more with these packages: PYTHONPATH={env['PYTHONPATH']} (benchmarks/ in src/)")
-    if manifest.get("model"):
+    if manifest.get("model") and not a.smoke:
         t0 = time.perf_counter()
         _model(manifest, root, cache, env, a.allow_model_mismatch)
         times["model"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vargs = validate_args(manifest, out, a.only, rest)
+    if budget is not None and time.perf_counter() - t_all >= 0.95 * budget:
+        _say(f"the budget of {budget:.0f} s is spent before validate could start")
+    vargs = validate_args(
+        manifest, out, a.only, rest, smoke=a.smoke, budget_s=budget, budget_from=epoch0
+    )
     _say("sdtheory " + " ".join(vargs))
     rc = _stage("validate", [str(env_dir), "--", *vargs], env)
     times["validate"] = time.perf_counter() - t0
@@ -329,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "bundle": manifest["id"],
         "scale": manifest["scale"],
+        "smoke": a.smoke,
+        "budget_s": budget,
         "validate": vargs,
         "exit_code": rc,
         "seconds": {**times, "total": time.perf_counter() - t_all},

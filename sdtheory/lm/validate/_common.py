@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +19,65 @@ from ... import claims, simio
 SCALES = ("fast", "cpu", "cpu-long", "gpu")
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the experiments run (`configure`): device, precision, and the real model.
+
+    `model="tiny"` replaces SmolLM2 by a small random Llama with the tiny tokenizer
+    (`sdtheory.lm.models.build_model("tiny")`): every code path runs in seconds, the verdicts
+    mean nothing (the smoke test and the budget tests use it).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    model: str = "smollm2"
+
+
+MODELS = ("smollm2", "tiny")
+_settings = Settings()
+
+
+def configure(*, device: str = "auto", precision: str = "auto", model: str = "smollm2") -> Settings:
+    """Set the experiments' device (`auto`, `cpu`, `cuda`), precision and real model."""
+    global _settings
+    from .. import device as D
+
+    dev = D.resolve_device(device)  # raises for a bad name or a missing CUDA device
+    D.resolve_precision(precision, dev)
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if Settings(device, precision, model) != _settings:
+        smollm2.cache_clear()
+    _settings = Settings(device, precision, model)
+    D.configure(dev)
+    return _settings
+
+
+def settings() -> Settings:
+    return _settings
+
+
 def device() -> torch.device:
-    """The accelerator when there is one (GPU scale), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The experiments' device (`configure`; by default CUDA when visible, else the CPU)."""
+    from .. import device as D
+
+    return D.resolve_device(_settings.device)
+
+
+def autocast():
+    """bf16 autocast for forward passes whose outputs are samples, features or training
+    signals (not measured divergences) when the precision is bf16 (`auto`: on CUDA)."""
+    from .. import device as D
+
+    dev = device()
+    return D.autocast(dev, D.resolve_precision(_settings.precision, dev))
+
+
+def memory_probe() -> dict:
+    """Peak memory since the previous call, for each line of an experiment's budget log."""
+    from .. import device as D
+
+    return D.memory_stats(device())
 
 
 #: the scale that can decide what a scale leaves undecided
@@ -35,7 +92,8 @@ def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims
     with the band kept in the details. `cpu-long` is sized to decide every claim; what it still
     leaves undecided is reported the same way, as needing `gpu` (never counted as decided). A
     `needs-scale` result an experiment made itself (e.g. too few units per bin) names the scale
-    after this one. At `gpu` an undecided band stays inconclusive.
+    after this one; at `gpu` it names `gpu` (the same scale with more time or units), and an
+    undecided band stays inconclusive.
     """
     out = []
     nxt = NEXT_SCALE.get(scale)
@@ -48,18 +106,21 @@ def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims
                 needs=nxt,
                 details=f"undecided at {scale} scale (band {r.tolerance}). {r.details}".strip(),
             )
-        elif nxt and r.verdict == "needs-scale":
-            r = dataclasses.replace(r, needs=nxt)
+        elif r.verdict == "needs-scale" and (nxt or scale == "gpu"):
+            r = dataclasses.replace(r, needs=nxt or scale)  # gpu: the same, with more time
         out.append(r)
     return out
 
 
 @functools.lru_cache(maxsize=1)
 def smollm2():
-    """SmolLM2-135M-Instruct (frozen, eval mode, on `device()`) and its tokenizer, loaded once."""
-    from ..models import load_smollm2
+    """SmolLM2-135M-Instruct (frozen, eval mode, on `device()`) and its tokenizer, loaded once.
 
-    model, tok = load_smollm2()
+    Under `configure(model="tiny")`, the tiny model and tokenizer instead (for smoke runs).
+    """
+    from ..models import build_model, load_smollm2
+
+    model, tok = load_smollm2() if _settings.model == "smollm2" else build_model("tiny")
     model.to(device())
     model.eval()
     for p in model.parameters():
@@ -136,14 +197,30 @@ class Units:
 
     def write(self, **row) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, default=_plain) + "\n")
+            fh.write(json.dumps(simio.finite_json(row), default=_plain, allow_nan=False) + "\n")
 
     @staticmethod
     def read(path: Path) -> list[dict]:
         p = Path(path)
         if not p.exists():
             return []
-        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+        lines = p.read_text(encoding="utf-8").splitlines()
+        return [_unfinite(json.loads(line)) for line in lines if line]
+
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _unfinite(o):
+    """Inverse of `simio.finite_json` on a unit row: the strings 'nan', 'inf', '-inf' as floats
+    (so `decide` reads back exactly what `run` measured)."""
+    if isinstance(o, str):
+        return _NONFINITE.get(o, o)
+    if isinstance(o, dict):
+        return {k: _unfinite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_unfinite(v) for v in o]
+    return o
 
 
 def _plain(x):

@@ -9,15 +9,18 @@ from . import _common as C
 
 @torch.no_grad()
 def teacher_log_probs(model, ids: torch.Tensor, mask: torch.Tensor, batch: int = 8, dtype=None):
-    """Log-probabilities of `model` at every position, stored on the CPU (optionally in `dtype`)."""
+    """Log-probabilities of `model` at every position (optionally in `dtype`), kept on a CUDA
+    device (taid's GPU size: 270 x 128 x 49,152 in fp16 = 3.4 GB, against 200 MB copied per
+    training step from the host) and on the CPU otherwise."""
     out = []
     for i in range(0, ids.shape[0], batch):
         z = model(
             input_ids=ids[i : i + batch].to(C.device()),
             attention_mask=mask[i : i + batch].to(C.device()),
         ).logits.float()
-        lp = torch.log_softmax(z, -1).cpu()
-        out.append(lp if dtype is None else lp.to(dtype))
+        lp = torch.log_softmax(z, -1)
+        lp = lp if dtype is None else lp.to(dtype)
+        out.append(lp if lp.device.type == "cuda" else lp.cpu())
     return torch.cat(out)
 
 

@@ -33,11 +33,21 @@ import numpy as np
 
 from ... import claims, simio
 from ...claims.catalog import validate as V
+from ...runner import Budget
 from . import _common as C
 from . import _stats as S
 
 NAME = "kernel"
 TITLE = "2. Kernel theory against trained networks (digits): lazy and rich"
+CLAIMS = (
+    V.KRR_NETWORK_DEVIATION,
+    V.KERNEL_LAZY_AGREEMENT,
+    V.KERNEL_RANK,
+    V.KERNEL_BEST_CELL,
+    V.KERNEL_RICH,
+)
+WEIGHT = 1.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "seeds"  # size knob (docs/lm/gpu.md): initialisations per (regime, width)
 TOL_DEV = 0.05  # mean relative deviation of the trained surface (lazy agreement)
 TOL_RHO = 0.9
 TOL_REGRET = 0.02
@@ -45,7 +55,7 @@ TOL_REGRET = 0.02
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 3  # the size knob: initialisations per (regime, width)
+    seeds: int = 3  # the scale's size (SIZES): initialisations per (regime, width)
     widths: tuple[int, ...] = (64, 256, 1024)
     # the CNN runs at the gpu scale: on the shared 2-core machine its eNTK alone took 632 s
     cnn_channels: tuple[int, ...] = ()
@@ -79,8 +89,9 @@ def _runs(cfg: Config):
     return out
 
 
-def measure(cfg: Config, out: Path) -> Path:
+def measure(cfg: Config, out: Path, budget: Budget | None = None) -> Path:
     """Predict, then train, every (regime, net, width, seed); one line per stage in units.jsonl."""
+    budget = budget or Budget()
     from ...nets import regimes as R
 
     R.enable_x64()
@@ -88,6 +99,7 @@ def measure(cfg: Config, out: Path) -> Path:
     units = C.Units(out / "units.jsonl")
     for seed in range(cfg.seeds):  # seeds outermost: a stopped run has whole seeds
         for regime, kind, width in _runs(cfg):
+            budget.check("fit")
             net = R.Net(kind, width, 1 if kind == "mlp" else 2)
             params = R.init_net(1000 * seed + width, net, x.shape[1])
             with C.Timer() as tk:
@@ -368,7 +380,15 @@ def plot(pairs: dict, table: list[dict], cfg: Config, path: Path) -> Path:
         return simio.save_figure(fig, path.with_suffix(""))
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    """Measure (units written as they finish; a budget stops between units), then decide from
+    what was measured: a claim the units cannot decide is reported as needing a larger scale."""
     out = Path(out)
-    path = measure(cfg, out)
-    return decide(C.Units.read(path), cfg, out)
+    budget = budget or Budget()
+    with budget.measuring():
+        measure(cfg, out, budget)
+    rows = C.Units.read(out / "units.jsonl")
+    if not rows:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No unit was measured.") for c in CLAIMS]
+    return decide(rows, cfg, out)

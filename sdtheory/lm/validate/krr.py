@@ -32,12 +32,16 @@ import torch
 
 from ... import claims, simio
 from ...claims.catalog import validate as V
+from ...runner import Budget
 from ...theory.krr import KernelSelfDistillation
 from . import _block as B
 from . import _common as C
 
 NAME = "krr"
 TITLE = "3. Kernel self-distillation on SmolLM2: linear head and last block"
+CLAIMS = (V.KRR_RANDOM_FEATURES, V.KRR_LIMIT, V.KRR_OPTIMAL_ALPHA, V.KRR_LAST_BLOCK)
+WEIGHT = 1.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "alpha_grid"  # size knob (docs/lm/gpu.md): alpha-grid head fits
 TOL_BLOCK = 0.10
 # a block fit farther than this from its stationary point (relative gradient) cannot test the
 # closed form: the check then needs more Gauss-Newton iterations (a larger scale), not a verdict
@@ -46,7 +50,7 @@ TOL_STATIONARY = 0.05
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    n_train: int = 64  # the size knob (the held-out set is half as large)
+    n_train: int = 64  # the scale's size (SIZES; the held-out set is half as large)
     max_tokens: int = 48
     batch: int = 32
     # linear head
@@ -74,8 +78,7 @@ class Config:
 SIZES = {"cpu": 32, "cpu-long": 64, "gpu": 512}
 CONFIGS = {
     "fast": Config(
-        n_train=12,
-        max_tokens=24,
+        n_train=12,  # max_tokens stays 48: the tiny model's char tokens need the numbers
         rounds=3,
         limit_rounds=18,
         alpha_grid=11,
@@ -234,8 +237,12 @@ def head_checks(x, y, y_te, cfg: Config, out: Path) -> tuple[list, dict]:
 # ------------------------------------------------------------------------------ last block
 
 
-def block_surfaces(model, ids, mask, y, y_te, v, cfg: Config, units: C.Units) -> dict:
-    """Predicted (before any fit) and trained held-out MSE of every (alpha, step) of the block."""
+def block_surfaces(
+    model, ids, mask, y, y_te, v, cfg: Config, units: C.Units, budget: Budget | None = None
+) -> dict:
+    """Predicted (before any fit) and trained held-out MSE of every (alpha, step) of the block;
+    `budget.check("block fit")` before each fit."""
+    budget = budget or Budget()
     n = cfg.n_train
     data = B.block_inputs(model, ids[:n], mask[:n], cfg.batch)
     data_te = B.block_inputs(model, ids[n:], mask[n:], cfg.batch)
@@ -287,6 +294,7 @@ def block_surfaces(model, ids, mask, y, y_te, v, cfg: Config, units: C.Units) ->
                 trained[ia, 0], prev = step1
                 continue
             target = yt if step == 0 else a * yt + (1 - a) * prev
+            budget.check("block fit")
             with C.Timer() as tf:
                 phi, rec = B.fit(ro, data, target, lam, f0, max_iter=cfg.gn_iters)
             prev = ro.outputs(data).double() - f0
@@ -400,21 +408,38 @@ def plot(head: dict, surf: dict | None, cfg: Config, path: Path) -> Path:
         return simio.save_figure(fig, path.with_suffix(""))
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    """Features, the linear head's checks, then the last block's; a budget stops between these
+    stages or inside the block's fits (its `budget.check`), and a claim whose stage did not
+    finish is reported as needing a larger scale."""
     out = Path(out)
-    model, tok = C.smollm2()
-    texts, y, y_te = texts_and_targets(cfg)
-    ids, mask = C.encode_batch(tok, texts, cfg.max_tokens)
-    with C.Timer() as tf:
-        x = pooled_features(model, ids, mask, cfg.batch)
-    C.log(NAME, f"features {x.shape} in {tf.seconds:.0f}s")
-    res, head = head_checks(x, y, y_te, cfg, out)
+    budget = budget or Budget()
     units = C.Units(out / "units.jsonl")
-    # readout direction: the step-1 ridge head in the original feature coordinates
-    v = head["w1"] / head["sd"]
-    v = v / np.linalg.norm(v)
-    surf = block_surfaces(model, ids, mask, y, y_te, v, cfg, units)
-    res += block_check(surf, cfg)
-    plot(head, surf, cfg, out / "krr_block.png")
-    C.save_run(out, cfg, {k: v for k, v in head.items() if k not in ("w1", "mu", "sd")})
+    done: dict = {}
+    with budget.measuring():
+        model, tok = C.smollm2()
+        texts, y, y_te = texts_and_targets(cfg)
+        ids, mask = C.encode_batch(tok, texts, cfg.max_tokens)
+        budget.check("features")
+        with C.Timer() as tf:
+            x = pooled_features(model, ids, mask, cfg.batch)
+        C.log(NAME, f"features {x.shape} in {tf.seconds:.0f}s")
+        budget.check("head")
+        done["res"], done["head"] = head_checks(x, y, y_te, cfg, out)
+        # readout direction: the step-1 ridge head in the original feature coordinates
+        v = done["head"]["w1"] / done["head"]["sd"]
+        v = v / np.linalg.norm(v)
+        budget.check("block")
+        done["surf"] = block_surfaces(model, ids, mask, y, y_te, v, cfg, units, budget)
+    if "head" not in done:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="The linear head was not fitted.") for c in CLAIMS]
+    res, head = done["res"], done["head"]
+    if "surf" in done:
+        res += block_check(done["surf"], cfg)
+    else:
+        res.append(budget.undecided(V.KRR_LAST_BLOCK, details="The block's fits did not finish."))
+    plot(head, done.get("surf"), cfg, out / "krr_block.png")
+    metrics = {k: v for k, v in head.items() if k not in ("w1", "mu", "sd")}
+    C.save_run(out, cfg, {**metrics, "stopped": budget.stopped})
     return res

@@ -30,17 +30,21 @@ import torch
 
 from ... import claims, simio
 from ...claims.catalog import validate as V
+from ...runner import Budget
 from ...theory.meta import kl_contraction_bound
 from . import _common as C
 from . import _distill as D
 
 NAME = "meta"
 TITLE = "5. Recursive meta-distillation anchored at SmolLM2"
+CLAIMS = (V.META_CONTRACTION, V.META_FLOOR, V.META_DRIFT)
+WEIGHT = 0.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): optimiser steps per generation
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 2  # the size knob: seeds (perturbation, batches, tiny initialisation, samples)
+    seeds: int = 2  # the scale's size (SIZES): perturbation, batches, tiny init, samples
     n_train: int = 24
     n_test: int = 8
     max_tokens: int = 48
@@ -197,10 +201,12 @@ def _tiny_train(cfg, tok, seed, lam, ids, mask, lp, ids_te, mask_te, lp_te, gene
     return kls
 
 
-def measure(cfg: Config, out: Path) -> Path:
+def measure(cfg: Config, out: Path, budget: Budget | None = None) -> Path:
+    budget = budget or Budget()
     model, tok = C.smollm2()
     texts = C.real_texts(cfg.n_train + cfg.n_test, seed=cfg.data_seed, task="champ")
     ids_all, mask_all = C.encode_batch(tok, texts, cfg.max_tokens)
+    budget.check("teacher passes")
     with C.Timer() as tp:
         lp_all = D.teacher_log_probs(model, ids_all, mask_all, dtype=torch.float16)
         u_all = normalised_hidden(model, ids_all, mask_all)
@@ -217,6 +223,7 @@ def measure(cfg: Config, out: Path) -> Path:
     for seed in range(cfg.seeds):
         eps = torch.randn(g_star.shape, generator=torch.Generator().manual_seed(seed))
         g0 = (g_star * torch.exp(cfg.perturb * eps)).to(dev)
+        budget.check("seed")
         with C.Timer() as t1:
             rep = _generations_norm(
                 cfg, seed, cfg.lam, u, m, lp, u_te, m_te, lp_te, g0, weight, False
@@ -327,7 +334,15 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
     return res
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    """Measure (units written as they finish; a budget stops between units), then decide from
+    what was measured: a claim the units cannot decide is reported as needing a larger scale."""
     out = Path(out)
-    path = measure(cfg, out)
-    return decide(C.Units.read(path), cfg, out)
+    budget = budget or Budget()
+    with budget.measuring():
+        measure(cfg, out, budget)
+    rows = C.Units.read(out / "units.jsonl")
+    if not rows:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No unit was measured.") for c in CLAIMS]
+    return decide(rows, cfg, out)

@@ -31,16 +31,20 @@ import numpy as np
 
 from ... import claims, simio
 from ...claims.catalog import validate as V
+from ...runner import Budget
 from . import _common as C
 
 NAME = "opsd"
 TITLE = "6. OPSD vs GRPO and PACED-OPSD vs OPSD at equal rollout tokens"
+CLAIMS = (V.OPSD_TOKENS, V.METHODS_PACED_VS_OPSD)
+WEIGHT = 3.0  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per method and seed
 METHODS = ("opsd", "grpo", "paced")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 2  # the size knob: paired seeds
+    seeds: int = 2  # the scale's size (SIZES): paired seeds
     model: str = "smollm2"
     task: str = "graded_sum_easy"
     steps: int = 8
@@ -73,7 +77,13 @@ CONFIGS: dict[str, Config] = {
     **{s: Config(seeds=n) for s, n in SIZES.items()},
 }
 CONFIGS["gpu"] = dataclasses.replace(
-    CONFIGS["gpu"], steps=40, batch_problems=8, k=8, max_new_tokens=48, n_train=512, n_eval=128
+    CONFIGS["gpu"],
+    steps=40,
+    batch_problems=8,
+    k=8,
+    max_new_tokens=48,
+    n_train=160,  # n_train + n_eval: graded_sum_easy has >= 288 distinct at seeds 0-11
+    n_eval=128,
 )
 
 
@@ -102,7 +112,8 @@ def power_seeds(
     return max_seeds
 
 
-def measure(cfg: Config, out: Path) -> Path:
+def measure(cfg: Config, out: Path, budget: Budget | None = None) -> Path:
+    budget = budget or Budget()
     from ..trainers import TrainConfig, Trainer
 
     units = C.Units(out / "units.jsonl")
@@ -127,8 +138,9 @@ def measure(cfg: Config, out: Path) -> Path:
                 seed=seed,
                 progress=False,
             )
+            budget.check("method")
             with C.Timer() as tm:
-                hist = Trainer(tc).train()
+                hist = Trainer(tc).train(before_step=lambda step: budget.check("step"))
             train = [h for h in hist if h.get("kind") == "train"]
             tokens = np.cumsum(
                 [h["completion_tokens"] * cfg.batch_problems * cfg.k for h in train]
@@ -258,7 +270,15 @@ def decide(rows: list[dict], cfg: Config, out: Path) -> list[claims.CheckResult]
     return res
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    """Measure (units written as they finish; a budget stops between units), then decide from
+    what was measured: a claim the units cannot decide is reported as needing a larger scale."""
     out = Path(out)
-    path = measure(cfg, out)
-    return decide(C.Units.read(path), cfg, out)
+    budget = budget or Budget()
+    with budget.measuring():
+        measure(cfg, out, budget)
+    rows = C.Units.read(out / "units.jsonl")
+    if not rows:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No unit was measured.") for c in CLAIMS]
+    return decide(rows, cfg, out)

@@ -32,6 +32,7 @@ import torch
 
 from ... import claims, simio
 from ...claims.catalog import validate as V
+from ...runner import Budget
 from ...theory.taid import TAIDSchedule
 from ..methods.taid import taid_loss
 from . import _common as C
@@ -40,12 +41,15 @@ from . import _stats as S
 
 NAME = "taid"
 TITLE = "4. TAID vs forward/reverse KL: SmolLM2 -> tiny students"
+CLAIMS = (V.TAID_BEATS, V.TAID_GAP, V.TAID_DIRECTIONS, V.TAID_SCHEDULE)
+WEIGHT = 1.5  # share of a time budget, relative to the other experiments (docs/lm/gpu.md)
+KNOB = "steps"  # size knob (docs/lm/gpu.md): training steps per student and loss
 METHODS = ("forward_kl", "reverse_kl", "taid")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seeds: int = 3  # the size knob: paired seeds
+    seeds: int = 3  # the scale's size (SIZES): paired seeds
     students: tuple[tuple[int, int], ...] = ((32, 1), (128, 2))  # (hidden, layers)
     n_train: int = 48
     n_test: int = 16
@@ -68,7 +72,7 @@ CONFIGS = {
 CONFIGS["gpu"] = dataclasses.replace(
     CONFIGS["gpu"],
     students=((32, 1), (64, 1), (128, 2), (256, 4)),
-    n_train=256,
+    n_train=206,  # champ v0 has 270 problems: 206 + 64 texts
     n_test=64,
     max_tokens=128,
     steps=600,
@@ -122,10 +126,12 @@ def train_one(cfg, method, hidden, layers, seed, tok, data) -> dict:
     return dict(n_params=n_params, t=ts, **ev)
 
 
-def measure(cfg: Config, out: Path) -> Path:
+def measure(cfg: Config, out: Path, budget: Budget | None = None) -> Path:
+    budget = budget or Budget()
     teacher, tok = C.smollm2()
     texts = C.real_texts(cfg.n_train + cfg.n_test, seed=cfg.data_seed, task="champ")
     ids_all, mask_all = C.encode_batch(tok, texts, cfg.max_tokens)
+    budget.check("teacher log-probs")
     with C.Timer() as tt:
         lp_all = D.teacher_log_probs(teacher, ids_all, mask_all, dtype=torch.float16)
     C.log(NAME, f"teacher log-probs {tuple(lp_all.shape)} in {tt.seconds:.0f}s")
@@ -135,6 +141,7 @@ def measure(cfg: Config, out: Path) -> Path:
     for seed in range(cfg.seeds):  # seeds outermost: a stopped run keeps whole seeds
         for hidden, layers in cfg.students:
             for method in METHODS:
+                budget.check("student")
                 with C.Timer() as tm:
                     r = train_one(cfg, method, hidden, layers, seed, tok, data)
                 units.write(
@@ -327,7 +334,15 @@ def plot(table, rows, cfg, path: Path) -> Path:
         return simio.save_figure(fig, path.with_suffix(""))
 
 
-def run(cfg: Config, out: Path) -> list[claims.CheckResult]:
+def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
+    """Measure (units written as they finish; a budget stops between units), then decide from
+    what was measured: a claim the units cannot decide is reported as needing a larger scale."""
     out = Path(out)
-    path = measure(cfg, out)
-    return decide(C.Units.read(path), cfg, out)
+    budget = budget or Budget()
+    with budget.measuring():
+        measure(cfg, out, budget)
+    rows = C.Units.read(out / "units.jsonl")
+    if not rows:
+        C.save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No unit was measured.") for c in CLAIMS]
+    return decide(rows, cfg, out)
