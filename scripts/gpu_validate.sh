@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `sdtheory validate --scale gpu`: the five theory-vs-SmolLM2 experiments on one GPU.
+# `sdtheory validate --scale gpu`: the six theory-vs-real-run experiments on one GPU.
 #
 #   bash scripts/gpu_validate.sh [OUT_DIR]          # one H100/H200: 300 s budget (--budget-s)
 #   bash scripts/gpu_validate.sh --cpu [OUT_DIR]    # the same script at CPU scale (< 30 min, 2 cores)
+#   bash scripts/gpu_validate.sh --cpu-long [OUT_DIR]  # CPU, decides every claim (< 3 h, 2 cores)
 #   bash scripts/gpu_validate.sh --fast [OUT_DIR]   # the reduced CI version (a few minutes)
 #
 # Writes OUT_DIR/report.md, report.html, results.json, timing.json and one run folder per
@@ -18,6 +19,7 @@ set -euo pipefail
 SCALE=gpu
 FAST=()
 if [[ "${1:-}" == "--cpu" ]]; then SCALE=cpu; shift; fi
+if [[ "${1:-}" == "--cpu-long" ]]; then SCALE=cpu-long; shift; fi
 if [[ "${1:-}" == "--fast" ]]; then SCALE=cpu; FAST=(--fast); shift; fi
 OUT="${1:-results/validate_${SCALE}}"
 PY="${PYTHON:-python}"

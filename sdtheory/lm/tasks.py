@@ -16,8 +16,10 @@ exists) and supplies what the on-policy trainers need:
 
 Available tasks (`make_task(name, **options)`): `chain_sum` (reasoning-gym, default 2 terms of
 1-2 digits, with a derived step-by-step solution), `basic_arithmetic` (reasoning-gym),
-`gsm_symbolic` (reasoning-gym; worked solution = its `answer_cot`) and `champ` (champ-dataset v0,
-270 competition problems with step solutions).
+`gsm_symbolic` (reasoning-gym; worked solution = its `answer_cot`), `champ` (champ-dataset v0,
+270 competition problems with step solutions), `graded_sum` (chain sums of graded difficulty,
+from 2 one-digit terms up to several multi-digit terms, mixed in one set: `GradedSumTask`) and
+`graded_sum_easy` (its one-digit levels).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "normalize_answer",
     "set_problem_source",
     "TASKS",
+    "GradedSumTask",
 ]
 
 VIEWS = ("answer", "solution", "partial")
@@ -293,6 +296,73 @@ class ChampTask(Task):
         return out
 
 
+class GradedSumTask(Task):
+    """Chain sums of graded difficulty in one set, generated here (no reasoning-gym).
+
+    Each level is `(terms, digits, ops)`: that many terms of exactly that many digits (1-digit
+    terms are 1-9), joined by `+` (`ops="+"`) or by `+`/`-` drawn at random (`ops="+-"`). The
+    question has reasoning-gym `chain_sum`'s wording and the worked solution its running sums.
+    Problems are drawn level by level in proportion to `weights` (equal by default) and
+    interleaved, so any prefix of the list holds every level in about the same proportions;
+    `Problem.meta["level"]` is the level's index. Calibrated for SmolLM2-135M-Instruct in
+    `sdtheory.lm.validate.paced`, where the levels span its pass rates from always to never.
+    """
+
+    name = "graded_sum"
+    QUESTION = "Calculate {}."
+
+    def __init__(
+        self,
+        levels: tuple[tuple[int, int, str], ...] = (
+            (2, 1, "+"),
+            (2, 1, "+-"),
+            (3, 1, "+-"),
+            (2, 2, "+-"),
+            (4, 3, "+-"),
+        ),
+        weights: tuple[float, ...] | None = None,
+    ):
+        levels = tuple((int(t), int(d), str(o)) for t, d, o in levels)
+        if not levels or any(t < 2 or d < 1 or o not in ("+", "+-") for t, d, o in levels):
+            raise ValueError(
+                f"levels must be (terms >= 2, digits >= 1, '+' or '+-') triples, got {levels!r}"
+            )
+        w = tuple(float(x) for x in (weights or (1.0,) * len(levels)))
+        if len(w) != len(levels) or any(not (x > 0 and math.isfinite(x)) for x in w):
+            raise ValueError(f"weights must be {len(levels)} positive numbers, got {weights!r}")
+        self.levels, self.weights = levels, w
+
+    def _one(self, rng, terms: int, digits: int, ops: str) -> Problem:
+        lo = 1 if digits == 1 else 10 ** (digits - 1)
+        nums = [rng.randrange(lo, 10**digits) for _ in range(terms)]
+        signs = [rng.choice(ops) for _ in range(terms - 1)]
+        expr = " ".join([str(nums[0])] + [f"{o} {n}" for o, n in zip(signs, nums[1:], strict=True)])
+        steps = _chain_steps(expr)
+        answer = steps[-1].removeprefix("The answer is ").rstrip(".")
+        return Problem(
+            self.QUESTION.format(expr), answer, steps, self.name, 0, {"expression": expr}
+        )
+
+    def _generate(self, size: int, seed: int) -> list[Problem]:
+        import random
+
+        tot = sum(self.weights)
+        keyed = []
+        for lvl, ((terms, digits, ops), w) in enumerate(
+            zip(self.levels, self.weights, strict=True)
+        ):
+            rng = random.Random(seed * 1_000_003 + lvl)
+            n = math.ceil(2 * size * w / tot) + 8  # oversampled: duplicates are dropped later
+            for j in range(n):
+                p = self._one(rng, terms, digits, ops)
+                keyed.append(((j + 0.5) * tot / w, lvl, p))
+        keyed.sort(key=lambda t: (t[0], t[1]))
+        return [
+            Problem(p.question, p.answer, p.steps, p.source, i, {**p.meta, "level": lvl})
+            for i, (_, lvl, p) in enumerate(keyed)
+        ]
+
+
 TASKS = {
     "chain_sum": lambda **kw: ReasoningGymTask(
         "chain_sum", **{"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2, **kw}
@@ -300,11 +370,17 @@ TASKS = {
     "basic_arithmetic": lambda **kw: ReasoningGymTask("basic_arithmetic", **kw),
     "gsm_symbolic": lambda **kw: ReasoningGymTask("gsm_symbolic", **kw),
     "champ": lambda **kw: ChampTask(**kw),
+    "graded_sum": lambda **kw: GradedSumTask(**kw),
+    # one-digit sums only: SmolLM2-135M-Instruct starts between 20 % and 60 % held-out
+    "graded_sum_easy": lambda **kw: GradedSumTask(
+        **{"levels": ((2, 1, "+"), (2, 1, "+-"), (3, 1, "+")), **kw}
+    ),
 }
 
 
 def make_task(name: str, **options) -> Task:
-    """A task by name (`chain_sum`, `basic_arithmetic`, `gsm_symbolic`, `champ`)."""
+    """A task by name (`chain_sum`, `basic_arithmetic`, `gsm_symbolic`, `champ`, `graded_sum`,
+    `graded_sum_easy`)."""
     if name not in TASKS:
         raise ValueError(f"name must be one of {sorted(TASKS)}, got {name!r}")
     return TASKS[name](**options)

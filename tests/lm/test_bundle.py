@@ -159,14 +159,20 @@ def test_task_requests_follow_the_experiment_configs(scale):
     from sdtheory.lm import validate
 
     reqs = bundle.validate_task_requests(scale)
-    assert {r.experiment for r in reqs} == set(validate.EXPERIMENTS)
+    assert {r.experiment for r in reqs} == set(validate.EXPERIMENTS) - {"kernel"}  # no tasks
     krr = validate.load_experiment("krr").CONFIGS[scale]
     (r,) = [r for r in reqs if r.experiment == "krr"]
-    assert (r.size, r.seed) == (krr.n_train + krr.n_test, krr.seed)
+    assert (r.size, r.seed) == (krr.n_train + krr.n_eval, krr.seed)
     assert r.task.options["max_terms"] == 3
     opsd = validate.load_experiment("opsd").CONFIGS[scale]
-    (r,) = [r for r in reqs if r.experiment == "opsd"]
-    assert (r.task.name, r.size) == ("chain_sum", opsd.n_train + opsd.n_eval)
+    rs = [r for r in reqs if r.experiment == "opsd"]
+    assert [(r.task.name, r.size, r.seed) for r in rs] == [
+        (tasks.make_task(opsd.task).name, opsd.n_train + opsd.n_eval, s) for s in range(opsd.seeds)
+    ]
+    paced = validate.load_experiment("paced").CONFIGS[scale]
+    (r,) = [r for r in reqs if r.experiment == "paced"]
+    assert (r.task.name, r.size) == ("graded_sum", paced.n_problems)
+
     with pytest.raises(ValueError, match="unknown"):
         bundle.validate_task_requests(scale, only=["nope"])
 
@@ -206,12 +212,14 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     reqs = bundle.validate_task_requests("fast", ["opsd"]) + bundle.smoke_task_requests(["opsd"])
     keys = {taskfile.task_key(taskfile.task_spec(r.task), r.size, r.seed) for r in reqs}
     assert len(m["task_sets"]) == len(keys) >= 3
-    (ts,) = [t for t in m["task_sets"] if "opsd" in t["experiments"]]
-    assert ts["experiments"] == ["opsd", "smoke"]
-    # the bundled task set is exactly what the generator gives
-    got = taskfile.read_task_set(out / ts["path"])
-    want = tasks.make_task("chain_sum").problems(ts["size"], ts["seed"])
-    assert list(got.problems) == want
+    opsd_sets = [t for t in m["task_sets"] if "opsd" in t["experiments"]]
+    assert sorted(t["seed"] for t in opsd_sets) == [0, 1]  # one set per seed
+    assert all(t["experiments"] == ["opsd", "smoke"] for t in opsd_sets)
+    # the bundled task sets are exactly what the generator gives
+    for ts in opsd_sets:
+        got = taskfile.read_task_set(out / ts["path"])
+        want = tasks.make_task("graded_sum_easy").problems(ts["size"], ts["seed"])
+        assert list(got.problems) == want
 
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -230,7 +238,10 @@ def test_bundle_runs_end_to_end_with_the_generators_blocked(tmp_path, blocker):
     assert run["exit_code"] == 0 and run["oversized"] == []
     assert (env_dir / "lib" / "bundled_probe" / "__init__.py").is_file()  # the wheel, installed
     results = json.loads((res / "results.json").read_text())
-    assert results and all(x["claim_id"].startswith("validate.opsd.") for x in results)
+    assert {x["claim_id"] for x in results} == {
+        "validate.opsd-token-efficiency",
+        "methods.paced-vs-opsd",
+    }
     assert not any(x["claim_id"].endswith(".run") for x in results)  # no crash
     for name in ("report.md", "report.html", "timing.json", "opsd/config.json", "opsd/checks.json"):
         assert (res / name).is_file(), name

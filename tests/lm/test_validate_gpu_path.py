@@ -146,7 +146,8 @@ def test_each_experiment_has_one_size_knob_that_leaves_its_task_sets_alone(capsy
 
 def test_krr_stopped_between_its_features_and_its_first_fit(tmp_path, monkeypatch):
     """A hard stop can land anywhere in the measuring block: krr stopped after its features but
-    inside the kernel preparation reports every claim needs-scale (it crashed here once)."""
+    inside the linear head's fits reports every claim needs-scale, and a stop inside the block's
+    fits leaves the head's checks decided and the block's claim needing scale."""
     import dataclasses
 
     from sdtheory.lm.validate import _common as C
@@ -154,15 +155,24 @@ def test_krr_stopped_between_its_features_and_its_first_fit(tmp_path, monkeypatc
     from sdtheory.runner import Budget, OutOfTime
 
     def stop(*args, **kwargs):
-        raise OutOfTime("interrupted inside _prepare")
+        raise OutOfTime("interrupted inside the fits")
 
-    monkeypatch.setattr(krr, "_prepare", stop)
     prev = C.settings()
     C.configure(device="cpu", precision="fp32", model="tiny")
     try:
-        res = krr.run(krr.CONFIGS["fast"], tmp_path, budget=Budget(600.0))
+        with monkeypatch.context() as m:
+            m.setattr(krr, "head_checks", stop)
+            res = krr.run(krr.CONFIGS["fast"], tmp_path / "head", budget=Budget(600.0))
+        assert [r.claim_id for r in res] == [c.id for c in krr.CLAIMS]
+        assert all(r.verdict == "needs-scale" and "head was not fitted" in r.details for r in res)
+        assert _strict((tmp_path / "head" / "config.json").read_text())
+        with monkeypatch.context() as m:
+            m.setattr(krr, "block_surfaces", stop)
+            res = krr.run(krr.CONFIGS["fast"], tmp_path / "block", budget=Budget(600.0))
     finally:
         C.configure(**dataclasses.asdict(prev))
-    assert [r.claim_id for r in res] == [c.id for c in krr.CLAIMS]
-    assert all(r.verdict == "needs-scale" and "before the first fit" in r.details for r in res)
-    assert _strict((tmp_path / "config.json").read_text())
+    block = [r for r in res if r.claim_id == krr.V.KRR_LAST_BLOCK.id]
+    assert len(block) == 1 and block[0].verdict == "needs-scale"
+    assert "did not finish" in block[0].details
+    assert {r.claim_id for r in res} == {c.id for c in krr.CLAIMS}
+    assert all(r.verdict != "needs-scale" for r in res if r is not block[0])  # head decided

@@ -25,20 +25,25 @@ class TaskRequest:
     seed: int
 
 
-def _krr(cfg) -> list[tuple[Task, int, int]]:  # krr.run: chain_sum with up to 3 terms
-    return [(make_task("chain_sum", max_terms=3), cfg.n_train + cfg.n_test, cfg.seed)]
+def _krr(cfg) -> list[tuple[Task, int, int]]:  # krr.texts_and_targets: chain_sum, <= 3 terms
+    return [(make_task("chain_sum", max_terms=3), cfg.n_train + cfg.n_eval, cfg.seed)]
 
 
-def _champ_texts(cfg) -> list[tuple[Task, int, int]]:  # taid.run, meta.run: C.real_texts("champ")
-    return [(make_task("champ"), cfg.n_train + cfg.n_test, cfg.seed)]
+def _champ_texts(cfg) -> list[tuple[Task, int, int]]:  # taid, meta: C.real_texts(task="champ")
+    return [(make_task("champ"), cfg.n_train + cfg.n_test, cfg.data_seed)]
 
 
-def _paced(cfg) -> list[tuple[Task, int, int]]:  # paced.run: Setup.task.split(n_problems, n_eval)
-    return [(make_task("chain_sum"), cfg.n_problems + cfg.n_eval, cfg.seed)]
+def _paced(cfg) -> list[tuple[Task, int, int]]:  # paced.measure: graded_sum at its levels
+    task = make_task("graded_sum", levels=cfg.levels, weights=cfg.weights)
+    return [(task, cfg.n_problems, cfg.seed)]
 
 
-def _opsd(cfg) -> list[tuple[Task, int, int]]:  # opsd.run: Trainer(task="chain_sum").split
-    return [(make_task("chain_sum"), cfg.n_train + cfg.n_eval, cfg.seed)]
+def _kernel(cfg) -> list[tuple[Task, int, int]]:  # kernel: scikit-learn's bundled digits only
+    return []
+
+
+def _opsd(cfg) -> list[tuple[Task, int, int]]:  # opsd: one Trainer per seed, task.split per seed
+    return [(make_task(cfg.task), cfg.n_train + cfg.n_eval, s) for s in range(cfg.seeds)]
 
 
 REQUESTS: dict[str, Callable] = {
@@ -46,6 +51,7 @@ REQUESTS: dict[str, Callable] = {
     "taid": _champ_texts,
     "meta": _champ_texts,
     "paced": _paced,
+    "kernel": _kernel,
     "opsd": _opsd,
 }
 

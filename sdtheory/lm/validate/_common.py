@@ -16,7 +16,7 @@ import torch
 
 from ... import claims, simio
 
-SCALES = ("fast", "cpu", "gpu")
+SCALES = ("fast", "cpu", "cpu-long", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,41 +80,36 @@ def memory_probe() -> dict:
     return D.memory_stats(device())
 
 
-def verdict(
-    c: claims.Claim,
-    predicted: Any,
-    measured: Any,
-    tolerance: Any,
-    ok: bool | None,
-    *,
-    details: str = "",
-    figure: str | None = None,
-) -> claims.CheckResult:
-    """A `CheckResult` with a three-way verdict (`ok=None` -> inconclusive)."""
-    v = "inconclusive" if ok is None else ("held" if ok else "failed")
-
-    def js(x):
-        if isinstance(x, np.generic):
-            x = x.item()
-        if isinstance(x, float) and not math.isfinite(x):
-            return str(x)
-        return x
-
-    return claims.CheckResult(
-        claim_id=c.id,
-        predicted=js(predicted),
-        measured=js(measured),
-        tolerance=js(tolerance),
-        verdict=v,
-        source=str(c.source),
-        statement=c.statement,
-        details=details,
-        figure=figure,
-    )
+#: the scale that can decide what a scale leaves undecided
+NEXT_SCALE = {"cpu": "cpu-long", "cpu-long": "gpu"}
 
 
 def with_scale(results: Sequence[claims.CheckResult], scale: str) -> list[claims.CheckResult]:
-    return [dataclasses.replace(r, scale=f"lm-{scale}") for r in results]
+    """Stamp `lm-<scale>` on every result; at `cpu` and `cpu-long` an undecided band needs more.
+
+    `--scale cpu` answers each claim with held, failed, or "needs `--scale cpu-long`": a band
+    that straddles the null there is a check the cpu sizes cannot decide (listed, not counted),
+    with the band kept in the details. `cpu-long` is sized to decide every claim; what it still
+    leaves undecided is reported the same way, as needing `gpu` (never counted as decided). A
+    `needs-scale` result an experiment made itself (e.g. too few units per bin) names the scale
+    after this one; at `gpu` it names `gpu` (the same scale with more time or units), and an
+    undecided band stays inconclusive.
+    """
+    out = []
+    nxt = NEXT_SCALE.get(scale)
+    for r in results:
+        r = dataclasses.replace(r, scale=f"lm-{scale}")
+        if nxt and r.verdict == "inconclusive":
+            r = dataclasses.replace(
+                r,
+                verdict="needs-scale",
+                needs=nxt,
+                details=f"undecided at {scale} scale (band {r.tolerance}). {r.details}".strip(),
+            )
+        elif r.verdict == "needs-scale" and (nxt or scale == "gpu"):
+            r = dataclasses.replace(r, needs=nxt or scale)  # gpu: the same, with more time
+        out.append(r)
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,7 +204,23 @@ class Units:
         p = Path(path)
         if not p.exists():
             return []
-        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line]
+        lines = p.read_text(encoding="utf-8").splitlines()
+        return [_unfinite(json.loads(line)) for line in lines if line]
+
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _unfinite(o):
+    """Inverse of `simio.finite_json` on a unit row: the strings 'nan', 'inf', '-inf' as floats
+    (so `decide` reads back exactly what `run` measured)."""
+    if isinstance(o, str):
+        return _NONFINITE.get(o, o)
+    if isinstance(o, dict):
+        return {k: _unfinite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_unfinite(v) for v in o]
+    return o
 
 
 def _plain(x):

@@ -1,10 +1,12 @@
 """`sdtheory validate`: run the real-model validation experiments and write their report.
 
-sdtheory validate --scale cpu                 # all five, under 30 minutes on 2 cores
+sdtheory validate --scale cpu                 # all six, under 30 minutes on 2 cores
+sdtheory validate --scale cpu-long            # decides every claim, under 3 hours
 sdtheory validate --scale cpu --fast          # the reduced CI version (a few minutes)
 sdtheory validate --scale gpu --out DIR       # one H100/H200, 300 s budget (--budget-s)
 sdtheory validate --smoke --out DIR           # every code path, tiny model, < 1 min on a GPU
 sdtheory validate --only krr taid             # a subset
+sdtheory validate --scale cpu-long --decide --out DIR   # verdicts from the units in DIR
 sdtheory validate --scale gpu --size opsd=40  # one experiment's size knob (its KNOB) rescaled
 """
 
@@ -33,6 +35,12 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
     )
     p.add_argument("--fast", action="store_true", help="reduced CI version: tiny steps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = as is)")
+    p.add_argument(
+        "--decide",
+        action="store_true",
+        help="measure nothing: recompute the verdicts and the report from the units in --out "
+        "(joins experiments run as separate processes with --only)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any prediction failed")
     p.add_argument(
         "--budget-s",
@@ -70,7 +78,7 @@ def build_parser(prog: str = "sdtheory validate") -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=N",
         help="set experiment NAME's size knob to N (repeatable): krr alpha_grid, meta steps, "
-        "opsd steps, paced train_steps, taid steps (docs/lm/gpu.md, 'Sizing the experiments')",
+        "kernel seeds, opsd steps, paced k, taid steps (docs/lm/gpu.md, 'Sizing the experiments')",
     )
     p.add_argument(
         "--smoke",
@@ -111,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if report["ok"] else 1
     from . import run_validation
 
+    if args.decide and args.out is None:
+        print(
+            "sdtheory validate: error: --decide needs --out (the folder whose units to decide)",
+            file=sys.stderr,
+        )
+        return 2
     sizes = {}
     for item in args.size:
         name, eq, value = item.partition("=")
@@ -122,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = args.budget_s
     if budget is None and args.scale == "gpu" and not args.fast:
         budget = GPU_BUDGET_S
-    if budget == 0:
+    if budget == 0 or args.decide:  # deciding measures nothing: no budget to keep
         budget = None
     if args.out is None:
         tag = f"{args.scale}-fast" if args.fast else args.scale
@@ -142,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model,
             sizes=sizes,
             started=started,
+            decide_only=args.decide,
         )
     except ValueError as e:
         print(f"sdtheory validate: error: {e}", file=sys.stderr)
