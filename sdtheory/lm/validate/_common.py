@@ -182,6 +182,21 @@ def log(name: str, msg: str) -> None:
     print(f"[validate:{name}] {msg}", flush=True)
 
 
+def measure_then_decide(cfg, out: Path, budget, measure, decide, claim_list) -> list:
+    """The experiments' skeleton: `measure(cfg, out, budget)` writes units to `out/units.jsonl`
+    as they finish (a budget stops between units), then `decide(rows, cfg, out)` judges what was
+    measured; with no unit at all, every claim of `claim_list` is reported as needing a larger
+    scale."""
+    out = Path(out)
+    with budget.measuring():
+        measure(cfg, out, budget)
+    rows = Units.read(out / "units.jsonl")
+    if not rows:
+        save_run(out, cfg, dict(stopped=budget.stopped))
+        return [budget.undecided(c, details="No unit was measured.") for c in claim_list]
+    return decide(rows, cfg, out)
+
+
 class Units:
     """Append-only JSON-lines record of an experiment's units (one line per problem, seed, ...).
 

@@ -579,12 +579,4 @@ def plot(an: dict, summary: dict, cfg: Config, path: Path) -> Path:
 def run(cfg: Config, out: Path, budget: Budget | None = None) -> list[claims.CheckResult]:
     """Measure (units written as they finish; a budget stops between units), then decide from
     what was measured: a claim the units cannot decide is reported as needing a larger scale."""
-    out = Path(out)
-    budget = budget or Budget()
-    with budget.measuring():
-        measure(cfg, out, budget)
-    rows = C.Units.read(out / "units.jsonl")
-    if not rows:
-        C.save_run(out, cfg, dict(stopped=budget.stopped))
-        return [budget.undecided(c, details="No unit was measured.") for c in CLAIMS]
-    return decide(rows, cfg, out)
+    return C.measure_then_decide(cfg, out, budget or Budget(), measure, decide, CLAIMS)
